@@ -1,0 +1,5 @@
+"""Allow `python -m engine` as an alias for the `mtbench` console script."""
+
+from engine.cli import main
+
+raise SystemExit(main())

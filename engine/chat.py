@@ -1,0 +1,64 @@
+"""Chat requests and responses as the engine sees them, and the cache key that identifies a request.
+
+The cache key is the sha256 of a canonical JSON form of everything that shapes the answer: API kind,
+the user's model label and the served model string, the messages, the sampling parameters and the
+sample index. Never the URL, the API key or the transport (JSON vs SSE): moving a model to another
+replica, rotating a key or turning on streaming must not cost a single request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+__all__ = ["ChatRequest", "ChatResponse", "Message"]
+
+Message = tuple[str, str]  # (role, content): compact and hashable
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    api: str
+    label: str
+    model: str
+    messages: tuple[Message, ...]
+    max_tokens: int
+    temperature: float
+    sample: int = 0
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "api": self.api,
+            "label": self.label,
+            "model": self.model,
+            "messages": [{"role": role, "content": content} for role, content in self.messages],
+            "params": {"max_tokens": self.max_tokens, "temperature": self.temperature},
+            "sample": self.sample,
+        }
+
+    def canonical_json(self) -> bytes:
+        return orjson.dumps(self.canonical(), option=orjson.OPT_SORT_KEYS)
+
+    def cache_key(self) -> str:
+        return hashlib.sha256(self.canonical_json()).hexdigest()
+
+    def prompt_chars(self) -> int:
+        return sum(len(content) for _, content in self.messages)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResponse:
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency: float = 0.0
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.prompt_tokens is None and self.completion_tokens is None:
+            return None
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)

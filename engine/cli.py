@@ -1,0 +1,176 @@
+"""The `mtbench` command line: parse arguments, call into the engine, print, pick the exit code.
+
+Exit codes: 0 every job succeeded; 1 some jobs failed (summary printed); 2 bad config, data or
+store (one line, nothing sent, nothing stored touched); 130/143 interrupted by SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine import __version__
+from engine.config import load_config
+from engine.errors import MtbenchError
+from engine.show import SHOW_MODES
+
+__all__ = ["main"]
+
+
+def _install_loop_policy() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _cmd_requests(args: argparse.Namespace) -> int:
+    from engine.runner import execute
+    from engine.tables import format_plan, format_run_summary
+
+    config = load_config(args.config)
+    result = _run_result(execute(config, args.command, data_flag=args.data))
+    if args.command == "plan":
+        print(format_plan(result.tally))
+        return 0
+    print(format_run_summary(result.tally))
+    print(f"store: {result.store}")
+    return 0 if result.ok else 1
+
+
+def _run_result(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    _install_loop_policy()
+    return asyncio.run(coroutine)
+
+
+def _cmd_data_fetch(args: argparse.Namespace) -> int:
+    from engine.datafetch import fetch_data
+
+    report = _run_result(fetch_data(Path(args.dest) if args.dest else None))
+    print(
+        f"data dir: {report.dest} ({len(report.fetched)} fetched, {len(report.verified)} verified)"
+    )
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from engine.show import format_leaderboards, leaderboards, leaderboards_json
+
+    boards = _run_result(
+        leaderboards(
+            Path(args.store), args.bench, judge=args.judge, mode=args.mode, baseline=args.baseline
+        )
+    )
+    if args.json:
+        print(orjson.dumps(leaderboards_json(boards), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(format_leaderboards(boards))
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from engine.data import resolve_data_dir
+    from engine.errors import DataError
+    from engine.interop import import_fastchat, record_questions
+
+    store = Path(args.store)
+    report = _run_result(import_fastchat(store, Path(args.fastchat), args.bench))
+    print(
+        f"imported {report.answer_rows} answer turns of {len(report.models)} models and "
+        f"{report.judgment_rows} judgment rows of {len(report.judges)} judges into {store}"
+    )
+    try:
+        data_dir = resolve_data_dir(args.data, None)
+    except DataError:
+        print("no data dir given: categories will show as 'unknown' until a run records them")
+        return 0
+    _run_result(record_questions(store, data_dir, args.bench))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from engine.interop import export_fastchat
+
+    report = _run_result(
+        export_fastchat(Path(args.store), Path(args.fastchat), args.bench, judge=args.judge)
+    )
+    for written in report.files:
+        print(f"{written.path} ({written.lines} lines)")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mtbench-engine {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+    helps = {
+        "plan": "print the requests a run would send and those already cached; send nothing",
+        "generate": "generate every missing answer",
+        "run": "generate and judge in one pipelined run",
+        "judge": "judge every stored answer not yet judged by this judge",
+    }
+    for name, text in helps.items():
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("-c", "--config", required=True, help="run config (TOML)")
+        sub.add_argument(
+            "--data", help="MT-Bench data dir (overrides the config and $MTBENCH_DATA)"
+        )
+        sub.set_defaults(handler=_cmd_requests)
+    show = commands.add_parser("show", help="leaderboards from the stored judgments")
+    show.add_argument("--store", required=True, help="the SQLite store")
+    show.add_argument("--bench", default="mt_bench")
+    show.add_argument("--judge", help="only this judge label (default: every judge in the store)")
+    show.add_argument(
+        "--mode", choices=SHOW_MODES, help="default: single if present, else pairwise-all"
+    )
+    show.add_argument("--baseline", default="gpt-3.5-turbo", help="for --mode pairwise-baseline")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(handler=_cmd_show)
+    imports = commands.add_parser("import", help="load FastChat answer and judgment files")
+    imports.add_argument("--store", required=True, help="the SQLite store (created if missing)")
+    imports.add_argument(
+        "--fastchat",
+        required=True,
+        help="a model_answer folder, a folder holding model_answer/, or a FastChat data dir",
+    )
+    imports.add_argument("--bench", default="mt_bench")
+    imports.add_argument("--data", help="MT-Bench data dir, to record question categories")
+    imports.set_defaults(handler=_cmd_import)
+    export = commands.add_parser("export", help="write FastChat answer and judgment files")
+    export.add_argument("--store", required=True, help="the SQLite store")
+    export.add_argument(
+        "--fastchat", required=True, help="directory to write model_answer/ etc. into"
+    )
+    export.add_argument("--bench", default="mt_bench")
+    export.add_argument("--judge", help="only this judge label")
+    export.set_defaults(handler=_cmd_export)
+    data = commands.add_parser("data", help="MT-Bench data files").add_subparsers(
+        dest="data_command", required=True
+    )
+    fetch = data.add_parser("fetch", help="download FastChat's MT-Bench files (sha256-checked)")
+    fetch.add_argument("--dest", help="directory to fill (default: the user cache)")
+    fetch.set_defaults(handler=_cmd_data_fetch)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except MtbenchError as error:
+        print(f"mtbench: error: {error}", file=sys.stderr)
+        return error.exit_code

@@ -1,0 +1,285 @@
+"""Run configs: TOML in, validated frozen dataclasses out, or one line saying what is wrong.
+
+Every problem is reported before any request is sent, naming the file, the table, the key and the
+offending value, because a typo found after an hour of paid generation is a typo found too late.
+Relative paths are resolved against the config file's directory, so a config works from any cwd.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "JUDGE_MODES",
+    "SUPPORTED_APIS",
+    "EndpointConfig",
+    "JudgeConfig",
+    "ModelConfig",
+    "RunConfig",
+    "load_config",
+]
+
+SUPPORTED_APIS = ("openai",)
+JUDGE_MODES = ("single", "pairwise-baseline", "pairwise-all")
+DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1"}
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    """Where and how fast to send one model's (or the judge's) requests."""
+
+    name: str
+    model: str
+    base_urls: tuple[str, ...]
+    api: str = "openai"
+    api_key_env: str | None = None
+    api_key: str | None = field(default=None, repr=False, compare=False)
+    concurrency: int = 16
+    rpm: int = 0
+    tpm: int = 0
+    max_tokens: int = 1024
+    temperature: float | None = None
+    system_prompt: str | None = None
+    stream: bool = False
+    timeout: float = 300.0
+    max_attempts: int = 8
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def snapshot(self) -> dict[str, Any]:
+        """The config as stored with a run: everything but the key itself."""
+        return {
+            name: getattr(self, name) for name in self.__dataclass_fields__ if name != "api_key"
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig(EndpointConfig):
+    """A model under test."""
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeConfig(EndpointConfig):
+    """The judge: FastChat's defaults are temperature 0 and 2048 output tokens."""
+
+    max_tokens: int = 2048
+    temperature: float | None = 0.0
+    mode: str = "single"
+    baseline: str = "gpt-3.5-turbo"
+
+    @property
+    def label(self) -> str:
+        """Distinct from model labels: GPT-4 may well be judging GPT-4's answers."""
+        return f"judge {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    path: Path
+    store: Path
+    data: Path | None
+    bench: str
+    models: tuple[ModelConfig, ...]
+    judge: JudgeConfig | None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "store": str(self.store),
+            "data": None if self.data is None else str(self.data),
+            "bench": self.bench,
+            "models": [m.snapshot() for m in self.models],
+            "judge": None if self.judge is None else self.judge.snapshot(),
+        }
+
+
+Check = Callable[[Any], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    kind: str  # shown to the user: "a string", "an integer >= 1", ...
+    check: Check
+
+
+def _is_int(low: int) -> Check:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _is_number(low: float, high: float = math.inf) -> Check:
+    return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str) and v != ""
+
+
+def _is_url_list(v: Any) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(_is_url(u) for u in v)
+
+
+def _is_url(v: Any) -> bool:
+    return isinstance(v, str) and v.startswith(("http://", "https://"))
+
+
+_ENDPOINT_KEYS: dict[str, _Key] = {
+    "name": _Key("a non-empty string", _is_str),
+    "model": _Key("a non-empty string", _is_str),
+    "base_url": _Key("an http(s) URL", _is_url),
+    "base_urls": _Key("a non-empty list of http(s) URLs", _is_url_list),
+    "api": _Key(f"one of {', '.join(SUPPORTED_APIS)}", lambda v: v in SUPPORTED_APIS),
+    "api_key_env": _Key("an environment variable name", _is_str),
+    "concurrency": _Key("an integer >= 1", _is_int(1)),
+    "rpm": _Key("an integer >= 0 (0 = unlimited)", _is_int(0)),
+    "tpm": _Key("an integer >= 0 (0 = unlimited)", _is_int(0)),
+    "max_tokens": _Key("an integer >= 1", _is_int(1)),
+    "temperature": _Key("a number between 0 and 2", _is_number(0.0, 2.0)),
+    "system_prompt": _Key("a string", lambda v: isinstance(v, str)),
+    "stream": _Key("true or false", lambda v: isinstance(v, bool)),
+    "timeout": _Key("a number of seconds > 0", _is_number(1e-3)),
+    "max_attempts": _Key("an integer >= 1", _is_int(1)),
+}
+_JUDGE_KEYS: dict[str, _Key] = {
+    **_ENDPOINT_KEYS,
+    "mode": _Key(f"one of {', '.join(JUDGE_MODES)}", lambda v: v in JUDGE_MODES),
+    "baseline": _Key("a model name", _is_str),
+}
+_TOP_KEYS: dict[str, _Key] = {
+    "store": _Key("a path", _is_str),
+    "data": _Key("a path", _is_str),
+    "bench": _Key("a bench name such as mt_bench", _is_str),
+    "model": _Key("an array of [[model]] tables", lambda v: isinstance(v, list)),
+    "judge": _Key("a [judge] table", lambda v: isinstance(v, dict)),
+}
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Checker:
+    """Validates one table against its key schema, naming the file and table in every error."""
+
+    def __init__(self, path: Path, where: str, table: dict[str, Any], keys: dict[str, _Key]):
+        self.path, self.where, self.table = path, where, table
+        for key, value in table.items():
+            spec = keys.get(key)
+            if spec is None:
+                known = ", ".join(sorted(keys))
+                self.fail(key, value, f"unknown key (known keys: {known})")
+            elif not spec.check(value):
+                self.fail(key, value, f"expected {spec.kind}")
+
+    def fail(self, key: str, value: Any, problem: str) -> None:
+        raise ConfigError(f"{self.path}: {self.where} key {key!r} = {_show(value)}: {problem}")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.table.get(key, default)
+
+
+def load_config(path: Path | str) -> RunConfig:
+    """Read and validate a run config; raise ConfigError with one line on the first problem."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+    top = _Checker(path, "top-level", raw, _TOP_KEYS)
+    base = path.resolve().parent
+    if top.get("store") is None:
+        raise ConfigError(f"{path}: top-level key 'store' is missing; give the SQLite file to use")
+    models = tuple(
+        _endpoint(path, f"[[model]] #{i + 1}", table, ModelConfig, _ENDPOINT_KEYS)
+        for i, table in enumerate(top.get("model", []))
+    )
+    _reject_duplicates(path, models)
+    judge_table = top.get("judge")
+    judge = None
+    if judge_table is not None:
+        judge = _endpoint(path, "[judge]", judge_table, JudgeConfig, _JUDGE_KEYS)
+    data = top.get("data")
+    return RunConfig(
+        path=path,
+        store=base / Path(top.get("store")).expanduser(),
+        data=None if data is None else base / Path(data).expanduser(),
+        bench=top.get("bench", "mt_bench"),
+        models=models,
+        judge=judge,
+    )
+
+
+def _endpoint(
+    path: Path, where: str, table: Any, cls: type[EndpointConfig], keys: dict[str, _Key]
+) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {where} must be a table, got {_show(table)}")
+    check = _Checker(path, where, table, keys)
+    name = check.get("name") or check.get("model")
+    if name is None:
+        required = "'name'" if cls is ModelConfig else "'name' or 'model'"
+        raise ConfigError(f"{path}: {where} key {required} is missing; give the model a label")
+    where = f"{where} ({name})"
+    if check.get("base_url") is not None and check.get("base_urls") is not None:
+        check.fail("base_urls", check.get("base_urls"), "give either base_url or base_urls")
+    api = check.get("api", "openai")
+    urls = check.get("base_urls") or [check.get("base_url") or DEFAULT_BASE_URLS[api]]
+    options = {k: v for k, v in table.items() if k not in ("name", "base_url", "base_urls")}
+    for number_key in ("temperature", "timeout"):
+        if number_key in options:
+            options[number_key] = float(options[number_key])
+    return cls(
+        name=name,
+        model=check.get("model", name),
+        base_urls=tuple(u.rstrip("/") for u in urls),
+        api_key=_api_key(check, where),
+        **{k: v for k, v in options.items() if k != "model"},
+    )
+
+
+def _api_key(check: _Checker, where: str) -> str | None:
+    variable = check.get("api_key_env")
+    if variable is None:
+        return None
+    key = os.environ.get(variable)
+    if not key:
+        check.fail(
+            "api_key_env",
+            variable,
+            f"environment variable {variable} is not set; export it or remove api_key_env",
+        )
+    return key
+
+
+def _reject_duplicates(path: Path, models: tuple[ModelConfig, ...]) -> None:
+    seen: set[str] = set()
+    for model in models:
+        if model.name in seen:
+            raise ConfigError(
+                f"{path}: [[model]] name {model.name!r} appears twice; labels must be unique"
+            )
+        seen.add(model.name)

@@ -1,0 +1,194 @@
+"""MT-Bench data files: question sets, judge prompts and reference answers, read from a data dir.
+
+The files are FastChat's, never copied into this repository: the user points the engine at a
+directory (flag, config or `MTBENCH_DATA`) or lets `mtbench data fetch` download them into a user
+cache. Every malformed line is reported as `file:line` so it can be fixed by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.errors import DataError
+
+__all__ = [
+    "DATA_ENV",
+    "REFERENCE_MODEL",
+    "BenchData",
+    "JudgePrompt",
+    "Question",
+    "load_bench",
+    "load_judge_prompts",
+    "read_jsonl",
+    "resolve_data_dir",
+]
+
+DATA_ENV = "MTBENCH_DATA"
+# FastChat looks up references under the judge's model name; every published run used GPT-4's.
+REFERENCE_MODEL = "gpt-4"
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    question_id: int
+    category: str
+    turns: tuple[str, ...]
+    required_temperature: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JudgePrompt:
+    name: str
+    type: str  # "single" | "pairwise"
+    system_prompt: str
+    prompt_template: str
+    output_format: str  # "[[rating]]" | "[[A]]" | "[[rating_a,rating_b]]"
+
+
+@dataclass(frozen=True, slots=True)
+class BenchData:
+    """Everything one benchmark run reads from the data dir."""
+
+    bench: str
+    questions: tuple[Question, ...]
+    judge_prompts: dict[str, JudgePrompt]
+    references: dict[int, tuple[str, ...]]  # question_id -> reference turns
+    by_id: dict[int, Question] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {q.question_id: q for q in self.questions})
+
+
+def resolve_data_dir(flag: str | None, configured: Path | None) -> Path:
+    """Pick the data dir: `--data`, then config `data`, then `$MTBENCH_DATA`, then the cache."""
+    from engine.datafetch import default_cache_dir
+
+    if flag:
+        return Path(flag).expanduser()
+    if configured is not None:
+        return configured
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    cache = default_cache_dir()
+    if (cache / "judge_prompts.jsonl").is_file():
+        return cache
+    raise DataError(
+        "no MT-Bench data dir: set `data` in the config, pass --data DIR, set "
+        f"{DATA_ENV}, or run `mtbench data fetch` to download FastChat's files"
+    )
+
+
+def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """Parse a JSONL file into (line number, object) pairs; blank lines are skipped."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found; check the data dir") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    rows = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}:{number}: not valid JSON ({exc}); fix or remove the line"
+            ) from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
+        rows.append((number, obj))
+    return rows
+
+
+def _field(path: Path, number: int, obj: dict[str, Any], key: str, kind: type | tuple) -> Any:
+    value = obj.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise DataError(f"{path}:{number}: field {key!r} is missing or not {_kind_name(kind)}")
+    return value
+
+
+def _kind_name(kind: type | tuple) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def _string_turns(path: Path, number: int, turns: list[Any], key: str) -> tuple[str, ...]:
+    if not turns or not all(isinstance(t, str) for t in turns):
+        raise DataError(f"{path}:{number}: field {key!r} must be a non-empty list of strings")
+    return tuple(turns)
+
+
+def load_questions(path: Path) -> tuple[Question, ...]:
+    questions: list[Question] = []
+    seen: set[int] = set()
+    for number, obj in read_jsonl(path):
+        qid = _field(path, number, obj, "question_id", int)
+        if qid in seen:
+            raise DataError(f"{path}:{number}: duplicate question_id {qid}")
+        seen.add(qid)
+        turns = _string_turns(path, number, _field(path, number, obj, "turns", list), "turns")
+        temperature = obj.get("required_temperature")
+        if temperature is not None and not isinstance(temperature, (int, float)):
+            raise DataError(f"{path}:{number}: field 'required_temperature' must be a number")
+        questions.append(
+            Question(
+                question_id=qid,
+                category=_field(path, number, obj, "category", str),
+                turns=turns,
+                required_temperature=None if temperature is None else float(temperature),
+            )
+        )
+    if not questions:
+        raise DataError(f"{path}: the question set is empty; point the data dir at MT-Bench files")
+    return tuple(questions)
+
+
+def load_judge_prompts(path: Path) -> dict[str, JudgePrompt]:
+    prompts: dict[str, JudgePrompt] = {}
+    for number, obj in read_jsonl(path):
+        prompt = JudgePrompt(
+            name=_field(path, number, obj, "name", str),
+            type=_field(path, number, obj, "type", str),
+            system_prompt=_field(path, number, obj, "system_prompt", str),
+            prompt_template=_field(path, number, obj, "prompt_template", str),
+            output_format=_field(path, number, obj, "output_format", str),
+        )
+        prompts[prompt.name] = prompt
+    return prompts
+
+
+def load_references(path: Path) -> dict[int, tuple[str, ...]]:
+    """Reference answers in FastChat's answer schema: `choices[0].turns`. Later lines win."""
+    references: dict[int, tuple[str, ...]] = {}
+    for number, obj in read_jsonl(path):
+        qid = _field(path, number, obj, "question_id", int)
+        choices = _field(path, number, obj, "choices", list)
+        if not choices or not isinstance(choices[0], dict):
+            raise DataError(f"{path}:{number}: field 'choices' must hold at least one object")
+        turns = _field(path, number, choices[0], "turns", list)
+        references[qid] = _string_turns(path, number, turns, "choices[0].turns")
+    return references
+
+
+def load_bench(data_dir: Path, bench: str, *, need_judging: bool) -> BenchData:
+    """Load a bench's questions, and, when judging, the judge prompts and reference answers."""
+    if not data_dir.is_dir():
+        raise DataError(
+            f"data dir {data_dir} does not exist; run `mtbench data fetch` or fix `data`"
+        )
+    questions = load_questions(data_dir / bench / "question.jsonl")
+    prompts: dict[str, JudgePrompt] = {}
+    references: dict[int, tuple[str, ...]] = {}
+    if need_judging:
+        prompts = load_judge_prompts(data_dir / "judge_prompts.jsonl")
+        references = load_references(
+            data_dir / bench / "reference_answer" / f"{REFERENCE_MODEL}.jsonl"
+        )
+    return BenchData(bench=bench, questions=questions, judge_prompts=prompts, references=references)

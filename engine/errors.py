@@ -1,0 +1,87 @@
+"""The engine's error hierarchy, so the CLI can turn any failure into one line and an exit code.
+
+MtbenchError                  anything the user can act on; str() is the one-line message
+├── InputError                exit 2: nothing was sent, nothing stored was touched
+│   ├── ConfigError           bad TOML, unknown key, wrong type, unset API-key variable
+│   ├── DataError             missing or malformed data file, checksum mismatch
+│   └── StoreError            not an mtbench store, newer schema, store busy
+└── RequestError              one HTTP attempt failed; `retryable` says whether to try again
+    ├── RetryableError        429, 5xx, timeouts, resets, malformed bodies
+    └── FatalRequestError     400/422 (this request is wrong) or 401/403/404 (the endpoint is)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "FatalRequestError",
+    "InputError",
+    "MtbenchError",
+    "RequestError",
+    "RetryableError",
+    "StoreError",
+]
+
+
+class MtbenchError(Exception):
+    """Base class: a failure with a message meant for the user."""
+
+    exit_code = 1
+
+
+class InputError(MtbenchError):
+    """Bad input detected before any request is sent."""
+
+    exit_code = 2
+
+
+class ConfigError(InputError):
+    """The run config is invalid."""
+
+
+class DataError(InputError):
+    """A benchmark data file is missing, malformed or fails its checksum."""
+
+
+class StoreError(InputError):
+    """The SQLite store cannot be used."""
+
+
+class RequestError(MtbenchError):
+    """One HTTP attempt failed.
+
+    `error_class` is a short stable name (`rate_limit`, `server_error`, `timeout`, ...) used in
+    failure summaries; `retry_after` is the server's requested wait in seconds, if it gave one.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        error_class: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.status = status
+        self.retry_after = retry_after
+
+
+class RetryableError(RequestError):
+    """Worth another attempt after a backoff."""
+
+    retryable = True
+
+
+class FatalRequestError(RequestError):
+    """Retrying cannot help. `endpoint_fatal` means no request to this endpoint can succeed."""
+
+    def __init__(
+        self, error_class: str, message: str, *, status: int | None = None, endpoint_fatal: bool
+    ) -> None:
+        super().__init__(error_class, message, status=status)
+        self.endpoint_fatal = endpoint_fatal

@@ -1,0 +1,310 @@
+"""The store out as FastChat `llm_judge` files, so FastChat's own tools read our results.
+
+`show_result.py` pointed at the exported `model_judgment/<judge>_single.jsonl` or `_pair.jsonl`
+prints the numbers `mtbench show` prints; `model_answer/<model>.jsonl` can be judged by FastChat's
+`gen_judgment.py`. Lines are written the way FastChat writes them (`json.dumps`, same key order),
+answers in question order, so imported files come back out equal to what went in. Files are
+replaced atomically: a reader never sees half a file.
+
+Two choices FastChat's files cannot express are made here. A single score is written as FastChat's
+parser typed it (int for "[[6]]", float for "[[5.5]]") when the stored score is what the judge's
+text parses to, otherwise as an int if integral, else a float. A pairwise line needs both games, so
+a match with a game missing from the store is left out (FastChat's show_result drops matches with
+an "error" game, so the numbers are the same) and counted in the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.errors import InputError
+from engine.interop_import import ANSWER_DIR, IMPORT_API, JUDGMENT_DIR
+from engine.judge import parse_rating
+from engine.store import JudgeIdentity, Store, open_store
+
+__all__ = ["ExportReport", "ExportedFile", "export_fastchat"]
+
+_UNSAFE = re.compile(r"[/\\\x00]")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedFile:
+    path: Path
+    kind: str  # 'answer' | 'single' | 'pair'
+    name: str  # model label, or judge label
+    lines: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExportReport:
+    dest: Path
+    files: tuple[ExportedFile, ...]
+    incomplete_answers: int  # (model, question) pairs left out: a turn is missing
+    incomplete_matches: int  # pairwise matches left out: a game is missing
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredJudgment:
+    identity: JudgeIdentity
+    kind: str
+    model: str
+    opponent: str
+    question_id: int
+    turn: int
+    game: int
+    prompt_name: str
+    score: float | None
+    winner: str | None
+    created: float
+    user_prompt: str
+    text: str
+
+
+async def export_fastchat(
+    store_path: Path, dest: Path, bench: str = "mt_bench", judge: str | None = None
+) -> ExportReport:
+    """Write the store's answers and judgments (all judges, or the one labelled `judge`)."""
+    store = await open_store(Path(store_path), write=False)
+    try:
+        answers = await _answer_lines(store, bench)
+        judgments = await _stored_judgments(store, bench, judge)
+    finally:
+        await store.close()
+    if judge is not None and not judgments:
+        raise InputError(f"{store_path}: no judgments by judge {judge!r} for bench {bench}")
+    if not answers.by_model and not judgments:
+        raise InputError(
+            f"{store_path}: no answers or judgments for bench {bench}; nothing to export"
+        )
+    dest = Path(dest)
+    stems = _file_stems(answers.by_model)
+    files = [
+        _write_lines(dest / ANSWER_DIR / f"{stems[model]}.jsonl", "answer", model, lines)
+        for model, lines in sorted(answers.by_model.items())
+    ]
+    incomplete_matches = 0
+    for stem, identity, rows in _judge_files(judgments):
+        single = [_single_line(row) for row in rows if row.kind == "single"]
+        pair, skipped = _pair_lines(row for row in rows if row.kind == "pair")
+        incomplete_matches += skipped
+        folder = dest / JUDGMENT_DIR
+        if single:
+            files.append(
+                _write_lines(folder / f"{stem}_single.jsonl", "single", identity.name, single)
+            )
+        if pair:
+            files.append(_write_lines(folder / f"{stem}_pair.jsonl", "pair", identity.name, pair))
+    return ExportReport(dest, tuple(files), answers.incomplete, incomplete_matches)
+
+
+@dataclass(frozen=True, slots=True)
+class _AnswerLines:
+    by_model: dict[str, list[dict[str, Any]]]
+    incomplete: int
+
+
+async def _answer_lines(store: Store, bench: str) -> _AnswerLines:
+    rows = await store.fetch(
+        "SELECT a.model, a.question_id, a.turn, a.created, a.response_key, r.text, r.model, "
+        "CASE WHEN r.api = ? THEN r.request END "
+        "FROM answers a JOIN responses r ON r.key = a.response_key "
+        "WHERE a.bench = ? AND a.sample = 0 ORDER BY a.model, a.question_id, a.turn",
+        (IMPORT_API, bench),
+    )
+    turn_counts = await _turn_counts(store, bench, rows)
+    grouped: dict[tuple[str, int], list[Any]] = defaultdict(list)
+    for row in rows:
+        grouped[(row[0], row[1])].append(row)
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    incomplete = 0
+    for (model, qid), turns in grouped.items():
+        if [row[2] for row in turns] != list(range(1, turn_counts[qid] + 1)):
+            incomplete += 1
+            continue
+        by_model.setdefault(model, []).append(
+            {
+                "question_id": qid,
+                "answer_id": _answer_id(turns),
+                "model_id": turns[0][6],
+                "choices": [{"index": 0, "turns": [row[5] for row in turns]}],
+                "tstamp": max(row[3] for row in turns),
+            }
+        )
+    return _AnswerLines(by_model, incomplete)
+
+
+async def _turn_counts(store: Store, bench: str, rows: Iterable[Any]) -> dict[int, int]:
+    """Turns per question: from the stored question set, else the most any model answered."""
+    counts: dict[int, int] = {}
+    for _, qid, turn, *_ in rows:
+        counts[qid] = max(counts.get(qid, 0), turn)
+    known = await store.fetch(
+        "SELECT question_id, json_array_length(turns) FROM questions WHERE bench = ?", (bench,)
+    )
+    counts.update({qid: n for qid, n in known if qid in counts})
+    return counts
+
+
+def _answer_id(turns: list[Any]) -> str:
+    # An imported line keeps its FastChat answer_id; anything else gets a 22-character id (the
+    # length of FastChat's shortuuid) derived from the response keys, stable across exports.
+    imported = {orjson.loads(row[7]).get("answer_id") for row in turns if row[7] is not None}
+    if len(imported) == 1 and len(turns) == sum(row[7] is not None for row in turns):
+        (answer_id,) = imported
+        if isinstance(answer_id, str):
+            return answer_id
+    return hashlib.sha256("\n".join(row[4] for row in turns).encode()).hexdigest()[:22]
+
+
+async def _stored_judgments(store: Store, bench: str, judge: str | None) -> list[_StoredJudgment]:
+    where = "" if judge is None else "AND j.judge = ? "
+    rows = await store.fetch(
+        "SELECT j.judge, j.judge_model, j.judge_api, j.kind, j.model, j.opponent, j.question_id, "
+        "j.turn, j.game, j.prompt_name, j.score, j.winner, j.created, r.request, r.text "
+        "FROM judgments j JOIN responses r ON r.key = j.response_key "
+        f"WHERE j.bench = ? AND j.sample = 0 {where}"
+        "ORDER BY j.judge, j.judge_model, j.judge_api, j.question_id, j.model, j.opponent, "
+        "j.turn, j.game",
+        (bench,) if judge is None else (bench, judge),
+    )
+    return [
+        _StoredJudgment(
+            identity=JudgeIdentity(judge_name, judge_model, judge_api),
+            kind=kind,
+            model=model,
+            opponent=opponent,
+            question_id=qid,
+            turn=turn,
+            game=game,
+            prompt_name=prompt_name,
+            score=score,
+            winner=winner,
+            created=created,
+            user_prompt=_user_prompt(request),
+            text=text,
+        )
+        for (
+            judge_name, judge_model, judge_api, kind, model, opponent, qid, turn, game,
+            prompt_name, score, winner, created, request, text,
+        ) in rows
+    ]  # fmt: skip
+
+
+def _user_prompt(request: bytes | str) -> str:
+    """The last user message of a stored request: generated and imported requests both have one."""
+    messages = orjson.loads(request).get("messages") or []
+    users = [
+        m.get("content", "") for m in messages if isinstance(m, dict) and m.get("role") == "user"
+    ]
+    return users[-1] if users else ""
+
+
+def _judge_files(
+    judgments: list[_StoredJudgment],
+) -> list[tuple[str, JudgeIdentity, list[_StoredJudgment]]]:
+    """One file stem per judge identity: the label, suffixed when identities share a label."""
+    by_identity: dict[JudgeIdentity, list[_StoredJudgment]] = defaultdict(list)
+    for row in judgments:
+        by_identity[row.identity].append(row)
+    labels: dict[str, int] = defaultdict(int)
+    for identity in by_identity:
+        labels[identity.name] += 1
+    names = {
+        identity: identity.name
+        if labels[identity.name] == 1
+        else f"{identity.name}-{identity.model}-{identity.api}"
+        for identity in by_identity
+    }
+    stems = _file_stems(names.values())
+    return [(stems[names[identity]], identity, rows) for identity, rows in by_identity.items()]
+
+
+def _single_line(row: _StoredJudgment) -> dict[str, Any]:
+    return {
+        "question_id": row.question_id,
+        "model": row.model,
+        "judge": [row.identity.name, row.prompt_name],
+        "user_prompt": row.user_prompt,
+        "judgment": row.text,
+        "score": _fastchat_score(row.score, row.text),
+        "turn": row.turn,
+        "tstamp": row.created,
+    }
+
+
+def _fastchat_score(score: float | None, text: str) -> int | float:
+    if score is None:
+        return -1
+    parsed = parse_rating(text).score
+    if parsed == score:
+        return parsed
+    return int(score) if score == int(score) else score
+
+
+def _pair_lines(rows: Iterable[_StoredJudgment]) -> tuple[list[dict[str, Any]], int]:
+    matches: dict[tuple[str, str, int, int], dict[int, _StoredJudgment]] = defaultdict(dict)
+    for row in rows:
+        matches[(row.model, row.opponent, row.question_id, row.turn)][row.game] = row
+    lines = []
+    for games in matches.values():
+        if 1 not in games or 2 not in games:
+            continue
+        g1, g2 = games[1], games[2]
+        lines.append(
+            {
+                "question_id": g1.question_id,
+                "model_1": g1.model,
+                "model_2": g1.opponent,
+                "g1_winner": g1.winner or "error",
+                "g2_winner": g2.winner or "error",
+                "judge": [g1.identity.name, g1.prompt_name],
+                "g1_user_prompt": g1.user_prompt,
+                "g1_judgment": g1.text,
+                "g2_user_prompt": g2.user_prompt,
+                "g2_judgment": g2.text,
+                "turn": g1.turn,
+                "tstamp": max(g1.created, g2.created),
+            }
+        )
+    return lines, len(matches) - len(lines)
+
+
+def _file_stems(names: Iterable[str]) -> dict[str, str]:
+    """A file name for each label: path separators become '_' so a label never escapes its
+    folder; two labels that would then share a name get a short hash each, never overwrite."""
+    safe = {name: _UNSAFE.sub("_", name) for name in names}
+    safe = {name: "_" + stem if stem in ("", ".", "..") else stem for name, stem in safe.items()}
+    used: dict[str, int] = defaultdict(int)
+    for stem in safe.values():
+        used[stem] += 1
+    return {
+        name: stem if used[stem] == 1 else f"{stem}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        for name, stem in safe.items()
+    }
+
+
+def _write_lines(path: Path, kind: str, name: str, lines: list[dict[str, Any]]) -> ExportedFile:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+    ) as handle:
+        temporary = Path(handle.name)
+        try:
+            handle.write(text)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    os.replace(temporary, path)
+    return ExportedFile(path, kind, name, len(lines))

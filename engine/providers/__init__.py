@@ -1,0 +1,17 @@
+"""Provider adapters: turn a ChatRequest into an HTTP call and an HTTP answer into a ChatResponse.
+
+Adapters are stateless and know nothing about pacing or retries; the endpoint pool owns those.
+"""
+
+from __future__ import annotations
+
+from engine.providers.base import HttpCall, Provider
+from engine.providers.openai import OpenAIProvider
+
+__all__ = ["HttpCall", "Provider", "provider_for"]
+
+_PROVIDERS: dict[str, Provider] = {"openai": OpenAIProvider()}
+
+
+def provider_for(api: str) -> Provider:
+    return _PROVIDERS[api]

@@ -1,0 +1,100 @@
+"""What to do about a failed attempt: the error class, whether to retry, and how long to wait.
+
+Retry 408, 409, 429, 5xx, 529, timeouts, connection errors and truncated or malformed bodies.
+Do not retry 400/422 (the request itself is wrong) nor 401/403/404 (the endpoint is unusable: fail
+it fast instead of hammering it). Waits use exponential backoff with full jitter, unless the server
+said how long to wait (`Retry-After`, `retry-after-ms`, `x-ratelimit-reset-*`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+
+from engine.errors import FatalRequestError, RequestError, RetryableError
+
+__all__ = ["backoff_delay", "error_for_status", "retry_after_seconds"]
+
+_ENDPOINT_FATAL = {401: "auth", 403: "forbidden", 404: "not_found"}
+_REQUEST_FATAL = {400: "bad_request", 422: "bad_request"}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def error_for_status(
+    status: int, headers: Mapping[str, str], detail: str, where: str
+) -> RequestError:
+    """Classify a non-2xx answer. `where` names the endpoint for the message."""
+    message = f"{where} answered HTTP {status}: {detail[:300]}".rstrip(": ")
+    if status in _ENDPOINT_FATAL:
+        hint = {
+            401: "check api_key_env",
+            403: "check the key's permissions",
+            404: "check model and base_url",
+        }
+        return FatalRequestError(
+            _ENDPOINT_FATAL[status],
+            f"{message} ({hint[status]})",
+            status=status,
+            endpoint_fatal=True,
+        )
+    if status in _REQUEST_FATAL:
+        return FatalRequestError(
+            _REQUEST_FATAL[status], message, status=status, endpoint_fatal=False
+        )
+    error_class = (
+        "rate_limit" if status == 429 else "overloaded" if status == 529 else "server_error"
+    )
+    if status not in (408, 409, 429, 529) and status < 500:
+        return FatalRequestError("client_error", message, status=status, endpoint_fatal=False)
+    return RetryableError(
+        error_class, message, status=status, retry_after=retry_after_seconds(headers)
+    )
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The longest wait any of the server's rate-limit headers asks for, in seconds."""
+    waits: list[float] = []
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        with contextlib.suppress(ValueError):
+            waits.append(float(milliseconds) / 1000)
+    after = headers.get("retry-after")
+    if after:
+        waits.extend(_seconds_or_date(after))
+    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
+        value = headers.get(name)
+        if value:
+            waits.extend(_duration(value))
+    return max(waits) if waits else None
+
+
+def _seconds_or_date(value: str) -> list[float]:
+    try:
+        return [max(0.0, float(value))]
+    except ValueError:
+        pass
+    try:
+        return [max(0.0, parsedate_to_datetime(value).timestamp() - time.time())]
+    except (TypeError, ValueError):
+        return []
+
+
+def _duration(value: str) -> list[float]:
+    """OpenAI's reset headers look like `1s`, `6m0s`, `20ms` or `1h2m3.5s`."""
+    parts = _DURATION_PART.findall(value)
+    if not parts:
+        return _seconds_or_date(value)
+    return [sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)]
+
+
+def backoff_delay(
+    attempt: int, *, base: float = 0.5, cap: float = 60.0, rng: random.Random | None = None
+) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**(attempt-1))] (AWS's recommended variant)."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return (rng or random).uniform(0.0, ceiling)

@@ -1,0 +1,189 @@
+"""The commands that send requests (plan, generate, run, judge), from validated config to summary.
+
+Order matters for the guarantees: config and data are validated and the store is checked before
+anything is created, locked or sent, so bad input exits 2 with the store untouched. Then one run
+row, one writer, one pool per endpoint, the pipeline, and a run row that records how it ended.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from engine import __version__
+from engine.config import EndpointConfig, JudgeConfig, ModelConfig, RunConfig
+from engine.data import BenchData, load_bench, resolve_data_dir
+from engine.endpoint import EndpointPool
+from engine.errors import ConfigError
+from engine.graph import build_graph, check_baseline
+from engine.scheduler import Pipeline, RunTally
+from engine.store import Store, open_store
+from engine.writer import StoreWriter
+
+__all__ = ["COMMANDS", "RunResult", "execute"]
+
+COMMANDS = ("plan", "generate", "run", "judge")
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    command: str
+    tally: RunTally
+    store: Path
+    run_id: int | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.tally.failures
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """What a command does: which models it generates, whether and what it judges."""
+
+    generate: tuple[ModelConfig, ...]
+    judge: JudgeConfig | None
+    judged_from_config: tuple[str, ...]
+
+
+def _scope(config: RunConfig, command: str) -> _Scope:
+    models = config.models
+    if command in ("generate", "run") and not models:
+        raise ConfigError(f"{config.path}: no [[model]] tables; `{command}` needs models to answer")
+    if command in ("run", "judge") and config.judge is None:
+        raise ConfigError(f"{config.path}: no [judge] table; `{command}` needs a judge")
+    if command == "plan":
+        command = (
+            "run"
+            if config.judge is not None and models
+            else "judge"
+            if config.judge
+            else "generate"
+        )
+    generate = models if command in ("generate", "run") else ()
+    judge = config.judge if command in ("run", "judge") else None
+    return _Scope(generate, judge, tuple(m.name for m in models))
+
+
+async def execute(config: RunConfig, command: str, *, data_flag: str | None = None) -> RunResult:
+    scope = _scope(config, command)
+    bench = load_bench(
+        resolve_data_dir(data_flag, config.data), config.bench, need_judging=scope.judge is not None
+    )
+    judged = await _judged_models(config, scope)
+    if command == "plan":
+        return await _plan(config, scope, bench, judged)
+    store = await open_store(config.store, write=True)
+    try:
+        return await _run(config, command, scope, bench, judged, store)
+    finally:
+        await store.close()
+
+
+async def _judged_models(config: RunConfig, scope: _Scope) -> list[str]:
+    """Models to judge: the config's, else (for `judge`) everything answered in the store."""
+    if scope.judge is None:
+        return []
+    stored = await _stored_models(config.store, config.bench)
+    judged = list(scope.judged_from_config) or stored
+    check_baseline(scope.judge, [*stored, *(m.name for m in scope.generate)], config.store)
+    if scope.judge.mode == "pairwise-baseline" and scope.judge.baseline not in judged:
+        judged.append(scope.judge.baseline)
+    return judged
+
+
+async def _stored_models(path: Path, bench: str) -> list[str]:
+    if not path.exists():
+        return []
+    store = await open_store(path, write=False)
+    try:
+        return await store.answered_models(bench)
+    finally:
+        await store.close()
+
+
+async def _plan(config: RunConfig, scope: _Scope, bench: BenchData, judged: list[str]) -> RunResult:
+    store = await (
+        open_store(config.store, write=False) if config.store.exists() else _empty_store()
+    )
+    try:
+        graph = await build_graph(
+            store, bench, generate=scope.generate, judge=scope.judge, judged_models=judged
+        )
+        tally = await Pipeline(store, graph.jobs, {}, writer=None, run_id=None, dry_run=True).run()
+    finally:
+        await store.close()
+    return RunResult("plan", tally, config.store, None)
+
+
+async def _empty_store() -> Store:
+    return await open_store(Path(":memory:"), write=True, lock=False)
+
+
+async def _run(
+    config: RunConfig,
+    command: str,
+    scope: _Scope,
+    bench: BenchData,
+    judged: Sequence[str],
+    store: Store,
+) -> RunResult:
+    graph = await build_graph(
+        store, bench, generate=scope.generate, judge=scope.judge, judged_models=judged
+    )
+    await store.record_questions(bench)
+    run_id = await _begin_run(store, command, config)
+    writer = StoreWriter(store.db)
+    endpoints = _endpoints(scope)
+    writer.start()
+    for pool in endpoints.values():
+        pool.start()
+    tally: RunTally | None = None
+    try:
+        tally = await Pipeline(store, graph.jobs, endpoints, writer=writer, run_id=run_id).run()
+    finally:
+        for pool in endpoints.values():
+            await pool.stop(cancel_in_flight=True)
+        await writer.close()
+        status = "ok" if tally is not None and not tally.failures else "failed"
+        await _finish_run(store, run_id, status, tally)
+    return RunResult(command, tally, config.store, run_id)
+
+
+def _endpoints(scope: _Scope) -> dict[EndpointConfig, EndpointPool]:
+    configs: list[EndpointConfig] = [*scope.generate]
+    if scope.judge is not None:
+        configs.append(scope.judge)
+    return {config: EndpointPool(config) for config in configs}
+
+
+async def _begin_run(store: Store, command: str, config: RunConfig) -> int:
+    snapshot = orjson.dumps({"engine": __version__, **config.snapshot()}).decode()
+    cursor = await store.db.execute(
+        "INSERT INTO runs (command, started, status, config) VALUES (?, ?, 'running', ?)",
+        (command, time.time(), snapshot),
+    )
+    run_id = cursor.lastrowid
+    assert run_id is not None
+    return run_id
+
+
+async def _finish_run(store: Store, run_id: int, status: str, tally: RunTally | None) -> None:
+    counts = None
+    if tally is not None:
+        counts = orjson.dumps(
+            {
+                "cached": tally.total("cached"),
+                "sent": tally.total("done"),
+                "failed": tally.total("failed"),
+                "elapsed": round(tally.elapsed, 3),
+            }
+        ).decode()
+    await store.db.execute(
+        "UPDATE runs SET finished = ?, status = ?, counts = ? WHERE id = ?",
+        (time.time(), status, counts, run_id),
+    )

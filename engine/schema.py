@@ -1,0 +1,94 @@
+"""The store's schema as numbered migrations; `PRAGMA user_version` records how far a file has come.
+
+Every table has a reason (see DESIGN.md "The store"). Migrations only ever append: a store written
+by an older engine is upgraded in place, a store from a newer engine is refused, never downgraded.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: responses cache, answers, judgments, runs, failures, and the questions they refer to
+    """
+    CREATE TABLE questions (            -- copied from the data dir so show/report need no data dir
+        bench TEXT NOT NULL,
+        question_id INTEGER NOT NULL,
+        category TEXT NOT NULL,
+        turns TEXT NOT NULL,            -- JSON list of the user turns
+        reference TEXT,                 -- JSON list of the reference answer's turns, if any
+        PRIMARY KEY (bench, question_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE responses (
+        key TEXT PRIMARY KEY,           -- sha256 of the canonical request (engine/chat.py)
+        api TEXT NOT NULL,
+        label TEXT NOT NULL,
+        model TEXT NOT NULL,
+        request BLOB NOT NULL,          -- canonical request JSON, never a URL or key
+        text TEXT NOT NULL,
+        finish_reason TEXT,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        latency REAL,
+        created REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE answers (
+        model TEXT NOT NULL,
+        bench TEXT NOT NULL,
+        question_id INTEGER NOT NULL,
+        turn INTEGER NOT NULL,
+        sample INTEGER NOT NULL DEFAULT 0,
+        response_key TEXT NOT NULL,
+        source TEXT NOT NULL,           -- 'generated' | 'imported'
+        run_id INTEGER,
+        created REAL NOT NULL,
+        PRIMARY KEY (model, bench, question_id, turn, sample)
+    ) WITHOUT ROWID;
+    CREATE TABLE judgments (
+        judge TEXT NOT NULL,            -- judge label from the config
+        judge_model TEXT NOT NULL,      -- served model string
+        judge_api TEXT NOT NULL,        -- 'openai' | 'anthropic' | 'import'
+        bench TEXT NOT NULL,
+        kind TEXT NOT NULL,             -- 'single' | 'pair'
+        model TEXT NOT NULL,            -- single: the model; pair: model_1
+        opponent TEXT NOT NULL,         -- pair: model_2; single: ''
+        question_id INTEGER NOT NULL,
+        turn INTEGER NOT NULL,
+        game INTEGER NOT NULL,          -- pair: 1 (A = model_1) or 2 (swapped); single: 0
+        sample INTEGER NOT NULL DEFAULT 0,
+        prompt_name TEXT NOT NULL,
+        score REAL,                     -- single: rating, -1 when unparsable
+        winner TEXT,                    -- pair: 'model_1' | 'model_2' | 'tie' | 'error'
+        parse_status TEXT NOT NULL,
+        response_key TEXT NOT NULL,
+        run_id INTEGER,
+        created REAL NOT NULL,
+        PRIMARY KEY (judge, judge_model, judge_api, bench, kind, model, opponent,
+                     question_id, turn, game, sample)
+    ) WITHOUT ROWID;
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        command TEXT NOT NULL,
+        started REAL NOT NULL,
+        finished REAL,
+        status TEXT NOT NULL,           -- 'running' | 'ok' | 'failed' | 'interrupted'
+        config TEXT NOT NULL,           -- JSON snapshot without secrets
+        counts TEXT                     -- JSON: sent, cached, failed, ...
+    );
+    CREATE TABLE failures (
+        run_id INTEGER NOT NULL,
+        job TEXT NOT NULL,              -- e.g. 'generate alpha q81 t1'
+        kind TEXT NOT NULL,             -- 'generate' | 'judge'
+        model TEXT NOT NULL,
+        question_id INTEGER NOT NULL,
+        turn INTEGER NOT NULL,
+        error_class TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX failures_by_run ON failures (run_id);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

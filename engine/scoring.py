@@ -1,0 +1,298 @@
+"""MT-Bench leaderboards: FastChat's `show_result.py` numbers, plus what it leaves out.
+
+The headline numbers must equal what `show_result --mode single|pairwise-*` prints for the same
+judgments, so its rules are kept: -1 ratings and matches with an "error" game are dropped before
+averaging, the overall single score is the mean over all remaining rows (not the mean of the two
+turn means), a pairwise match whose games disagree or whose first game is a tie counts as a tie.
+On top of that this module adds per-category means, parse-failure counts and seeded bootstrap
+confidence intervals that resample questions, since a question's turns and matches are correlated.
+Everything here is a pure function over frozen rows; turning results into text is the CLI's job.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_CONFIDENCE",
+    "DEFAULT_RESAMPLES",
+    "DEFAULT_SEED",
+    "MISSING_SCORE",
+    "CategoryScore",
+    "ConfidenceInterval",
+    "PairMatch",
+    "PairModelSummary",
+    "SingleModelSummary",
+    "SingleScore",
+    "match_result",
+    "rank_by_turn",
+    "summarize_pairwise",
+    "summarize_single",
+]
+
+DEFAULT_RESAMPLES = 1000
+DEFAULT_SEED = 20230609
+DEFAULT_CONFIDENCE = 0.95
+# FastChat's marker for a rating its parser could not find.
+MISSING_SCORE = -1
+
+
+@dataclass(frozen=True, slots=True)
+class SingleScore:
+    """One single-answer judgment: a model's rating on one turn of one question."""
+
+    model: str
+    question_id: int
+    category: str
+    turn: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class PairMatch:
+    """One pairwise match: two games with the answers swapped. Winners are "model_1", "model_2",
+    "tie" or "error" (the judge gave no verdict)."""
+
+    model_1: str
+    model_2: str
+    question_id: int
+    category: str
+    turn: int
+    g1_winner: str
+    g2_winner: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfidenceInterval:
+    low: float
+    high: float
+    level: float
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryScore:
+    category: str
+    score: float
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class SingleModelSummary:
+    """A model's single-answer scores. Means are None when every rating in them was -1."""
+
+    model: str
+    score: float | None
+    turn_1: float | None
+    turn_2: float | None
+    rows: int  # rows averaged, i.e. without the -1 ones
+    missing: int  # rows the judge gave no parsable rating (-1)
+    categories: tuple[CategoryScore, ...]
+    ci: ConfidenceInterval | None
+
+
+@dataclass(frozen=True, slots=True)
+class PairModelSummary:
+    """A model's pairwise record. Rates are None when every match it played had an error game."""
+
+    model: str
+    win: int
+    loss: int
+    tie: int
+    win_rate: float | None
+    loss_rate: float | None
+    win_rate_adjusted: float | None
+    errors: int  # matches dropped because a game had no verdict
+    ci: ConfidenceInterval | None  # of win_rate_adjusted
+
+
+def summarize_single(
+    rows: Iterable[SingleScore],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> tuple[SingleModelSummary, ...]:
+    """Per-model summaries, best overall score first, as FastChat's "Average" table orders them.
+
+    `resamples=0` skips the bootstrap. Each model is resampled with its own `Random(seed)`, so
+    its interval does not depend on which other models are in the table.
+    """
+    by_model: dict[str, list[SingleScore]] = defaultdict(list)
+    for row in rows:
+        by_model[row.model].append(row)
+    summaries = [
+        _single_summary(model, model_rows, resamples, seed, confidence)
+        for model, model_rows in by_model.items()
+    ]
+    return tuple(sorted(summaries, key=lambda s: _descending(s.model, s.score)))
+
+
+def rank_by_turn(
+    summaries: Iterable[SingleModelSummary], turn: int
+) -> tuple[SingleModelSummary, ...]:
+    """FastChat's "First turn" / "Second turn" table order: that turn's mean, highest first."""
+    if turn not in (1, 2):
+        raise ValueError(f"MT-Bench has turn 1 or 2, not {turn}")
+    scored = [(s, s.turn_1 if turn == 1 else s.turn_2) for s in summaries]
+    ranked = sorted((pair for pair in scored if pair[1] is not None), key=_turn_key)
+    return tuple(summary for summary, _ in ranked)
+
+
+def match_result(match: PairMatch) -> str:
+    """The match's winner as FastChat counts it: "model_1", "model_2", "tie" or "error"."""
+    if match.g1_winner == "error" or match.g2_winner == "error":
+        return "error"
+    if match.g1_winner == "tie" or match.g1_winner != match.g2_winner:
+        return "tie"
+    return match.g1_winner
+
+
+def summarize_pairwise(
+    matches: Iterable[PairMatch],
+    *,
+    baseline: str | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> tuple[PairModelSummary, ...]:
+    """Per-model records, best adjusted win rate first, as FastChat's pairwise table.
+
+    With `baseline` (pairwise-baseline mode) only matches against the baseline count and the
+    baseline's own row is left out; without it (pairwise-all) every match counts.
+    """
+    tallies: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+    errors: dict[str, int] = defaultdict(int)
+    for match in matches:
+        if baseline is not None and baseline not in (match.model_1, match.model_2):
+            continue
+        _tally_match(match, tallies, errors)
+    models = (set(tallies) | set(errors)) - {baseline}
+    summaries = [
+        _pair_summary(model, tallies.get(model, {}), errors[model], resamples, seed, confidence)
+        for model in models
+    ]
+    return tuple(sorted(summaries, key=lambda s: _descending(s.model, s.win_rate_adjusted)))
+
+
+def _single_summary(
+    model: str, rows: Sequence[SingleScore], resamples: int, seed: int, confidence: float
+) -> SingleModelSummary:
+    scored = [row for row in rows if row.score != MISSING_SCORE]
+    per_question: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for row in scored:
+        per_question[row.question_id][0] += row.score
+        per_question[row.question_id][1] += 1
+    return SingleModelSummary(
+        model=model,
+        score=_mean(row.score for row in scored),
+        turn_1=_mean(row.score for row in scored if row.turn == 1),
+        turn_2=_mean(row.score for row in scored if row.turn == 2),
+        rows=len(scored),
+        missing=len(rows) - len(scored),
+        categories=_category_scores(scored),
+        ci=_bootstrap_ratio(_ordered_groups(per_question), resamples, seed, confidence),
+    )
+
+
+def _category_scores(rows: Sequence[SingleScore]) -> tuple[CategoryScore, ...]:
+    by_category: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        by_category[row.category].append(row.score)
+    return tuple(
+        CategoryScore(category, math.fsum(scores) / len(scores), len(scores))
+        for category, scores in sorted(by_category.items())
+    )
+
+
+def _tally_match(
+    match: PairMatch, tallies: dict[str, dict[int, list[int]]], errors: dict[str, int]
+) -> None:
+    """Add one match to both models' per-question [win, loss, tie] counts."""
+    result = match_result(match)
+    if result == "error":
+        errors[match.model_1] += 1
+        errors[match.model_2] += 1
+        return
+    if result == "tie":
+        tallies[match.model_1][match.question_id][2] += 1
+        tallies[match.model_2][match.question_id][2] += 1
+        return
+    winner, loser = (
+        (match.model_1, match.model_2) if result == "model_1" else (match.model_2, match.model_1)
+    )
+    tallies[winner][match.question_id][0] += 1
+    tallies[loser][match.question_id][1] += 1
+
+
+def _pair_summary(
+    model: str,
+    per_question: dict[int, list[int]],
+    errors: int,
+    resamples: int,
+    seed: int,
+    confidence: float,
+) -> PairModelSummary:
+    win = sum(counts[0] for counts in per_question.values())
+    loss = sum(counts[1] for counts in per_question.values())
+    tie = sum(counts[2] for counts in per_question.values())
+    total = win + loss + tie
+    adjusted = {qid: (w + 0.5 * t, w + lost + t) for qid, (w, lost, t) in per_question.items()}
+    return PairModelSummary(
+        model=model,
+        win=win,
+        loss=loss,
+        tie=tie,
+        win_rate=win / total if total else None,
+        loss_rate=loss / total if total else None,
+        win_rate_adjusted=(win + 0.5 * tie) / total if total else None,
+        errors=errors,
+        ci=_bootstrap_ratio(_ordered_groups(adjusted), resamples, seed, confidence),
+    )
+
+
+def _ordered_groups(per_question: Mapping[int, Sequence[float]]) -> list[tuple[float, float]]:
+    # Sorting by question id makes the resamples independent of the input row order.
+    return [(float(part), float(whole)) for _, (part, whole) in sorted(per_question.items())]
+
+
+def _bootstrap_ratio(
+    groups: Sequence[tuple[float, float]], resamples: int, seed: int, confidence: float
+) -> ConfidenceInterval | None:
+    """Percentile interval of sum(part)/sum(whole) over questions drawn with replacement."""
+    if resamples <= 0 or not groups:
+        return None
+    rng = random.Random(seed)
+    statistics = []
+    for _ in range(resamples):
+        sample = rng.choices(groups, k=len(groups))
+        statistics.append(math.fsum(p for p, _ in sample) / math.fsum(w for _, w in sample))
+    statistics.sort()
+    tail = (1.0 - confidence) / 2.0
+    low, high = _percentile(statistics, tail), _percentile(statistics, 1.0 - tail)
+    return ConfidenceInterval(low=low, high=high, level=confidence)
+
+
+def _percentile(ordered: Sequence[float], fraction: float) -> float:
+    """Linear interpolation between order statistics (numpy's default method)."""
+    position = fraction * (len(ordered) - 1)
+    below = math.floor(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    collected = list(values)
+    return math.fsum(collected) / len(collected) if collected else None
+
+
+def _descending(model: str, value: float | None) -> tuple[bool, float, str]:
+    # pandas' descending sort keeps ties in groupby (model name) order; missing values sort last.
+    return (value is None, -(value or 0.0), model)
+
+
+def _turn_key(pair: tuple[SingleModelSummary, float | None]) -> tuple[bool, float, str]:
+    return _descending(pair[0].model, pair[1])

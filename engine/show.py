@@ -1,0 +1,188 @@
+"""`mtbench show`: leaderboards from the store, FastChat's numbers first, then what it leaves out.
+
+One leaderboard per judge identity in the store (or the one `--judge` names), in the mode asked for:
+single grading (turn 1, turn 2, overall, per category, -1 counts, bootstrap CI) or pairwise
+(win / loss / tie and FastChat's three rates, against a baseline or all pairs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InputError
+from engine.results import load_pair_matches, load_single_scores, stored_judges
+from engine.scoring import (
+    PairModelSummary,
+    SingleModelSummary,
+    rank_by_turn,
+    summarize_pairwise,
+    summarize_single,
+)
+from engine.store import JudgeIdentity, open_store
+from engine.tables import format_table
+
+__all__ = ["SHOW_MODES", "Leaderboard", "format_leaderboards", "leaderboards", "leaderboards_json"]
+
+SHOW_MODES = ("single", "pairwise-baseline", "pairwise-all")
+
+
+@dataclass(frozen=True, slots=True)
+class Leaderboard:
+    judge: JudgeIdentity
+    mode: str
+    baseline: str | None
+    single: tuple[SingleModelSummary, ...] = ()
+    pairwise: tuple[PairModelSummary, ...] = ()
+
+
+async def leaderboards(
+    store_path: Path,
+    bench: str,
+    *,
+    judge: str | None = None,
+    mode: str | None = None,
+    baseline: str = "gpt-3.5-turbo",
+) -> list[Leaderboard]:
+    store = await open_store(store_path, write=False)
+    try:
+        judges = [j for j in await stored_judges(store, bench) if judge in (None, j.identity.name)]
+        if not judges:
+            where = f"by judge {judge!r} " if judge else ""
+            raise InputError(
+                f"{store_path}: no judgments {where}for bench {bench}; run `mtbench judge` first"
+            )
+        boards = []
+        for stored in judges:
+            board_mode = mode or ("single" if "single" in stored.kinds else "pairwise-all")
+            if ("single" if board_mode == "single" else "pair") not in stored.kinds:
+                continue
+            boards.append(await _leaderboard(store, bench, stored.identity, board_mode, baseline))
+    finally:
+        await store.close()
+    if not boards:
+        raise InputError(f"{store_path}: no {mode} judgments for bench {bench}")
+    return boards
+
+
+async def _leaderboard(
+    store: Any, bench: str, identity: JudgeIdentity, mode: str, baseline: str
+) -> Leaderboard:
+    if mode == "single":
+        rows = await load_single_scores(store, bench, identity)
+        return Leaderboard(identity, mode, None, single=summarize_single(rows))
+    matches = await load_pair_matches(store, bench, identity)
+    chosen = baseline if mode == "pairwise-baseline" else None
+    return Leaderboard(
+        identity, mode, chosen, pairwise=summarize_pairwise(matches, baseline=chosen)
+    )
+
+
+def _ci(summary: SingleModelSummary | PairModelSummary) -> str:
+    if summary.ci is None:
+        return "-"
+    return f"[{summary.ci.low:.2f}, {summary.ci.high:.2f}]"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6f}"
+
+
+def _title(board: Leaderboard) -> str:
+    judge = board.judge
+    against = f", baseline {board.baseline}" if board.baseline else ""
+    return f"Judge {judge.name} (model {judge.model}, api {judge.api}) · mode {board.mode}{against}"
+
+
+def format_leaderboards(boards: Sequence[Leaderboard]) -> str:
+    return "\n\n".join(_format_board(board) for board in boards)
+
+
+def _format_board(board: Leaderboard) -> str:
+    if board.mode != "single":
+        rows = [
+            [
+                s.model,
+                s.win,
+                s.loss,
+                s.tie,
+                _num(s.win_rate),
+                _num(s.loss_rate),
+                _num(s.win_rate_adjusted),
+                _ci(s),
+                s.errors,
+            ]
+            for s in board.pairwise
+        ]
+        headers = [
+            "model",
+            "win",
+            "loss",
+            "tie",
+            "win_rate",
+            "loss_rate",
+            "win_rate_adjusted",
+            "95% CI",
+            "errors",
+        ]
+        return f"{_title(board)}\n{format_table(headers, rows)}"
+    rows = [
+        [s.model, _num(s.turn_1), _num(s.turn_2), _num(s.score), _ci(s), s.missing, s.rows]
+        for s in board.single
+    ]
+    table = format_table(["model", "turn 1", "turn 2", "overall", "95% CI", "-1s", "rows"], rows)
+    categories = sorted({c.category for s in board.single for c in s.categories})
+    per_category = [[s.model, *[_category(s, name) for name in categories]] for s in board.single]
+    turn_order = ", ".join(s.model for s in rank_by_turn(board.single, 1))
+    return (
+        f"{_title(board)}\n{table}\n\nPer category (mean score)\n"
+        f"{format_table(['model', *categories], per_category)}\n\nturn 1 ranking: {turn_order}"
+    )
+
+
+def _category(summary: SingleModelSummary, name: str) -> str:
+    for category in summary.categories:
+        if category.category == name:
+            return f"{category.score:.2f}"
+    return "-"
+
+
+def leaderboards_json(boards: Sequence[Leaderboard]) -> list[dict[str, Any]]:
+    return [_board_json(board) for board in boards]
+
+
+def _board_json(board: Leaderboard) -> dict[str, Any]:
+    judge = {"name": board.judge.name, "model": board.judge.model, "api": board.judge.api}
+    head: dict[str, Any] = {"judge": judge, "mode": board.mode, "baseline": board.baseline}
+    if board.mode == "single":
+        head["models"] = [
+            {
+                "model": s.model,
+                "score": s.score,
+                "turn_1": s.turn_1,
+                "turn_2": s.turn_2,
+                "ci_95": None if s.ci is None else [s.ci.low, s.ci.high],
+                "missing": s.missing,
+                "rows": s.rows,
+                "categories": {c.category: c.score for c in s.categories},
+            }
+            for s in board.single
+        ]
+    else:
+        head["models"] = [
+            {
+                "model": s.model,
+                "win": s.win,
+                "loss": s.loss,
+                "tie": s.tie,
+                "win_rate": s.win_rate,
+                "loss_rate": s.loss_rate,
+                "win_rate_adjusted": s.win_rate_adjusted,
+                "ci_95": None if s.ci is None else [s.ci.low, s.ci.high],
+                "errors": s.errors,
+            }
+            for s in board.pairwise
+        ]
+    return head

@@ -1,0 +1,76 @@
+"""Plain-text tables for the terminal: plan, run summary. Pure formatting, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine.scheduler import RunTally
+
+__all__ = ["format_plan", "format_run_summary", "format_table"]
+
+FIRST_MESSAGES = 3
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-align the first column, right-align the rest."""
+    cells = [[str(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for row in cells:
+        parts = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def format_plan(tally: RunTally) -> str:
+    rows: list[list[object]] = [
+        [name, t.jobs, t.to_send, t.cached] for name, t in sorted(tally.endpoints.items())
+    ]
+    rows.append(["total", tally.total("jobs"), tally.total("to_send"), tally.total("cached")])
+    return format_table(["endpoint", "jobs", "to send", "cached"], rows)
+
+
+def format_run_summary(tally: RunTally) -> str:
+    rows: list[list[object]] = [
+        [name, t.jobs, t.done, t.cached, t.failed] for name, t in sorted(tally.endpoints.items())
+    ]
+    rows.append(
+        [
+            "total",
+            tally.total("jobs"),
+            tally.total("done"),
+            tally.total("cached"),
+            tally.total("failed"),
+        ]
+    )
+    text = format_table(["endpoint", "jobs", "sent", "cached", "failed"], rows)
+    text += f"\n{tally.total('jobs')} jobs in {tally.elapsed:.1f}s"
+    if tally.failures:
+        text += "\n" + format_failures(tally)
+    return text
+
+
+def format_failures(tally: RunTally) -> str:
+    lines = [f"{len(tally.failures)} jobs failed:"]
+    for error_class, count in tally.failure_classes().most_common():
+        lines.append(f"  {error_class}: {count}")
+        shown: list[str] = []
+        for failure in tally.failures:
+            if failure.error_class == error_class and failure.message not in shown:
+                shown.append(failure.message)
+                lines.append(
+                    f"    {failure.job} (after {failure.attempts} attempts): {failure.message}"
+                )
+            if len(shown) >= FIRST_MESSAGES:
+                break
+    return "\n".join(lines)
