@@ -57,14 +57,20 @@ class AdaptiveConcurrency:
 
 
 class RequestRate:
-    """At most `rpm` requests per minute, spread evenly over windows of about a second."""
+    """At most `rpm` requests per minute, spread evenly over windows of about a second.
+
+    Windows are stretched by SAFETY_MARGIN: a request leaves a few milliseconds after the limiter
+    lets it go, and a server counting arrivals must never see one request too many.
+    """
+
+    SAFETY_MARGIN = 1.02
 
     def __init__(self, rpm: int) -> None:
         self.rpm = rpm
         self._throttler: Throttler | None = None
         if rpm > 0:
             per_window = max(1, rpm // 60)
-            period = 60.0 * per_window / rpm
+            period = 60.0 * per_window / rpm * self.SAFETY_MARGIN
             self._throttler = Throttler(
                 rate_limit=per_window, period=period, retry_interval=min(0.01, period / 20)
             )
