@@ -30,10 +30,13 @@ def write_config(
     name: str = "run.toml",
     **top: Any,
 ) -> Path:
-    """A config file; `store` defaults to store.sqlite beside it, `data` to the shared data."""
+    """A config file; `store` defaults to store.sqlite beside it, `data` to the shared data.
+
+    A top-level value of None leaves the key out.
+    """
     top.setdefault("store", str(directory / "store.sqlite"))
     top.setdefault("data", str(MTBENCH_DATA))
-    lines = [f"{key} = {toml_value(value)}" for key, value in top.items()]
+    lines = [f"{key} = {toml_value(value)}" for key, value in top.items() if value is not None]
     for model in models:
         lines.append("\n[[model]]")
         lines.extend(f"{key} = {toml_value(value)}" for key, value in model.items())

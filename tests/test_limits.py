@@ -1,0 +1,114 @@
+"""The endpoint limiters on their own: AIMD, the tokens/min window, the requests/min pacing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from engine.limits import AdaptiveConcurrency, Pause, RequestRate, TokenWindow, estimate_tokens
+
+
+def test_aimd_halves_once_per_congestion_event_and_grows_back() -> None:
+    async def scenario() -> None:
+        limit = AdaptiveConcurrency(8)
+        epochs = [await limit.acquire() for _ in range(3)]
+        for epoch in epochs:  # three 429s from requests started in the same epoch: one event
+            limit.on_rate_limited(epoch)
+        assert limit.limit == 4
+        limit.on_rate_limited(await limit.acquire())
+        assert limit.limit == 2
+        for _ in range(200):
+            limit.on_success()
+        assert limit.limit == 8  # back to the ceiling, never above
+
+    asyncio.run(scenario())
+
+
+def test_aimd_never_goes_below_one_and_blocks_at_the_limit() -> None:
+    async def scenario() -> None:
+        limit = AdaptiveConcurrency(2)
+        for _ in range(5):
+            limit.on_rate_limited(limit.epoch)
+        assert limit.limit == 1
+        await limit.acquire()
+        waiter = asyncio.ensure_future(limit.acquire())
+        await asyncio.sleep(0.01)
+        assert not waiter.done()
+        limit.release()
+        await asyncio.wait_for(waiter, 1)
+
+    asyncio.run(scenario())
+
+
+class ShortWindow(TokenWindow):
+    WINDOW = 0.3
+
+
+def test_token_window_waits_for_room_and_usage_corrections_make_room() -> None:
+    async def scenario() -> None:
+        window = ShortWindow(1000)
+        first = await window.acquire(400)
+        await window.acquire(400)
+        started = time.monotonic()
+        await window.acquire(400)  # 1200 > 1000: waits until the first entry leaves the window
+        assert time.monotonic() - started >= 0.25
+        assert first is not None
+
+        window = ShortWindow(1000)
+        estimate = await window.acquire(600)
+        window.correct(estimate, 100)  # the server says it used 100 tokens, not 600
+        started = time.monotonic()
+        await window.acquire(800)
+        assert time.monotonic() - started < 0.1
+
+    asyncio.run(scenario())
+
+
+def test_a_request_bigger_than_the_window_is_capped_not_starved() -> None:
+    async def scenario() -> None:
+        window = ShortWindow(1000)
+        await asyncio.wait_for(window.acquire(50_000), 1)
+
+    asyncio.run(scenario())
+
+
+def test_unlimited_limiters_never_wait() -> None:
+    async def scenario() -> None:
+        rate, tokens = RequestRate(0), TokenWindow(0)
+        started = time.monotonic()
+        for _ in range(1000):
+            await rate.acquire()
+            assert await tokens.acquire(10**6) is None
+        assert time.monotonic() - started < 0.5
+
+    asyncio.run(scenario())
+
+
+def test_request_rate_spreads_a_minute_over_short_windows() -> None:
+    """3000/min is 50 per ~second: the 51st request waits for the next window, not a minute."""
+
+    async def scenario() -> float:
+        rate = RequestRate(3000)
+        started = time.monotonic()
+        for _ in range(51):
+            await rate.acquire()
+        return time.monotonic() - started
+
+    elapsed = asyncio.run(scenario())
+    assert 1.0 <= elapsed < 2.0
+
+
+def test_pause_holds_until_retry_after_has_passed() -> None:
+    async def scenario() -> float:
+        pause = Pause()
+        pause.extend(0.2)
+        pause.extend(0.05)  # a shorter Retry-After never shortens a pause
+        started = time.monotonic()
+        await pause.wait()
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) >= 0.19
+
+
+def test_token_estimate_is_prompt_chars_over_four_plus_max_tokens() -> None:
+    assert estimate_tokens(4000, 1024) == 2024
