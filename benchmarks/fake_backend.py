@@ -18,7 +18,7 @@ import socket
 import struct
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from aiohttp import web
@@ -129,6 +129,11 @@ class FakeBackend:
             await asyncio.sleep(self.options.hang_seconds)
             return _reset_connection(request)
         await self._wait(call.kind)
+        if fault == "429":
+            refusal = replace(
+                _FAULT_REFUSALS["429"], retry_after=self.options.fault_429_retry_after
+            )
+            return _refuse(refusal, wire, exchange)
         if fault in _FAULT_REFUSALS:
             return _refuse(_FAULT_REFUSALS[fault], wire, exchange)
         if fault == "reset":

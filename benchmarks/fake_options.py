@@ -71,6 +71,9 @@ class FakeServerOptions:
     fault_500: float = field(default=0.0, metadata=_help("probability of a 500"))
     fault_503: float = field(default=0.0, metadata=_help("probability of a 503"))
     fault_429: float = field(default=0.0, metadata=_help("probability of a spurious 429"))
+    fault_429_retry_after: float = field(
+        default=1.0, metadata=_help("Retry-After of a spurious 429, seconds")
+    )
     fault_hang: float = field(default=0.0, metadata=_help("probability of never answering"))
     fault_reset: float = field(default=0.0, metadata=_help("probability of a connection reset"))
     fault_malformed: float = field(default=0.0, metadata=_help("probability of a broken JSON body"))

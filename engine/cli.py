@@ -62,17 +62,17 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from engine.show import format_leaderboards, leaderboards, leaderboards_json
+    from engine.show import format_scoreboard, leaderboards, scoreboard_json
 
-    boards = _run_result(
+    scoreboard = _run_result(
         leaderboards(
             Path(args.store), args.bench, judge=args.judge, mode=args.mode, baseline=args.baseline
         )
     )
     if args.json:
-        print(orjson.dumps(leaderboards_json(boards), option=orjson.OPT_INDENT_2).decode())
+        print(orjson.dumps(scoreboard_json(scoreboard), option=orjson.OPT_INDENT_2).decode())
     else:
-        print(format_leaderboards(boards))
+        print(format_scoreboard(scoreboard))
     return 0
 
 

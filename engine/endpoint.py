@@ -5,7 +5,13 @@ waits for the 429 pause, a concurrency slot, the requests/min window and the tok
 then starts the attempt as its own task on the least-loaded base URL. Attempts that fail with a
 retryable error come back to the front of the queue after their backoff; a 429 pauses the whole
 endpoint and halves its concurrency. A 401/403/404 kills the endpoint: every queued and future
-request fails at once with that one message, so a bad key costs one request, not thousands.
+request fails at once with that one message, so a bad key costs one request, not thousands. So does
+an endpoint that has never answered and refuses every connection: a typo in base_url or a server
+that is not running should cost seconds, not an hour of backoff.
+
+A successful attempt keeps its concurrency slot until the caller calls `Outcome.release`, once
+the result is committed: answers received but not yet durable never exceed the concurrency, which
+bounds what a crash can make us pay twice.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ __all__ = ["EndpointPool", "EndpointStats", "Outcome"]
 log = logging.getLogger(__name__)
 
 URL_COOLDOWN = 5.0  # seconds a base URL is avoided after a connection error, if others exist
+UNREACHABLE_AFTER = 3  # refused connects per base URL before a never-answering endpoint is failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,7 @@ class Outcome:
     response: ChatResponse | None
     attempts: int
     error: RequestError | None = None
+    release: Callable[[], None] = field(default=lambda: None, compare=False)
 
 
 OnDone = Callable[[Outcome], None]
@@ -70,6 +78,7 @@ class _BaseUrl:
     url: str
     outstanding: int = 0
     cooldown_until: float = 0.0
+    refused: int = 0  # consecutive connects that failed outright
 
 
 class EndpointPool:
@@ -112,19 +121,32 @@ class EndpointPool:
         self._queue.append(pending)
         self._ready.set()
 
-    def busy(self) -> bool:
-        return bool(self._queue or self._attempts or self._waiting_retry)
+    @property
+    def in_flight(self) -> int:
+        return len(self._attempts)
 
-    async def stop(self, *, cancel_in_flight: bool) -> None:
-        """Stop dispatching; wait for (or cancel) attempts in flight; close the session."""
+    def stop_dispatching(self) -> None:
+        """Send nothing more; queued requests and pending retries are dropped, not failed."""
         self._stopping = True
-        self._ready.set()
+        self._queue.clear()
         if self._dispatcher is not None:
             self._dispatcher.cancel()
+
+    async def drain(self) -> None:
+        """Wait for the attempts in flight to finish (they may already be paid for)."""
+        await asyncio.gather(*self._attempts, return_exceptions=True)
+
+    def abort(self) -> None:
+        """Cancel the attempts in flight now."""
+        for task in self._attempts:
+            task.cancel()
+
+    async def close(self) -> None:
+        """Stop, cancel whatever is still in flight, close the HTTP session."""
+        self.stop_dispatching()
+        if self._dispatcher is not None:
             await asyncio.gather(self._dispatcher, return_exceptions=True)
-        if cancel_in_flight:
-            for task in self._attempts:
-                task.cancel()
+        self.abort()
         await asyncio.gather(*self._attempts, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
@@ -161,21 +183,25 @@ class EndpointPool:
         base = self._pick_url()
         base.outstanding += 1
         started = time.monotonic()
+        keep_slot = False
         try:
             response = await self._send(pending.request, base.url)
         except RequestError as error:
             self._on_error(pending, error, epoch, base)
         else:
+            base.refused = 0
             self._tokens.correct(handle, response.total_tokens)
             self._concurrency.on_success()
             self.stats.ok += 1
             self.stats.prompt_tokens += response.prompt_tokens or 0
             self.stats.completion_tokens += response.completion_tokens or 0
-            latency = time.monotonic() - started
-            pending.on_done(Outcome(_with_latency(response, latency), pending.attempts))
+            response = _with_latency(response, time.monotonic() - started)
+            keep_slot = True
+            pending.on_done(Outcome(response, pending.attempts, release=self._concurrency.release))
         finally:
             base.outstanding -= 1
-            self._concurrency.release()
+            if not keep_slot:
+                self._concurrency.release()
 
     async def _send(self, request: ChatRequest, base_url: str) -> ChatResponse:
         assert self._session is not None
@@ -195,6 +221,10 @@ class EndpointPool:
             ) from None
         except aiohttp.ClientPayloadError as exc:
             raise RetryableError("truncated", f"{where}: body cut short ({exc})") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise RetryableError(
+                "unreachable", f"{where}: cannot connect ({exc.os_error})"
+            ) from None
         except aiohttp.ClientConnectionError as exc:
             raise RetryableError("connection", f"{where}: {type(exc).__name__}: {exc}") from None
 
@@ -205,9 +235,15 @@ class EndpointPool:
                 self._kill(error)
             self._fail(pending, error)
             return
-        if error.error_class == "connection" and len(self._urls) > 1:
+        if self._stopping:
+            return  # interrupted, not failed: the next run picks it up
+        if error.error_class in ("connection", "unreachable") and len(self._urls) > 1:
             base.cooldown_until = time.monotonic() + URL_COOLDOWN
-        if pending.attempts >= self.config.max_attempts or self._stopping:
+        if error.error_class == "unreachable" and self._never_reachable(base):
+            self._kill(self._unreachable(error))
+            self._fail(pending, self.dead or error)
+            return
+        if pending.attempts >= self.config.max_attempts:
             self._fail(pending, error)
             return
         self.stats.retries += 1
@@ -223,11 +259,24 @@ class EndpointPool:
         self._waiting_retry += 1
         asyncio.get_running_loop().call_later(delay, self._requeue_after_wait, pending)
 
+    def _never_reachable(self, base: _BaseUrl) -> bool:
+        base.refused += 1
+        return self.stats.ok == 0 and all(u.refused >= UNREACHABLE_AFTER for u in self._urls)
+
+    def _unreachable(self, error: RequestError) -> FatalRequestError:
+        return FatalRequestError(
+            "unreachable",
+            f"{error}; is the server running? check base_url",
+            endpoint_fatal=True,
+        )
+
     def _requeue_after_wait(self, pending: _Pending) -> None:
         self._waiting_retry -= 1
         self._requeue(pending)
 
     def _requeue(self, pending: _Pending) -> None:
+        if self._stopping:
+            return
         if self.dead is not None:
             self._fail(pending, self.dead)
             return

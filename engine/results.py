@@ -12,9 +12,27 @@ from dataclasses import dataclass
 from engine.scoring import PairMatch, SingleScore
 from engine.store import JudgeIdentity, Store
 
-__all__ = ["StoredJudge", "load_pair_matches", "load_single_scores", "stored_judges"]
+__all__ = [
+    "LastRun",
+    "StoredJudge",
+    "expected_single_judgments",
+    "last_run",
+    "load_pair_matches",
+    "load_single_scores",
+    "stored_judges",
+]
 
 UNKNOWN_CATEGORY = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class LastRun:
+    """The latest run on the store, and its failures by error class."""
+
+    id: int
+    command: str
+    status: str
+    failures: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +89,26 @@ async def load_pair_matches(store: Store, bench: str, judge: JudgeIdentity) -> l
         PairMatch(m1, m2, qid, categories[qid], turn, g.get(1, "error"), g.get(2, "error"))
         for (m1, m2, qid, turn), g in games.items()
     ]
+
+
+async def expected_single_judgments(store: Store, bench: str) -> int | None:
+    """Judgments one model should have in single mode (turn 2 only for two-turn questions)."""
+    rows = await store.fetch(
+        "SELECT COUNT(*), SUM(json_array_length(turns) >= 2) FROM questions WHERE bench = ?",
+        (bench,),
+    )
+    questions, two_turn = rows[0]
+    return None if not questions else questions + (two_turn or 0)
+
+
+async def last_run(store: Store) -> LastRun | None:
+    rows = await store.fetch("SELECT id, command, status FROM runs ORDER BY id DESC LIMIT 1")
+    if not rows:
+        return None
+    run_id, command, status = rows[0]
+    classes = await store.fetch(
+        "SELECT error_class, COUNT(*) FROM failures WHERE run_id = ? GROUP BY error_class "
+        "ORDER BY COUNT(*) DESC",
+        (run_id,),
+    )
+    return LastRun(run_id, command, status, {name: count for name, count in classes})

@@ -57,15 +57,20 @@ def error_for_status(
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """The longest wait any of the server's rate-limit headers asks for, in seconds."""
-    waits: list[float] = []
+    """How long the server asked us to wait, in seconds, from its most precise header.
+
+    `retry-after-ms` beats `Retry-After` (whole seconds, rounded up). The `x-ratelimit-reset-*`
+    headers say when a whole window refills, which overstates the wait, so they only count when
+    neither Retry-After header is there.
+    """
     milliseconds = headers.get("retry-after-ms")
     if milliseconds:
         with contextlib.suppress(ValueError):
-            waits.append(float(milliseconds) / 1000)
+            return max(0.0, float(milliseconds) / 1000)
     after = headers.get("retry-after")
-    if after:
-        waits.extend(_seconds_or_date(after))
+    if after and (seconds := _seconds_or_date(after)):
+        return seconds[0]
+    waits: list[float] = []
     for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
         value = headers.get(name)
         if value:

@@ -7,8 +7,9 @@ row, one writer, one pool per endpoint, the pipeline, and a run row that records
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from engine.endpoint import EndpointPool
 from engine.errors import ConfigError
 from engine.graph import build_graph, check_baseline
 from engine.scheduler import Pipeline, RunTally
+from engine.signals import Interrupted, StopSignals
 from engine.store import Store, open_store
 from engine.writer import StoreWriter
 
@@ -139,19 +141,48 @@ async def _run(
     run_id = await _begin_run(store, command, config)
     writer = StoreWriter(store.db)
     endpoints = _endpoints(scope)
+    pipeline = Pipeline(store, graph.jobs, endpoints, writer=writer, run_id=run_id)
     writer.start()
     for pool in endpoints.values():
         pool.start()
     tally: RunTally | None = None
+    signals = StopSignals(
+        on_stop=lambda: _stop(pipeline, endpoints.values()),
+        on_abort=lambda: _abort(endpoints.values()),
+    )
     try:
-        tally = await Pipeline(store, graph.jobs, endpoints, writer=writer, run_id=run_id).run()
+        with signals:
+            tally = await pipeline.run()
+            await asyncio.gather(*(pool.drain() for pool in endpoints.values()))
     finally:
         for pool in endpoints.values():
-            await pool.stop(cancel_in_flight=True)
+            await pool.close()
         await writer.close()
-        status = "ok" if tally is not None and not tally.failures else "failed"
-        await _finish_run(store, run_id, status, tally)
+        await _finish_run(store, run_id, _status(tally, signals), tally)
+    if signals.received is not None:
+        raise Interrupted(
+            signals.received,
+            f"{signals.name}: stopped after committing every answer received; resume with: "
+            f"mtbench {command} -c {config.path}",
+        )
     return RunResult(command, tally, config.store, run_id)
+
+
+def _stop(pipeline: Pipeline, endpoints: Iterable[EndpointPool]) -> None:
+    pipeline.stop()
+    for pool in endpoints:
+        pool.stop_dispatching()
+
+
+def _abort(endpoints: Iterable[EndpointPool]) -> None:
+    for pool in endpoints:
+        pool.abort()
+
+
+def _status(tally: RunTally | None, signals: StopSignals) -> str:
+    if signals.received is not None:
+        return "interrupted"
+    return "ok" if tally is not None and not tally.failures else "failed"
 
 
 def _endpoints(scope: _Scope) -> dict[EndpointConfig, EndpointPool]:

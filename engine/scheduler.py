@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +96,7 @@ class Pipeline:
         self._inflight: dict[str, list[tuple[Job, ChatRequest]]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._crash: BaseException | None = None
+        self.stopped = False
 
     async def run(self) -> RunTally:
         started = time.monotonic()
@@ -109,6 +110,11 @@ class Pipeline:
             raise self._crash
         self.tally.elapsed = time.monotonic() - started
         return self.tally
+
+    def stop(self) -> None:
+        """Release no more jobs; `run` returns now, results still arriving are committed."""
+        self.stopped = True
+        self._finished.set()
 
     def _tally(self, job: Job) -> EndpointTally:
         name = job.endpoint.label
@@ -130,6 +136,8 @@ class Pipeline:
             self._ready(job)
 
     def _ready(self, job: Job) -> None:
+        if self.stopped:
+            return
         if any(slot.state == SlotState.UNKNOWN for slot in job.needs):
             self._would_send(job)
             return
@@ -167,6 +175,8 @@ class Pipeline:
 
     async def _lookup(self, batch: list[tuple[Job, ChatRequest, str]]) -> None:
         found = await self.store.lookup([key for _, _, key in batch])
+        if self.stopped:
+            return
         for job, request, key in batch:
             cached = found.get(key)
             if cached is not None:
@@ -215,9 +225,12 @@ class Pipeline:
         for duplicate, _ in self._inflight.get(key, []):
             rows.extend(duplicate.result_rows(key, response.text, self.run_id))
         assert self.writer is not None
-        self.writer.put_many(rows, lambda: self._sent_committed(job, key, response.text))
+        self.writer.put_many(
+            rows, lambda: self._sent_committed(job, key, response.text, outcome.release)
+        )
 
-    def _sent_committed(self, job: Job, key: str, text: str) -> None:
+    def _sent_committed(self, job: Job, key: str, text: str, release: Callable[[], None]) -> None:
+        release()
         self._tally(job).done += 1
         self._job_done(job, text)
         self._release_duplicates(key, text)

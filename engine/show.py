@@ -7,13 +7,19 @@ single grading (turn 1, turn 2, overall, per category, -1 counts, bootstrap CI) 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
-from engine.results import load_pair_matches, load_single_scores, stored_judges
+from engine.results import (
+    LastRun,
+    expected_single_judgments,
+    last_run,
+    load_pair_matches,
+    load_single_scores,
+    stored_judges,
+)
 from engine.scoring import (
     PairModelSummary,
     SingleModelSummary,
@@ -24,7 +30,14 @@ from engine.scoring import (
 from engine.store import JudgeIdentity, open_store
 from engine.tables import format_table
 
-__all__ = ["SHOW_MODES", "Leaderboard", "format_leaderboards", "leaderboards", "leaderboards_json"]
+__all__ = [
+    "SHOW_MODES",
+    "Leaderboard",
+    "Scoreboard",
+    "format_scoreboard",
+    "leaderboards",
+    "scoreboard_json",
+]
 
 SHOW_MODES = ("single", "pairwise-baseline", "pairwise-all")
 
@@ -36,6 +49,19 @@ class Leaderboard:
     baseline: str | None
     single: tuple[SingleModelSummary, ...] = ()
     pairwise: tuple[PairModelSummary, ...] = ()
+    expected: int | None = None  # single: judgments each model should have
+
+    def unjudged(self, summary: SingleModelSummary) -> int | None:
+        """Judgments missing for a model: failed requests, or answers that never came."""
+        if self.expected is None:
+            return None
+        return max(0, self.expected - summary.rows - summary.missing)
+
+
+@dataclass(frozen=True, slots=True)
+class Scoreboard:
+    boards: tuple[Leaderboard, ...]
+    last_run: LastRun | None
 
 
 async def leaderboards(
@@ -45,7 +71,7 @@ async def leaderboards(
     judge: str | None = None,
     mode: str | None = None,
     baseline: str = "gpt-3.5-turbo",
-) -> list[Leaderboard]:
+) -> Scoreboard:
     store = await open_store(store_path, write=False)
     try:
         judges = [j for j in await stored_judges(store, bench) if judge in (None, j.identity.name)]
@@ -60,11 +86,12 @@ async def leaderboards(
             if ("single" if board_mode == "single" else "pair") not in stored.kinds:
                 continue
             boards.append(await _leaderboard(store, bench, stored.identity, board_mode, baseline))
+        latest = await last_run(store)
     finally:
         await store.close()
     if not boards:
         raise InputError(f"{store_path}: no {mode} judgments for bench {bench}")
-    return boards
+    return Scoreboard(tuple(boards), latest)
 
 
 async def _leaderboard(
@@ -72,7 +99,8 @@ async def _leaderboard(
 ) -> Leaderboard:
     if mode == "single":
         rows = await load_single_scores(store, bench, identity)
-        return Leaderboard(identity, mode, None, single=summarize_single(rows))
+        expected = await expected_single_judgments(store, bench)
+        return Leaderboard(identity, mode, None, single=summarize_single(rows), expected=expected)
     matches = await load_pair_matches(store, bench, identity)
     chosen = baseline if mode == "pairwise-baseline" else None
     return Leaderboard(
@@ -96,8 +124,16 @@ def _title(board: Leaderboard) -> str:
     return f"Judge {judge.name} (model {judge.model}, api {judge.api}) · mode {board.mode}{against}"
 
 
-def format_leaderboards(boards: Sequence[Leaderboard]) -> str:
-    return "\n\n".join(_format_board(board) for board in boards)
+def format_scoreboard(scoreboard: Scoreboard) -> str:
+    text = "\n\n".join(_format_board(board) for board in scoreboard.boards)
+    run = scoreboard.last_run
+    if run is not None and run.failures:
+        classes = ", ".join(f"{name} {count}" for name, count in run.failures.items())
+        text += (
+            f"\n\nlast run #{run.id} ({run.command}, {run.status}): "
+            f"{sum(run.failures.values())} jobs failed ({classes}); see the failures table"
+        )
+    return text
 
 
 def _format_board(board: Leaderboard) -> str:
@@ -129,10 +165,20 @@ def _format_board(board: Leaderboard) -> str:
         ]
         return f"{_title(board)}\n{format_table(headers, rows)}"
     rows = [
-        [s.model, _num(s.turn_1), _num(s.turn_2), _num(s.score), _ci(s), s.missing, s.rows]
+        [
+            s.model,
+            _num(s.turn_1),
+            _num(s.turn_2),
+            _num(s.score),
+            _ci(s),
+            s.missing,
+            board.unjudged(s),
+            s.rows,
+        ]
         for s in board.single
     ]
-    table = format_table(["model", "turn 1", "turn 2", "overall", "95% CI", "-1s", "rows"], rows)
+    headers = ["model", "turn 1", "turn 2", "overall", "95% CI", "-1s", "unjudged", "rows"]
+    table = format_table(headers, rows)
     categories = sorted({c.category for s in board.single for c in s.categories})
     per_category = [[s.model, *[_category(s, name) for name in categories]] for s in board.single]
     turn_order = ", ".join(s.model for s in rank_by_turn(board.single, 1))
@@ -149,8 +195,14 @@ def _category(summary: SingleModelSummary, name: str) -> str:
     return "-"
 
 
-def leaderboards_json(boards: Sequence[Leaderboard]) -> list[dict[str, Any]]:
-    return [_board_json(board) for board in boards]
+def scoreboard_json(scoreboard: Scoreboard) -> dict[str, Any]:
+    run = scoreboard.last_run
+    return {
+        "leaderboards": [_board_json(board) for board in scoreboard.boards],
+        "last_run": None
+        if run is None
+        else {"id": run.id, "command": run.command, "status": run.status, "failures": run.failures},
+    }
 
 
 def _board_json(board: Leaderboard) -> dict[str, Any]:
@@ -165,6 +217,7 @@ def _board_json(board: Leaderboard) -> dict[str, Any]:
                 "turn_2": s.turn_2,
                 "ci_95": None if s.ci is None else [s.ci.low, s.ci.high],
                 "missing": s.missing,
+                "unjudged": board.unjudged(s),
                 "rows": s.rows,
                 "categories": {c.category: c.score for c in s.categories},
             }

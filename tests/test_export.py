@@ -60,7 +60,7 @@ def test_export_after_a_run_aggregates_to_shows_numbers(
 
     code, out, _ = mtbench(capsys, "show", "--store", store, "--mode", mode, "--json")
     assert code == 0
-    (board,) = orjson.loads(out)
+    (board,) = orjson.loads(out)["leaderboards"]
     if mode == "single":
         rows = read_jsonl(out_dir / "model_judgment" / "judge-a_single.jsonl")
         assert len(rows) == 480

@@ -166,7 +166,7 @@ def test_show_json_carries_the_same_numbers(
 ) -> None:
     code, out, _ = mtbench(capsys, "show", "--store", str(judged_store), "--json")
     assert code == 0
-    (board,) = orjson.loads(out)
+    (board,) = orjson.loads(out)["leaderboards"]
     assert board["judge"] == {"name": "gpt-4", "model": "gpt-4", "api": "import"}
     average = fastchat_table(FASTCHAT_REFERENCE / "show_single.txt", "Average")
     for entry in board["models"]:

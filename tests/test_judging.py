@@ -66,7 +66,10 @@ def test_rejudging_with_a_second_judge_sends_one_request_per_judgment(
         ("judge-b", 320),
     ]
     code, out, _ = mtbench(capsys, "show", "--store", str(store), "--json")
-    assert [board["judge"]["name"] for board in orjson.loads(out)] == ["judge-a", "judge-b"]
+    assert [board["judge"]["name"] for board in orjson.loads(out)["leaderboards"]] == [
+        "judge-a",
+        "judge-b",
+    ]
 
     assert mtbench(capsys, "judge", "-c", str(second))[0] == 0
     assert fake.stats(arrivals=False)["requests"] == after["requests"]
@@ -108,7 +111,7 @@ def test_pairwise_runs_play_every_match_in_both_orders(
     ]
     code, out, _ = mtbench(capsys, "show", "--store", str(store), "--mode", mode, "--json")
     assert code == 0
-    (board,) = orjson.loads(out)
+    (board,) = orjson.loads(out)["leaderboards"]
     shown = {entry["model"] for entry in board["models"]}
     assert shown == (
         {"alpha", "beta"} if mode == "pairwise-baseline" else {"alpha", "beta", "gpt-3.5-turbo"}
@@ -148,7 +151,7 @@ def test_unparsable_judge_replies_are_stored_as_minus_one_and_counted(
     )
     code, out, _ = mtbench(capsys, "show", "--store", str(store), "--json")
     assert code == 0
-    (board,) = orjson.loads(out)
+    (board,) = orjson.loads(out)["leaderboards"]
     assert board["models"][0]["missing"] == statuses["missing"]
     assert board["models"][0]["rows"] == 160 - statuses["missing"]
 
@@ -181,7 +184,7 @@ def test_published_leaderboard_answers_are_rejudged_without_generation(
     assert stats["by_kind"] == {"generation": 0, "judge": distinct_prompts}
     assert stats["duplicates"] == 0
     code, out, _ = mtbench(capsys, "show", "--store", str(store), "--judge", "my-judge", "--json")
-    (board,) = orjson.loads(out)
+    (board,) = orjson.loads(out)["leaderboards"]
     assert len(board["models"]) == 31
     assert {"gpt-4", "llama-13b", "vicuna-13b-v1.3"} <= {
         entry["model"] for entry in board["models"]

@@ -36,9 +36,10 @@ def test_retry_after_headers_in_all_their_forms() -> None:
     assert retry_after_seconds({"retry-after-ms": "1500"}) == 1.5
     assert retry_after_seconds({"x-ratelimit-reset-requests": "6m0s"}) == 360
     assert retry_after_seconds({"x-ratelimit-reset-tokens": "20ms"}) == pytest.approx(0.02)
-    assert (
-        retry_after_seconds({"retry-after": "1", "x-ratelimit-reset-tokens": "1h2m3.5s"}) == 3723.5
-    )
+    assert retry_after_seconds({"x-ratelimit-reset-tokens": "1h2m3.5s"}) == 3723.5
+    # the most precise header wins; a window's full reset only counts without Retry-After
+    assert retry_after_seconds({"retry-after": "1", "retry-after-ms": "200"}) == 0.2
+    assert retry_after_seconds({"retry-after": "2", "x-ratelimit-reset-requests": "6m0s"}) == 2
     soon = datetime.now(timezone.utc) + timedelta(seconds=30)
     assert 25 < (retry_after_seconds({"retry-after": format_datetime(soon)}) or 0) <= 30
     assert retry_after_seconds({}) is None

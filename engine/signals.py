@@ -1,0 +1,72 @@
+"""Ctrl-C and SIGTERM during a run: the first stops gracefully, the second aborts.
+
+Graceful: send nothing new, let the requests in flight finish (they may already be paid for) and
+commit everything received, then exit 130 (SIGINT) or 143 (SIGTERM) with a line saying how to
+resume. A second signal cancels what is still in flight; whatever was received is still committed,
+and SQLite's transactions keep the store consistent either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+from types import TracebackType
+
+from engine.errors import MtbenchError
+
+__all__ = ["Interrupted", "StopSignals"]
+
+_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
+
+class Interrupted(MtbenchError):
+    """The run was stopped by a signal; exit code is 128 + the signal number."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class StopSignals:
+    def __init__(self, on_stop: Callable[[], None], on_abort: Callable[[], None]) -> None:
+        self._on_stop = on_stop
+        self._on_abort = on_abort
+        self.received: int | None = None
+        self._count = 0
+
+    @property
+    def name(self) -> str:
+        return _NAMES.get(signal.Signals(self.received or signal.SIGINT), "signal")
+
+    def __enter__(self) -> StopSignals:
+        loop = asyncio.get_running_loop()
+        for signum in _NAMES:
+            loop.add_signal_handler(signum, self._handle, signum)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in _NAMES:
+            loop.remove_signal_handler(signum)
+
+    def _handle(self, signum: int) -> None:
+        self._count += 1
+        if self._count == 1:
+            self.received = signum
+            print(
+                f"\n{_NAMES[signal.Signals(signum)]}: stopping; finishing the requests in flight "
+                "(press Ctrl-C again to abort them)",
+                file=sys.stderr,
+                flush=True,
+            )
+            self._on_stop()
+        else:
+            print("aborting: cancelling the requests in flight", file=sys.stderr, flush=True)
+            self._on_abort()

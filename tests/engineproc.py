@@ -1,0 +1,38 @@
+"""Run `mtbench` as a real subprocess, for tests that kill or signal it."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["integrity", "start_engine", "wait_until"]
+
+
+def start_engine(*argv: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.01) -> Any:
+    """Poll `check` until it returns something truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def integrity(store: Path) -> str:
+    with sqlite3.connect(store) as db:
+        return db.execute("PRAGMA integrity_check").fetchone()[0]

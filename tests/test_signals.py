@@ -1,0 +1,79 @@
+"""SIGINT / SIGTERM: stop sending, commit what arrived, say how to resume, exit 130 / 143."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.engineproc import integrity, start_engine, wait_until
+from tests.fakeserver import FakeServer
+from tests.runconfig import model, write_config
+
+
+def responses_stored(store: Path) -> int:
+    with sqlite3.connect(store) as db:
+        return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+
+def run_status(store: Path) -> str:
+    with sqlite3.connect(store) as db:
+        return db.execute("SELECT status FROM runs ORDER BY id DESC LIMIT 1").fetchone()[0]
+
+
+def started_run(tmp_path: Path, fake: FakeServer, latency: float):  # type: ignore[no-untyped-def]
+    fake.configure(latency_median=latency)
+    models = [model(name, fake.base_url, concurrency=4) for name in ("alpha", "beta")]
+    judge = {"name": "judge-a", "base_url": fake.base_url, "concurrency": 4}
+    config = write_config(tmp_path, models=models, judge=judge)
+    process = start_engine("run", "-c", str(config))
+    wait_until(lambda: fake.stats(arrivals=False)["ok"] >= 12)
+    return config, process
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_gracefully_commits_what_arrived_and_says_how_to_resume(
+    tmp_path: Path, fake: FakeServer, signum: int, code: int
+) -> None:
+    config, process = started_run(tmp_path, fake, latency=0.2)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=15)
+    assert process.returncode == code, err
+    assert f"resume with: mtbench run -c {config}" in err
+    store = tmp_path / "store.sqlite"
+    stats = fake.stats(arrivals=False)
+    assert stats["in_flight"] == 0
+    assert responses_stored(store) == stats["ok"]  # every answer the server gave is stored
+    assert stats["ok"] < 640  # it really stopped early
+    assert run_status(store) == "interrupted"
+    assert integrity(store) == "ok"
+
+    fake.configure(latency_median=0.0)
+    resumed = start_engine("run", "-c", str(config))
+    resumed.communicate(timeout=60)
+    assert resumed.returncode == 0
+    assert fake.stats(arrivals=False)["duplicates"] == 0
+
+
+def test_a_second_ctrl_c_aborts_at_once_without_corrupting_the_store(
+    tmp_path: Path, fake: FakeServer
+) -> None:
+    _, process = started_run(tmp_path, fake, latency=0.05)
+    fake.configure(latency_median=30.0)  # what is sent from now on would take half a minute
+    time.sleep(0.3)  # requests sent before that have finished; every slot now holds a slow one
+    wait_until(lambda: fake.stats(arrivals=False)["in_flight"] >= 12)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=10)
+    assert time.monotonic() - started < 3
+    assert process.returncode == 130, err
+    assert "aborting" in err
+    store = tmp_path / "store.sqlite"
+    assert integrity(store) == "ok"
+    assert responses_stored(store) == fake.stats(arrivals=False)["ok"]
+    assert run_status(store) == "interrupted"
