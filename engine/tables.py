@@ -61,16 +61,18 @@ def format_run_summary(tally: RunTally) -> str:
 
 
 def format_failures(tally: RunTally) -> str:
+    """Failures by class, with the first distinct messages of each (one for dependencies)."""
     lines = [f"{len(tally.failures)} jobs failed:"]
     for error_class, count in tally.failure_classes().most_common():
         lines.append(f"  {error_class}: {count}")
+        limit = 1 if error_class == "dependency" else FIRST_MESSAGES
         shown: list[str] = []
         for failure in tally.failures:
-            if failure.error_class == error_class and failure.message not in shown:
-                shown.append(failure.message)
-                lines.append(
-                    f"    {failure.job} (after {failure.attempts} attempts): {failure.message}"
-                )
-            if len(shown) >= FIRST_MESSAGES:
+            if failure.error_class != error_class or failure.message in shown:
+                continue
+            shown.append(failure.message)
+            tries = f" (after {failure.attempts} attempts)" if failure.attempts else ""
+            lines.append(f"    {failure.job}{tries}: {failure.message}")
+            if len(shown) >= limit:
                 break
     return "\n".join(lines)

@@ -57,3 +57,26 @@ def test_a_401_fails_its_model_fast_while_the_others_finish(
     assert "auth: 80" in out
     assert out.count("HTTP 401") == 1  # one clear message, not eighty
     assert "check api_key_env" in out
+
+
+def test_a_server_that_is_not_running_fails_its_model_in_seconds(
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    config = write_config(
+        tmp_path,
+        models=[model("alpha", fake.base_url), model("down", f"http://127.0.0.1:{dead_port}/v1")],
+    )
+    started = time.monotonic()
+    code, out, _ = mtbench(capsys, "generate", "-c", str(config))
+    assert time.monotonic() - started < 15
+    assert code == 1
+    assert "unreachable: 80" in out
+    assert out.count("is the server running? check base_url") == 1
+    assert f"127.0.0.1:{dead_port}" in out
+    assert fake.stats(arrivals=False)["ok"] == 160
