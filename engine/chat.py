@@ -28,16 +28,27 @@ class ChatRequest:
     max_tokens: int
     temperature: float
     sample: int = 0
+    seed: int | None = None
+    extra_body: bytes | None = None  # canonical JSON of provider-specific fields (`grammar`, ...)
 
     def canonical(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": self.temperature}
+        # Optional parameters only appear when set, so adding them never changed an older key.
+        if self.seed is not None:
+            params["seed"] = self.seed
+        if self.extra_body is not None:
+            params["extra_body"] = orjson.loads(self.extra_body)
         return {
             "api": self.api,
             "label": self.label,
             "model": self.model,
             "messages": [{"role": role, "content": content} for role, content in self.messages],
-            "params": {"max_tokens": self.max_tokens, "temperature": self.temperature},
+            "params": params,
             "sample": self.sample,
         }
+
+    def extra_fields(self) -> dict[str, Any]:
+        return {} if self.extra_body is None else orjson.loads(self.extra_body)
 
     def canonical_json(self) -> bytes:
         return orjson.dumps(self.canonical(), option=orjson.OPT_SORT_KEYS)

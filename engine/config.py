@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from engine.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -56,6 +58,19 @@ class EndpointConfig:
     stream: bool = False
     timeout: float = 300.0
     max_attempts: int = 8
+    seed: int | None = None
+    extra_body: bytes | None = None  # canonical JSON; see ChatRequest.extra_body
+
+    def request_options(self) -> dict[str, Any]:
+        """The ChatRequest fields every request to this endpoint shares."""
+        return {
+            "api": self.api,
+            "label": self.name,
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "extra_body": self.extra_body,
+        }
 
     @property
     def label(self) -> str:
@@ -63,9 +78,11 @@ class EndpointConfig:
 
     def snapshot(self) -> dict[str, Any]:
         """The config as stored with a run: everything but the key itself."""
-        return {
-            name: getattr(self, name) for name in self.__dataclass_fields__ if name != "api_key"
-        }
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        del values["api_key"]
+        if self.extra_body is not None:
+            values["extra_body"] = orjson.loads(self.extra_body)
+        return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +117,7 @@ class RunConfig:
     bench: str
     models: tuple[ModelConfig, ...]
     judge: JudgeConfig | None
+    questions: tuple[int, ...] | None = None  # a subset of question ids; None = all
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -107,6 +125,7 @@ class RunConfig:
             "store": str(self.store),
             "data": None if self.data is None else str(self.data),
             "bench": self.bench,
+            "questions": self.questions,
             "models": [m.snapshot() for m in self.models],
             "judge": None if self.judge is None else self.judge.snapshot(),
         }
@@ -157,6 +176,8 @@ _ENDPOINT_KEYS: dict[str, _Key] = {
     "stream": _Key("true or false", lambda v: isinstance(v, bool)),
     "timeout": _Key("a number of seconds > 0", _is_number(1e-3)),
     "max_attempts": _Key("an integer >= 1", _is_int(1)),
+    "seed": _Key("an integer", _is_int(-(2**63))),
+    "extra_body": _Key("a table of extra request fields", lambda v: isinstance(v, dict)),
 }
 _JUDGE_KEYS: dict[str, _Key] = {
     **_ENDPOINT_KEYS,
@@ -167,6 +188,10 @@ _TOP_KEYS: dict[str, _Key] = {
     "store": _Key("a path", _is_str),
     "data": _Key("a path", _is_str),
     "bench": _Key("a bench name such as mt_bench", _is_str),
+    "questions": _Key(
+        "a non-empty list of question ids",
+        lambda v: isinstance(v, list) and bool(v) and all(_is_int(0)(q) for q in v),
+    ),
     "model": _Key("an array of [[model]] tables", lambda v: isinstance(v, list)),
     "judge": _Key("a [judge] table", lambda v: isinstance(v, dict)),
 }
@@ -230,6 +255,7 @@ def load_config(path: Path | str) -> RunConfig:
         bench=top.get("bench", "mt_bench"),
         models=models,
         judge=judge,
+        questions=None if top.get("questions") is None else tuple(top.get("questions")),
     )
 
 
@@ -252,6 +278,8 @@ def _endpoint(
     for number_key in ("temperature", "timeout"):
         if number_key in options:
             options[number_key] = float(options[number_key])
+    if "extra_body" in options:
+        options["extra_body"] = orjson.dumps(options["extra_body"], option=orjson.OPT_SORT_KEYS)
     return cls(
         name=name,
         model=check.get("model", name),

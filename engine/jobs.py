@@ -200,12 +200,9 @@ class GenerationJob(Job):
             messages.append(("assistant", previous.text or ""))
         messages.append(("user", self.question.turns[self.turn - 1]))
         return ChatRequest(
-            api=self.endpoint.api,
-            label=self.endpoint.name,
-            model=self.endpoint.model,
             messages=tuple(messages),
-            max_tokens=self.endpoint.max_tokens,
             temperature=self.temperature(),
+            **self.endpoint.request_options(),
         )
 
     def stored_key(self) -> str | None:
@@ -259,12 +256,9 @@ class _JudgeJob(Job):
     def _request(self, system_prompt: str, user_prompt: str) -> ChatRequest:
         judge = self.endpoint
         return ChatRequest(
-            api=judge.api,
-            label=judge.name,
-            model=judge.model,
             messages=(("system", system_prompt), ("user", user_prompt)),
-            max_tokens=judge.max_tokens,
             temperature=judge.temperature if judge.temperature is not None else 0.0,
+            **judge.request_options(),
         )
 
     def _judgment_row(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -73,8 +73,13 @@ def _scope(config: RunConfig, command: str) -> _Scope:
 
 async def execute(config: RunConfig, command: str, *, data_flag: str | None = None) -> RunResult:
     scope = _scope(config, command)
-    bench = load_bench(
-        resolve_data_dir(data_flag, config.data), config.bench, need_judging=scope.judge is not None
+    bench = _selected(
+        config,
+        load_bench(
+            resolve_data_dir(data_flag, config.data),
+            config.bench,
+            need_judging=scope.judge is not None,
+        ),
     )
     judged = await _judged_models(config, scope)
     if command == "plan":
@@ -84,6 +89,21 @@ async def execute(config: RunConfig, command: str, *, data_flag: str | None = No
         return await _run(config, command, scope, bench, judged, store)
     finally:
         await store.close()
+
+
+def _selected(config: RunConfig, bench: BenchData) -> BenchData:
+    """The config's `questions` subset of the bench, in the bench's order."""
+    if config.questions is None:
+        return bench
+    unknown = sorted(set(config.questions) - set(bench.by_id))
+    if unknown:
+        raise ConfigError(
+            f"{config.path}: top-level key 'questions': no question {unknown[0]} in "
+            f"{config.bench} (ids run from {bench.questions[0].question_id})"
+        )
+    wanted = set(config.questions)
+    questions = tuple(q for q in bench.questions if q.question_id in wanted)
+    return replace(bench, questions=questions)
 
 
 async def _judged_models(config: RunConfig, scope: _Scope) -> list[str]:

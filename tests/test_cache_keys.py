@@ -42,8 +42,14 @@ def test_same_config_hits_the_cache(
 @pytest.mark.usefixtures("warmed")
 @pytest.mark.parametrize(
     "change",
-    [{"name": "alpha-2"}, {"model": "served-b"}, {"max_tokens": 512}],
-    ids=["label", "model-string", "max-tokens"],
+    [
+        {"name": "alpha-2"},
+        {"model": "served-b"},
+        {"max_tokens": 512},
+        {"seed": 7},
+        {"extra_body": {"top_p": 0.5}},
+    ],
+    ids=["label", "model-string", "max-tokens", "seed", "extra-body"],
 )
 def test_changing_what_shapes_the_answer_misses_the_cache(
     tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str], change: dict[str, Any]

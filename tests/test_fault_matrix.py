@@ -52,7 +52,7 @@ def test_the_run_completes_and_accounts_for_every_job(
     tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str], fault: str
 ) -> None:
     fake.configure(seed=17, latency_median=0.005, **FAULTS[fault])
-    common = {"concurrency": 8, "timeout": 1.0}
+    common = {"concurrency": 8, "timeout": 1.0, "max_attempts": 6}
     models = [model(name, fake.base_url, stream=(name == "beta"), **common) for name in MODELS]
     judge = {"name": "judge-a", "base_url": fake.base_url, "stream": True, **common}
     config = write_config(tmp_path, models=models, judge=judge)

@@ -75,3 +75,36 @@ def test_categories_get_fastchat_temperatures(
     assert temperatures[111] == 0.0  # math
     assert temperatures[131] == 0.0  # extraction
     assert temperatures[141] == 0.1  # stem
+
+
+def test_a_question_subset_seed_and_extra_fields_reach_the_request(
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(
+        tmp_path,
+        models=[model("alpha", fake.base_url, seed=42, extra_body={"top_k": 5})],
+        questions=[81, 101],
+    )
+    code, out, _ = mtbench(capsys, "generate", "-c", str(config))
+    assert code == 0, out
+    assert set(answers(tmp_path / "store.sqlite")) == {
+        ("alpha", 81, 1),
+        ("alpha", 81, 2),
+        ("alpha", 101, 1),
+        ("alpha", 101, 2),
+    }
+    with sqlite3.connect(tmp_path / "store.sqlite") as db:
+        params = db.execute("SELECT json_extract(request, '$.params') FROM responses").fetchall()
+    import orjson
+
+    assert all(orjson.loads(p[0])["seed"] == 42 for p in params)
+    assert all(orjson.loads(p[0])["extra_body"] == {"top_k": 5} for p in params)
+
+
+def test_an_unknown_question_id_is_a_config_error(
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, models=[model("alpha", fake.base_url)], questions=[81, 999])
+    code, _, err = mtbench(capsys, "generate", "-c", str(config))
+    assert code == 2
+    assert "questions" in err and "999" in err

@@ -24,6 +24,9 @@ class OpenAIProvider:
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
         }
+        if request.seed is not None:
+            body["seed"] = request.seed
+        body.update(request.extra_fields())
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
