@@ -59,6 +59,10 @@ class ChatRequest:
     def prompt_chars(self) -> int:
         return sum(len(content) for _, content in self.messages)
 
+    def estimated_prompt_tokens(self) -> int:
+        """About four characters per token: a request's weight before the server says."""
+        return -(-self.prompt_chars() // 4)
+
 
 @dataclass(frozen=True, slots=True)
 class ChatResponse:

@@ -34,15 +34,20 @@ def _install_loop_policy() -> None:
 
 def _cmd_requests(args: argparse.Namespace) -> int:
     from engine.runner import execute
-    from engine.tables import format_plan, format_run_summary
+    from engine.tables import format_plan, format_run_summary, tally_json
 
     config = load_config(args.config)
     result = _run_result(execute(config, args.command, data_flag=args.data))
-    if args.command == "plan":
+    if args.json:
+        summary = {"command": args.command, "store": str(result.store), **tally_json(result.tally)}
+        print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    elif args.command == "plan":
         print(format_plan(result.tally))
+    else:
+        print(format_run_summary(result.tally))
+        print(f"store: {result.store}")
+    if args.command == "plan":
         return 0
-    print(format_run_summary(result.tally))
-    print(f"store: {result.store}")
     return 0 if result.ok else 1
 
 
@@ -124,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--data", help="MT-Bench data dir (overrides the config and $MTBENCH_DATA)"
         )
+        sub.add_argument("--json", action="store_true", help="print the summary as JSON")
         sub.set_defaults(handler=_cmd_requests)
     show = commands.add_parser("show", help="leaderboards from the stored judgments")
     show.add_argument("--store", required=True, help="the SQLite store")

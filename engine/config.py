@@ -60,6 +60,17 @@ class EndpointConfig:
     max_attempts: int = 8
     seed: int | None = None
     extra_body: bytes | None = None  # canonical JSON; see ChatRequest.extra_body
+    price_in: float | None = None  # USD per 1M prompt tokens
+    price_out: float | None = None  # USD per 1M completion tokens
+
+    def cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
+        """Dollars for one response; None when no price is configured."""
+        if self.price_in is None and self.price_out is None:
+            return None
+        return (
+            (prompt_tokens or 0) * (self.price_in or 0.0)
+            + (completion_tokens or 0) * (self.price_out or 0.0)
+        ) / 1e6
 
     def request_options(self) -> dict[str, Any]:
         """The ChatRequest fields every request to this endpoint shares."""
@@ -102,6 +113,7 @@ class JudgeConfig(EndpointConfig):
     temperature: float | None = 0.0
     mode: str = "single"
     baseline: str = "gpt-3.5-turbo"
+    samples: int = 1  # judge every item this many times; its score is the median
 
     @property
     def label(self) -> str:
@@ -178,11 +190,14 @@ _ENDPOINT_KEYS: dict[str, _Key] = {
     "max_attempts": _Key("an integer >= 1", _is_int(1)),
     "seed": _Key("an integer", _is_int(-(2**63))),
     "extra_body": _Key("a table of extra request fields", lambda v: isinstance(v, dict)),
+    "price_in": _Key("USD per 1M prompt tokens (a number >= 0)", _is_number(0.0)),
+    "price_out": _Key("USD per 1M completion tokens (a number >= 0)", _is_number(0.0)),
 }
 _JUDGE_KEYS: dict[str, _Key] = {
     **_ENDPOINT_KEYS,
     "mode": _Key(f"one of {', '.join(JUDGE_MODES)}", lambda v: v in JUDGE_MODES),
     "baseline": _Key("a model name", _is_str),
+    "samples": _Key("an integer >= 1", _is_int(1)),
 }
 _TOP_KEYS: dict[str, _Key] = {
     "store": _Key("a path", _is_str),
@@ -275,7 +290,7 @@ def _endpoint(
     api = check.get("api", "openai")
     urls = check.get("base_urls") or [check.get("base_url") or DEFAULT_BASE_URLS[api]]
     options = {k: v for k, v in table.items() if k not in ("name", "base_url", "base_urls")}
-    for number_key in ("temperature", "timeout"):
+    for number_key in ("temperature", "timeout", "price_in", "price_out"):
         if number_key in options:
             options[number_key] = float(options[number_key])
     if "extra_body" in options:

@@ -29,7 +29,7 @@ import aiohttp
 from engine.chat import ChatRequest, ChatResponse
 from engine.config import EndpointConfig
 from engine.errors import FatalRequestError, RequestError, RetryableError
-from engine.limits import AdaptiveConcurrency, Pause, RequestRate, TokenWindow, estimate_tokens
+from engine.limits import AdaptiveConcurrency, Pause, RequestRate, TokenWindow
 from engine.providers import Provider, provider_for
 from engine.retry import backoff_delay, error_for_status
 
@@ -166,7 +166,7 @@ class EndpointPool:
             await self._rate.acquire()
             request = pending.request
             handle = await self._tokens.acquire(
-                estimate_tokens(request.prompt_chars(), request.max_tokens)
+                request.estimated_prompt_tokens() + request.max_tokens
             )
             task = asyncio.create_task(self._attempt(pending, epoch, handle))
             self._attempts.add(task)

@@ -111,20 +111,33 @@ async def _judge_jobs(
         # FastChat judges turn 2 only for two-turn questions.
         turns = [t for t in turns_judged if t == 1 or len(question.turns) == 2]
         for turn in turns:
-            if judge.mode == "single":
-                for model in judged_models:
-                    needs = [slots[(model, qid, t)] for t in range(1, turn + 1)]
-                    key = stored.get(("single", model, "", qid, turn, 0, 0))
-                    jobs.append(SingleJudgeJob(judge, identity, bench, question, needs, key))
-                continue
-            for model_1, model_2 in judged_pairs(judge, judged_models):
-                needs_1 = [slots[(model_1, qid, t)] for t in range(1, turn + 1)]
-                needs_2 = [slots[(model_2, qid, t)] for t in range(1, turn + 1)]
-                for game in (1, 2):
-                    key = stored.get(("pair", model_1, model_2, qid, turn, game, 0))
-                    jobs.append(
-                        PairJudgeJob(judge, identity, bench, question, needs_1, needs_2, game, key)
-                    )
+            for sample in range(judge.samples):
+                if judge.mode == "single":
+                    for model in judged_models:
+                        needs = [slots[(model, qid, t)] for t in range(1, turn + 1)]
+                        key = stored.get(("single", model, "", qid, turn, 0, sample))
+                        jobs.append(
+                            SingleJudgeJob(judge, identity, bench, question, needs, key, sample)
+                        )
+                    continue
+                for model_1, model_2 in judged_pairs(judge, judged_models):
+                    needs_1 = [slots[(model_1, qid, t)] for t in range(1, turn + 1)]
+                    needs_2 = [slots[(model_2, qid, t)] for t in range(1, turn + 1)]
+                    for game in (1, 2):
+                        key = stored.get(("pair", model_1, model_2, qid, turn, game, sample))
+                        jobs.append(
+                            PairJudgeJob(
+                                judge,
+                                identity,
+                                bench,
+                                question,
+                                needs_1,
+                                needs_2,
+                                game,
+                                key,
+                                sample,
+                            )
+                        )
     return jobs
 
 

@@ -54,6 +54,10 @@ INSERT_RESPONSE = (
     "INSERT OR IGNORE INTO responses (key, api, label, model, request, text, finish_reason, "
     "prompt_tokens, completion_tokens, latency, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 )
+INSERT_PAID_RESPONSE = (
+    "INSERT OR IGNORE INTO responses (key, api, label, model, request, text, finish_reason, "
+    "prompt_tokens, completion_tokens, latency, created, cost) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 UPSERT_ANSWER = (
     "INSERT OR REPLACE INTO answers (model, bench, question_id, turn, sample, response_key, "
     "source, run_id, created) VALUES (?,?,?,?,?,?,?,?,?)"
@@ -88,9 +92,9 @@ class AnswerSlot:
         self.text = text
 
 
-def response_row(key: str, request: ChatRequest, response: ChatResponse) -> Row:
+def response_row(key: str, request: ChatRequest, response: ChatResponse, cost: float | None) -> Row:
     return (
-        INSERT_RESPONSE,
+        INSERT_PAID_RESPONSE,
         (
             key,
             request.api,
@@ -103,6 +107,7 @@ def response_row(key: str, request: ChatRequest, response: ChatResponse) -> Row:
             response.completion_tokens,
             response.latency,
             time.time(),
+            cost,
         ),
     )
 
@@ -227,7 +232,9 @@ class GenerationJob(Job):
 
 
 class _JudgeJob(Job):
-    __slots__ = ("bench", "identity", "prompt_name", "question", "reference", "stored")
+    """One judge request; `sample` k > 0 is the k-th repeat of the same judgment (own cache key)."""
+
+    __slots__ = ("bench", "identity", "prompt_name", "question", "reference", "sample", "stored")
 
     def __init__(
         self,
@@ -237,6 +244,7 @@ class _JudgeJob(Job):
         question: Question,
         needs: Sequence[AnswerSlot],
         stored: str | None,
+        sample: int,
     ) -> None:
         super().__init__(judge, needs)
         self.identity = identity
@@ -244,7 +252,11 @@ class _JudgeJob(Job):
         self.question = question
         self.reference = _reference(bench, question)
         self.stored = stored
+        self.sample = sample
         self.prompt_name = ""
+
+    def _sample_suffix(self) -> str:
+        return f" sample {self.sample}" if self.sample else ""
 
     @property
     def question_id(self) -> int:
@@ -258,6 +270,7 @@ class _JudgeJob(Job):
         return ChatRequest(
             messages=(("system", system_prompt), ("user", user_prompt)),
             temperature=judge.temperature if judge.temperature is not None else 0.0,
+            sample=self.sample,
             **judge.request_options(),
         )
 
@@ -288,7 +301,7 @@ class _JudgeJob(Job):
                 self.question_id,
                 self.turn,
                 game,
-                0,
+                self.sample,
                 self.prompt_name,
                 score,
                 winner,
@@ -318,8 +331,9 @@ class SingleJudgeJob(_JudgeJob):
         question: Question,
         slots: Sequence[AnswerSlot],
         stored: str | None,
+        sample: int = 0,
     ) -> None:
-        super().__init__(judge, identity, bench, question, slots, stored)
+        super().__init__(judge, identity, bench, question, slots, stored, sample)
         self._model = slots[0].model
         self._turn = len(slots)
 
@@ -332,7 +346,8 @@ class SingleJudgeJob(_JudgeJob):
         return self._turn
 
     def describe(self) -> str:
-        return f"judge {self.identity.name} single {self.model} q{self.question_id} t{self.turn}"
+        where = f"{self.model} q{self.question_id} t{self.turn}{self._sample_suffix()}"
+        return f"judge {self.identity.name} single {where}"
 
     def build_request(self) -> ChatRequest:
         answers = [slot.text or "" for slot in self.needs]
@@ -373,8 +388,10 @@ class PairJudgeJob(_JudgeJob):
         slots_2: Sequence[AnswerSlot],
         game: int,
         stored: str | None,
+        sample: int = 0,
     ) -> None:
-        super().__init__(judge, identity, bench, question, (*slots_1, *slots_2), stored)
+        needs = (*slots_1, *slots_2)
+        super().__init__(judge, identity, bench, question, needs, stored, sample)
         self.model_1 = slots_1[0].model
         self.model_2 = slots_2[0].model
         self._turn = len(slots_1)
@@ -391,7 +408,7 @@ class PairJudgeJob(_JudgeJob):
     def describe(self) -> str:
         return (
             f"judge {self.identity.name} pair {self.model_1} vs {self.model_2} "
-            f"q{self.question_id} t{self.turn} game {self.game}"
+            f"q{self.question_id} t{self.turn} game {self.game}{self._sample_suffix()}"
         )
 
     def build_request(self) -> ChatRequest:

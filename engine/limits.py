@@ -17,13 +17,12 @@ no fairness logic of its own: FIFO order comes from the endpoint queue.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import deque
 
 from asyncio_throttle import Throttler
 
-__all__ = ["AdaptiveConcurrency", "Pause", "RequestRate", "TokenWindow", "estimate_tokens"]
+__all__ = ["AdaptiveConcurrency", "Pause", "RequestRate", "TokenWindow"]
 
 
 class AdaptiveConcurrency:
@@ -140,8 +139,3 @@ class Pause:
     async def wait(self) -> None:
         while (remaining := self.until - time.monotonic()) > 0:
             await asyncio.sleep(remaining)
-
-
-def estimate_tokens(prompt_chars: int, max_tokens: int) -> int:
-    """A request's weight before the server says: ~4 characters per prompt token plus max_tokens."""
-    return math.ceil(prompt_chars / 4) + max_tokens

@@ -136,7 +136,16 @@ async def _plan(config: RunConfig, scope: _Scope, bench: BenchData, judged: list
         graph = await build_graph(
             store, bench, generate=scope.generate, judge=scope.judge, judged_models=judged
         )
-        tally = await Pipeline(store, graph.jobs, {}, writer=None, run_id=None, dry_run=True).run()
+        estimates = await store.completion_estimates()
+        tally = await Pipeline(
+            store,
+            graph.jobs,
+            {},
+            writer=None,
+            run_id=None,
+            dry_run=True,
+            completion_estimates=estimates,
+        ).run()
     finally:
         await store.close()
     return RunResult("plan", tally, config.store, None)

@@ -32,6 +32,9 @@ __all__ = ["EndpointTally", "FailureRecord", "Pipeline", "RunTally"]
 
 log = logging.getLogger(__name__)
 
+CHARS_PER_TOKEN = 4
+PLACEHOLDER_CHAR = "x"
+
 INSERT_FAILURE = (
     "INSERT INTO failures (run_id, job, kind, model, question_id, turn, error_class, attempts, "
     "message, created) VALUES (?,?,?,?,?,?,?,?,?,?)"
@@ -47,6 +50,15 @@ class EndpointTally:
     to_send: int = 0
     done: int = 0
     failed: int = 0
+    prompt_tokens: int = 0  # sent this run (plan: estimated for the requests to send)
+    completion_tokens: int = 0
+    cost: float | None = None  # dollars, when the endpoint has prices
+
+    def add_usage(self, prompt: int, completion: int, cost: float | None) -> None:
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        if cost is not None:
+            self.cost = (self.cost or 0.0) + cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +79,10 @@ class RunTally:
     def total(self, name: str) -> int:
         return sum(getattr(tally, name) for tally in self.endpoints.values())
 
+    def total_cost(self) -> float | None:
+        costs = [t.cost for t in self.endpoints.values() if t.cost is not None]
+        return sum(costs) if costs else None
+
     def failure_classes(self) -> Counter[str]:
         return Counter(f.error_class for f in self.failures)
 
@@ -81,6 +97,7 @@ class Pipeline:
         writer: StoreWriter | None,
         run_id: int | None,
         dry_run: bool = False,
+        completion_estimates: dict[str, float] | None = None,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -88,6 +105,8 @@ class Pipeline:
         self.writer = writer
         self.run_id = run_id
         self.dry_run = dry_run
+        # plan: expected completion tokens per endpoint name (cached usage, else max_tokens)
+        self.completion_estimates = completion_estimates or {}
         self.tally = RunTally()
         self._remaining = len(jobs)
         self._finished = asyncio.Event()
@@ -138,10 +157,10 @@ class Pipeline:
     def _ready(self, job: Job) -> None:
         if self.stopped:
             return
-        if any(slot.state == SlotState.UNKNOWN for slot in job.needs):
-            self._would_send(job)
-            return
         request = job.build_request()
+        if any(slot.state == SlotState.UNKNOWN for slot in job.needs):
+            self._would_send(job, request)
+            return
         key = request.cache_key()
         waiting = self._inflight.get(key)
         if waiting is not None:
@@ -182,7 +201,7 @@ class Pipeline:
             if cached is not None:
                 self._complete_cached(job, request, key, cached)
             elif self.dry_run:
-                self._would_send(job)
+                self._would_send(job, request)
                 self._release_duplicates(key, None)
             else:
                 self.endpoints[job.endpoint].submit(
@@ -192,10 +211,19 @@ class Pipeline:
     def _outcome_handler(self, job: Job, request: ChatRequest, key: str) -> OnDone:
         return lambda outcome: self._on_outcome(job, request, key, outcome)
 
-    def _would_send(self, job: Job) -> None:
-        self._tally(job).to_send += 1
+    def _would_send(self, job: Job, request: ChatRequest) -> None:
+        """Plan: count the request and its estimated tokens. What it would produce is unknown;
+        a placeholder of the expected length stands in, so later prompts can be estimated."""
+        completion = round(
+            self.completion_estimates.get(job.endpoint.name, float(job.endpoint.max_tokens))
+        )
+        prompt = request.estimated_prompt_tokens()
+        tally = self._tally(job)
+        tally.to_send += 1
+        tally.add_usage(prompt, completion, job.endpoint.cost(prompt, completion))
         produced = job.produces()
         if produced is not None:
+            produced.fill(PLACEHOLDER_CHAR * (completion * CHARS_PER_TOKEN))
             produced.state = SlotState.UNKNOWN
             self._release(produced)
         self._job_finished()
@@ -218,8 +246,12 @@ class Pipeline:
                 self._job_failed(duplicate, outcome.error, 0)
             return
         response: ChatResponse = outcome.response
+        cost = job.endpoint.cost(response.prompt_tokens, response.completion_tokens)
+        self._tally(job).add_usage(
+            response.prompt_tokens or 0, response.completion_tokens or 0, cost
+        )
         rows = [
-            response_row(key, request, response),
+            response_row(key, request, response, cost),
             *job.result_rows(key, response.text, self.run_id),
         ]
         for duplicate, _ in self._inflight.get(key, []):
@@ -236,9 +268,9 @@ class Pipeline:
         self._release_duplicates(key, text)
 
     def _release_duplicates(self, key: str, text: str | None) -> None:
-        for duplicate, _ in self._inflight.pop(key, []):
+        for duplicate, request in self._inflight.pop(key, []):
             if text is None:
-                self._would_send(duplicate)
+                self._would_send(duplicate, request)
             else:
                 self._tally(duplicate).cached += 1
                 self._job_done(duplicate, text)

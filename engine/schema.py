@@ -89,6 +89,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX failures_by_run ON failures (run_id);
     """,
+    # 2: what each response cost, at the prices configured when it was paid for (NULL: no price)
+    """
+    ALTER TABLE responses ADD COLUMN cost REAL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -26,10 +26,14 @@ __all__ = [
     "ConfidenceInterval",
     "PairMatch",
     "PairModelSummary",
+    "SampleSpread",
     "SingleModelSummary",
     "SingleScore",
+    "majority_winner",
     "match_result",
+    "median_score",
     "rank_by_turn",
+    "sample_spread",
     "summarize_pairwise",
     "summarize_single",
 ]
@@ -296,3 +300,56 @@ def _descending(model: str, value: float | None) -> tuple[bool, float, str]:
 
 def _turn_key(pair: tuple[SingleModelSummary, float | None]) -> tuple[bool, float, str]:
     return _descending(pair[0].model, pair[1])
+
+
+@dataclass(frozen=True, slots=True)
+class SampleSpread:
+    """How much a model's overall score moves between repeated judge samples."""
+
+    model: str
+    scores: tuple[float, ...]  # the overall score of each sample, in sample order
+    std: float | None  # sample standard deviation; None with fewer than two samples
+
+
+def median_score(scores: Sequence[float]) -> float:
+    """An item judged k times scores the median of its parsable ratings; -1 if none parsed."""
+    valid = sorted(s for s in scores if s != MISSING_SCORE)
+    if not valid:
+        return MISSING_SCORE
+    middle = len(valid) // 2
+    return valid[middle] if len(valid) % 2 else (valid[middle - 1] + valid[middle]) / 2
+
+
+def majority_winner(winners: Sequence[str]) -> str:
+    """A game judged k times: its most frequent verdict; a tie for first place is a 'tie'."""
+    counts: dict[str, int] = defaultdict(int)
+    for winner in winners:
+        if winner != "error":
+            counts[winner] += 1
+    if not counts:
+        return "error"
+    top = max(counts.values())
+    leaders = [w for w, c in counts.items() if c == top]
+    return leaders[0] if len(leaders) == 1 else "tie"
+
+
+def sample_spread(samples: Mapping[int, Sequence[SingleScore]]) -> tuple[SampleSpread, ...]:
+    """Per model: the overall score (FastChat's mean without -1s) of each sample, and their std."""
+    per_model: dict[str, list[float]] = defaultdict(list)
+    for sample in sorted(samples):
+        overall: dict[str, list[float]] = defaultdict(list)
+        for row in samples[sample]:
+            if row.score != MISSING_SCORE:
+                overall[row.model].append(row.score)
+        for model, scores in overall.items():
+            per_model[model].append(sum(scores) / len(scores))
+    return tuple(
+        SampleSpread(model, tuple(scores), _stdev(scores)) for model, scores in per_model.items()
+    )
+
+
+def _stdev(values: Sequence[float]) -> float | None:
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))

@@ -7,23 +7,29 @@ single grading (turn 1, turn 2, overall, per category, -1 counts, bootstrap CI) 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
 from engine.results import (
     LastRun,
+    StoredJudge,
     expected_single_judgments,
+    generation_costs,
+    judge_cost,
     last_run,
     load_pair_matches,
+    load_single_samples,
     load_single_scores,
     stored_judges,
 )
 from engine.scoring import (
     PairModelSummary,
+    SampleSpread,
     SingleModelSummary,
     rank_by_turn,
+    sample_spread,
     summarize_pairwise,
     summarize_single,
 )
@@ -50,6 +56,17 @@ class Leaderboard:
     single: tuple[SingleModelSummary, ...] = ()
     pairwise: tuple[PairModelSummary, ...] = ()
     expected: int | None = None  # single: judgments each model should have
+    prompts: tuple[str, ...] = ()  # judge prompt names behind these scores
+    samples: int = 1  # judge samples per item (scores are medians when > 1)
+    spread: tuple[SampleSpread, ...] = ()  # single, samples > 1: per-sample overall scores
+    judge_cost: float | None = None  # dollars paid for these judgments, when priced
+    generation_cost: tuple[tuple[str, float], ...] = ()  # model -> dollars for its answers
+
+    def cost_of(self, model: str) -> float | None:
+        return dict(self.generation_cost).get(model)
+
+    def spread_of(self, model: str) -> SampleSpread | None:
+        return next((s for s in self.spread if s.model == model), None)
 
     def unjudged(self, summary: SingleModelSummary) -> int | None:
         """Judgments missing for a model: failed requests, or answers that never came."""
@@ -85,7 +102,14 @@ async def leaderboards(
             board_mode = mode or ("single" if "single" in stored.kinds else "pairwise-all")
             if ("single" if board_mode == "single" else "pair") not in stored.kinds:
                 continue
-            boards.append(await _leaderboard(store, bench, stored.identity, board_mode, baseline))
+            board = await _leaderboard(store, bench, stored, board_mode, baseline)
+            boards.append(
+                replace(
+                    board,
+                    judge_cost=await judge_cost(store, bench, stored.identity),
+                    generation_cost=tuple(sorted((await generation_costs(store, bench)).items())),
+                )
+            )
         latest = await last_run(store)
     finally:
         await store.close()
@@ -95,16 +119,34 @@ async def leaderboards(
 
 
 async def _leaderboard(
-    store: Any, bench: str, identity: JudgeIdentity, mode: str, baseline: str
+    store: Any, bench: str, stored: StoredJudge, mode: str, baseline: str
 ) -> Leaderboard:
+    identity = stored.identity
     if mode == "single":
         rows = await load_single_scores(store, bench, identity)
         expected = await expected_single_judgments(store, bench)
-        return Leaderboard(identity, mode, None, single=summarize_single(rows), expected=expected)
+        spread: tuple[SampleSpread, ...] = ()
+        if stored.samples > 1:
+            spread = sample_spread(await load_single_samples(store, bench, identity))
+        return Leaderboard(
+            identity,
+            mode,
+            None,
+            single=summarize_single(rows),
+            expected=expected,
+            prompts=stored.prompts["single"],
+            samples=stored.samples,
+            spread=spread,
+        )
     matches = await load_pair_matches(store, bench, identity)
     chosen = baseline if mode == "pairwise-baseline" else None
     return Leaderboard(
-        identity, mode, chosen, pairwise=summarize_pairwise(matches, baseline=chosen)
+        identity,
+        mode,
+        chosen,
+        pairwise=summarize_pairwise(matches, baseline=chosen),
+        prompts=stored.prompts["pair"],
+        samples=stored.samples,
     )
 
 
@@ -121,7 +163,12 @@ def _num(value: float | None) -> str:
 def _title(board: Leaderboard) -> str:
     judge = board.judge
     against = f", baseline {board.baseline}" if board.baseline else ""
-    return f"Judge {judge.name} (model {judge.model}, api {judge.api}) · mode {board.mode}{against}"
+    samples = f", median of {board.samples} samples" if board.samples > 1 else ""
+    cost = "" if board.judge_cost is None else f", cost ${board.judge_cost:,.2f}"
+    return (
+        f"Judge {judge.name} (model {judge.model}, api {judge.api}, "
+        f"prompts {', '.join(board.prompts)}{samples}{cost}) · mode {board.mode}{against}"
+    )
 
 
 def format_scoreboard(scoreboard: Scoreboard) -> str:
@@ -171,13 +218,18 @@ def _format_board(board: Leaderboard) -> str:
             _num(s.turn_2),
             _num(s.score),
             _ci(s),
+            *([_spread(board.spread_of(s.model))] if board.spread else []),
             s.missing,
             board.unjudged(s),
             s.rows,
+            *([_dollars(board.cost_of(s.model))] if board.generation_cost else []),
         ]
         for s in board.single
     ]
-    headers = ["model", "turn 1", "turn 2", "overall", "95% CI", "-1s", "unjudged", "rows"]
+    headers = ["model", "turn 1", "turn 2", "overall", "95% CI"]
+    headers += ["sample std"] if board.spread else []
+    headers += ["-1s", "unjudged", "rows"]
+    headers += ["answer cost"] if board.generation_cost else []
     table = format_table(headers, rows)
     categories = sorted({c.category for s in board.single for c in s.categories})
     per_category = [[s.model, *[_category(s, name) for name in categories]] for s in board.single]
@@ -188,11 +240,25 @@ def _format_board(board: Leaderboard) -> str:
     )
 
 
+def _dollars(cost: float | None) -> str:
+    return "-" if cost is None else f"${cost:,.2f}"
+
+
+def _spread(spread: SampleSpread | None) -> str:
+    return "-" if spread is None or spread.std is None else f"{spread.std:.3f}"
+
+
 def _category(summary: SingleModelSummary, name: str) -> str:
     for category in summary.categories:
         if category.category == name:
             return f"{category.score:.2f}"
     return "-"
+
+
+def _spread_json(spread: SampleSpread | None) -> dict[str, Any]:
+    if spread is None:
+        return {}
+    return {"sample_scores": list(spread.scores), "sample_std": spread.std}
 
 
 def scoreboard_json(scoreboard: Scoreboard) -> dict[str, Any]:
@@ -206,7 +272,14 @@ def scoreboard_json(scoreboard: Scoreboard) -> dict[str, Any]:
 
 
 def _board_json(board: Leaderboard) -> dict[str, Any]:
-    judge = {"name": board.judge.name, "model": board.judge.model, "api": board.judge.api}
+    judge = {
+        "name": board.judge.name,
+        "model": board.judge.model,
+        "api": board.judge.api,
+        "prompts": list(board.prompts),
+        "samples": board.samples,
+        "cost": board.judge_cost,
+    }
     head: dict[str, Any] = {"judge": judge, "mode": board.mode, "baseline": board.baseline}
     if board.mode == "single":
         head["models"] = [
@@ -219,6 +292,8 @@ def _board_json(board: Leaderboard) -> dict[str, Any]:
                 "missing": s.missing,
                 "unjudged": board.unjudged(s),
                 "rows": s.rows,
+                "answer_cost": board.cost_of(s.model),
+                **_spread_json(board.spread_of(s.model)),
                 "categories": {c.category: c.score for c in s.categories},
             }
             for s in board.single

@@ -136,6 +136,14 @@ class Store:
         )
         await self.db.execute("COMMIT")
 
+    async def completion_estimates(self) -> dict[str, float]:
+        """Mean completion tokens per label, from the responses already paid for."""
+        rows = await self.fetch(
+            "SELECT label, AVG(completion_tokens) FROM responses "
+            "WHERE completion_tokens IS NOT NULL GROUP BY label"
+        )
+        return {label: mean for label, mean in rows}
+
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         async with self.db.execute(sql, params) as cursor:
             return list(await cursor.fetchall())

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
 
 from engine.scheduler import RunTally
 
-__all__ = ["format_plan", "format_run_summary", "format_table"]
+__all__ = ["format_plan", "format_run_summary", "format_table", "tally_json"]
 
 FIRST_MESSAGES = 3
 
@@ -33,16 +35,45 @@ def _cell(value: object) -> str:
 
 
 def format_plan(tally: RunTally) -> str:
+    """Requests to send and cached per endpoint, with estimated tokens and dollars."""
     rows: list[list[object]] = [
-        [name, t.jobs, t.to_send, t.cached] for name, t in sorted(tally.endpoints.items())
+        [name, t.jobs, t.to_send, t.cached, t.prompt_tokens, t.completion_tokens, _dollars(t.cost)]
+        for name, t in sorted(tally.endpoints.items())
     ]
-    rows.append(["total", tally.total("jobs"), tally.total("to_send"), tally.total("cached")])
-    return format_table(["endpoint", "jobs", "to send", "cached"], rows)
+    rows.append(
+        [
+            "total",
+            tally.total("jobs"),
+            tally.total("to_send"),
+            tally.total("cached"),
+            tally.total("prompt_tokens"),
+            tally.total("completion_tokens"),
+            _dollars(tally.total_cost()),
+        ]
+    )
+    headers = ["endpoint", "jobs", "to send", "cached", "est. tokens in", "est. tokens out"]
+    text = format_table([*headers, "est. cost"], rows)
+    return text + "\n(estimates: prompts at 4 characters per token; answers at the mean of "
+    "earlier answers of the same label, else max_tokens)"
+
+
+def _dollars(cost: float | None) -> str:
+    return "-" if cost is None else f"${cost:,.2f}"
 
 
 def format_run_summary(tally: RunTally) -> str:
     rows: list[list[object]] = [
-        [name, t.jobs, t.done, t.cached, t.failed] for name, t in sorted(tally.endpoints.items())
+        [
+            name,
+            t.jobs,
+            t.done,
+            t.cached,
+            t.failed,
+            t.prompt_tokens,
+            t.completion_tokens,
+            _dollars(t.cost),
+        ]
+        for name, t in sorted(tally.endpoints.items())
     ]
     rows.append(
         [
@@ -51,13 +82,36 @@ def format_run_summary(tally: RunTally) -> str:
             tally.total("done"),
             tally.total("cached"),
             tally.total("failed"),
+            tally.total("prompt_tokens"),
+            tally.total("completion_tokens"),
+            _dollars(tally.total_cost()),
         ]
     )
-    text = format_table(["endpoint", "jobs", "sent", "cached", "failed"], rows)
+    headers = ["endpoint", "jobs", "sent", "cached", "failed", "tokens in", "tokens out", "cost"]
+    text = format_table(headers, rows)
     text += f"\n{tally.total('jobs')} jobs in {tally.elapsed:.1f}s"
     if tally.failures:
         text += "\n" + format_failures(tally)
     return text
+
+
+def tally_json(tally: RunTally) -> dict[str, Any]:
+    """The plan or run summary for machines: per endpoint counts, tokens, cost, failures."""
+    return {
+        "endpoints": {name: asdict(t) for name, t in sorted(tally.endpoints.items())},
+        "total": {
+            "jobs": tally.total("jobs"),
+            "to_send": tally.total("to_send"),
+            "sent": tally.total("done"),
+            "cached": tally.total("cached"),
+            "failed": tally.total("failed"),
+            "prompt_tokens": tally.total("prompt_tokens"),
+            "completion_tokens": tally.total("completion_tokens"),
+            "cost": tally.total_cost(),
+        },
+        "failures": dict(tally.failure_classes()),
+        "elapsed": tally.elapsed,
+    }
 
 
 def format_failures(tally: RunTally) -> str:

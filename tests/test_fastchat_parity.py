@@ -167,7 +167,19 @@ def test_show_json_carries_the_same_numbers(
     code, out, _ = mtbench(capsys, "show", "--store", str(judged_store), "--json")
     assert code == 0
     (board,) = orjson.loads(out)["leaderboards"]
-    assert board["judge"] == {"name": "gpt-4", "model": "gpt-4", "api": "import"}
+    assert board["judge"] == {
+        "name": "gpt-4",
+        "model": "gpt-4",
+        "api": "import",
+        "prompts": [
+            "single-math-v1",
+            "single-math-v1-multi-turn",
+            "single-v1",
+            "single-v1-multi-turn",
+        ],
+        "samples": 1,
+        "cost": None,
+    }
     average = fastchat_table(FASTCHAT_REFERENCE / "show_single.txt", "Average")
     for entry in board["models"]:
         assert round(entry["score"], 6) == average[entry["model"]][0]

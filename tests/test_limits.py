@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from engine.limits import AdaptiveConcurrency, Pause, RequestRate, TokenWindow, estimate_tokens
+from engine.chat import ChatRequest
+from engine.limits import AdaptiveConcurrency, Pause, RequestRate, TokenWindow
 
 
 def test_aimd_halves_once_per_congestion_event_and_grows_back() -> None:
@@ -110,5 +111,6 @@ def test_pause_holds_until_retry_after_has_passed() -> None:
     assert asyncio.run(scenario()) >= 0.19
 
 
-def test_token_estimate_is_prompt_chars_over_four_plus_max_tokens() -> None:
-    assert estimate_tokens(4000, 1024) == 2024
+def test_prompt_token_estimate_is_four_characters_per_token_rounded_up() -> None:
+    request = ChatRequest("openai", "m", "m", (("user", "x" * 4001),), 1024, 0.0)
+    assert request.estimated_prompt_tokens() == 1001
