@@ -19,6 +19,7 @@ import orjson
 from engine import __version__
 from engine.config import load_config
 from engine.errors import MtbenchError
+from engine.progress import PROGRESS_MODES
 from engine.show import SHOW_MODES
 
 __all__ = ["main"]
@@ -33,11 +34,13 @@ def _install_loop_policy() -> None:
 
 
 def _cmd_requests(args: argparse.Namespace) -> int:
-    from engine.runner import execute
+    from engine.runner import ProgressOptions, execute
     from engine.tables import format_plan, format_run_summary, tally_json
 
     config = load_config(args.config)
-    result = _run_result(execute(config, args.command, data_flag=args.data))
+    mode = "quiet" if args.quiet else args.progress or ("json" if args.json else "auto")
+    progress = ProgressOptions(mode, args.progress_interval)
+    result = _run_result(execute(config, args.command, data_flag=args.data, progress=progress))
     if args.json:
         summary = {"command": args.command, "store": str(result.store), **tally_json(result.tally)}
         print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
@@ -129,7 +132,18 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--data", help="MT-Bench data dir (overrides the config and $MTBENCH_DATA)"
         )
-        sub.add_argument("--json", action="store_true", help="print the summary as JSON")
+        sub.add_argument(
+            "--json",
+            action="store_true",
+            help="print the summary as JSON (and progress as JSON lines on stderr)",
+        )
+        sub.add_argument("--quiet", action="store_true", help="no progress display")
+        sub.add_argument(
+            "--progress",
+            choices=PROGRESS_MODES,
+            help="auto (default): a live table on a terminal, else a log line every 5 s",
+        )
+        sub.add_argument("--progress-interval", type=float, help="seconds between progress updates")
         sub.set_defaults(handler=_cmd_requests)
     show = commands.add_parser("show", help="leaderboards from the stored judgments")
     show.add_argument("--store", required=True, help="the SQLite store")

@@ -21,12 +21,13 @@ from engine.data import BenchData, load_bench, resolve_data_dir
 from engine.endpoint import EndpointPool
 from engine.errors import ConfigError
 from engine.graph import build_graph, check_baseline
+from engine.progress import ProgressSampler, make_view, report_progress
 from engine.scheduler import Pipeline, RunTally
 from engine.signals import Interrupted, StopSignals
 from engine.store import Store, open_store
 from engine.writer import StoreWriter
 
-__all__ = ["COMMANDS", "RunResult", "execute"]
+__all__ = ["COMMANDS", "ProgressOptions", "RunResult", "execute"]
 
 COMMANDS = ("plan", "generate", "run", "judge")
 
@@ -71,7 +72,19 @@ def _scope(config: RunConfig, command: str) -> _Scope:
     return _Scope(generate, judge, tuple(m.name for m in models))
 
 
-async def execute(config: RunConfig, command: str, *, data_flag: str | None = None) -> RunResult:
+@dataclass(frozen=True, slots=True)
+class ProgressOptions:
+    mode: str = "quiet"  # see engine.progress.PROGRESS_MODES
+    interval: float | None = None
+
+
+async def execute(
+    config: RunConfig,
+    command: str,
+    *,
+    data_flag: str | None = None,
+    progress: ProgressOptions = ProgressOptions(),
+) -> RunResult:
     scope = _scope(config, command)
     bench = _selected(
         config,
@@ -86,7 +99,7 @@ async def execute(config: RunConfig, command: str, *, data_flag: str | None = No
         return await _plan(config, scope, bench, judged)
     store = await open_store(config.store, write=True)
     try:
-        return await _run(config, command, scope, bench, judged, store)
+        return await _run(config, command, scope, bench, judged, store, progress)
     finally:
         await store.close()
 
@@ -162,6 +175,7 @@ async def _run(
     bench: BenchData,
     judged: Sequence[str],
     store: Store,
+    progress: ProgressOptions,
 ) -> RunResult:
     graph = await build_graph(
         store, bench, generate=scope.generate, judge=scope.judge, judged_models=judged
@@ -179,11 +193,20 @@ async def _run(
         on_stop=lambda: _stop(pipeline, endpoints.values()),
         on_abort=lambda: _abort(endpoints.values()),
     )
+    view = make_view(progress.mode, interval=progress.interval)
+    finished = asyncio.Event()
+    reporter = None
+    if view is not None:
+        sampler = ProgressSampler(pipeline.tally, endpoints)
+        reporter = asyncio.create_task(report_progress(sampler, view, finished))
     try:
         with signals:
             tally = await pipeline.run()
             await asyncio.gather(*(pool.drain() for pool in endpoints.values()))
     finally:
+        finished.set()
+        if reporter is not None:
+            await reporter
         for pool in endpoints.values():
             await pool.close()
         await writer.close()
