@@ -1,8 +1,8 @@
 """What every fake API route shares: auth, model checks, rate limits, faults, latency and stats.
 
-A wire format (OpenAI chat completions today, Anthropic messages later) only parses its request
-into a `Call` and renders bodies through the small `WireFormat` interface; `FakeBackend.serve` runs
-the one pipeline that decides what happens to the request:
+A wire format (OpenAI chat completions, Anthropic messages) only parses its request into a `Call`
+and renders bodies through the small `WireFormat` interface (plus, optionally, `RefusalHeaders`);
+`FakeBackend.serve` runs the one pipeline that decides what happens to the request:
 
     arrival (stats) -> auth / model lists -> rate window -> fault draw -> latency -> answer or fault
 
@@ -19,7 +19,7 @@ import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aiohttp import web
 from fake_answers import Prompt, Reply, make_reply
@@ -27,7 +27,15 @@ from fake_limits import RateLimiter
 from fake_options import FakeServerOptions, updated_options
 from fake_stats import Exchange, ServerStats
 
-__all__ = ["BACKEND", "Call", "FakeBackend", "Refusal", "StreamEvents", "WireFormat"]
+__all__ = [
+    "BACKEND",
+    "Call",
+    "FakeBackend",
+    "Refusal",
+    "RefusalHeaders",
+    "StreamEvents",
+    "WireFormat",
+]
 
 
 @dataclass(frozen=True)
@@ -61,10 +69,15 @@ class Refusal:
 
 @dataclass(frozen=True)
 class StreamEvents:
-    """An answer as SSE events: the text-carrying ones, then the ones that close the stream."""
+    """An answer as SSE events: the text-carrying ones, then the ones that close the stream.
+
+    `error` is the event a stream ends with when the server gives up mid-answer (the
+    "stream_error" fault); a format without one just hangs up there.
+    """
 
     pieces: list[bytes]
     ending: list[bytes]
+    error: bytes | None = None
 
 
 class WireFormat(Protocol):
@@ -77,10 +90,18 @@ class WireFormat(Protocol):
     def answer_events(self, call: Call, reply: Reply, pieces: list[str]) -> StreamEvents: ...
 
 
+@runtime_checkable
+class RefusalHeaders(Protocol):
+    """A wire format that spells a refusal's headers itself (else Retry-After + retry-after-ms)."""
+
+    def refusal_headers(self, refusal: Refusal) -> dict[str, str]: ...
+
+
 _FAULT_REFUSALS = {
     "500": Refusal(500, "server_error", "The server had an error processing your request."),
     "503": Refusal(503, "overloaded", "The engine is currently overloaded, try again later."),
     "429": Refusal(429, "rate_limit_exceeded", "Rate limit reached.", 1.0, "requests"),
+    "529": Refusal(529, "overloaded_error", "Overloaded"),
 }
 
 
@@ -128,12 +149,14 @@ class FakeBackend:
         if fault == "hang":
             await asyncio.sleep(self.options.hang_seconds)
             return _reset_connection(request)
-        await self._wait(call.kind)
+        exchange.waited(await self._wait(call.kind))
         if fault == "429":
             refusal = replace(
                 _FAULT_REFUSALS["429"], retry_after=self.options.fault_429_retry_after
             )
             return _refuse(refusal, wire, exchange)
+        if fault == "stream_error" and not call.stream:
+            fault = "529"  # a JSON answer cannot break off mid-way: overloaded, the HTTP way
         if fault in _FAULT_REFUSALS:
             return _refuse(_FAULT_REFUSALS[fault], wire, exchange)
         if fault == "reset":
@@ -195,18 +218,22 @@ class FakeBackend:
                 return name
         return None
 
-    async def _wait(self, kind: str) -> None:
+    async def _wait(self, kind: str) -> float:
+        """Sleep the request's simulated latency; returns it, in seconds."""
         options = self.options
         median = options.latency_median
         if kind == "judge" and options.judge_latency_median is not None:
             median = options.judge_latency_median
         if median <= 0:
-            return
+            return 0.0
         if options.latency_sigma > 0:
             median = self._latency_rng.lognormvariate(math.log(median), options.latency_sigma)
         await asyncio.sleep(median)
+        return median
 
     def _noise(self, call: Call) -> bytes:
+        if call.kind == "judge" and self.options.judge_noise:
+            return self._noise_rng.getrandbits(64).to_bytes(8, "big")
         if not self.options.sample_noise or call.temperature <= 0:
             return b""
         return self._noise_rng.getrandbits(64).to_bytes(8, "big")
@@ -238,7 +265,11 @@ def _retry_headers(seconds: float) -> dict[str, str]:
 
 def _refuse(refusal: Refusal, wire: WireFormat, exchange: Exchange) -> web.Response:
     exchange.end(refusal.status)
-    headers = None if refusal.retry_after is None else _retry_headers(refusal.retry_after)
+    headers: Mapping[str, str] | None = None
+    if isinstance(wire, RefusalHeaders):
+        headers = wire.refusal_headers(refusal)
+    elif refusal.retry_after is not None:
+        headers = _retry_headers(refusal.retry_after)
     return _json(refusal.status, wire.refusal_body(refusal), headers)
 
 
@@ -259,6 +290,7 @@ async def _stream(
     """Send the SSE events, or break them as `fault` says.
 
     "truncate" sends the first few text events and hangs up (no finish reason, no [DONE]);
+    "stream_error" sends the same few, then the format's error event, and ends the stream;
     "malformed" sends them all with the first one's JSON cut in half.
     """
     response = web.StreamResponse(headers=_SSE_HEADERS)
@@ -269,6 +301,10 @@ async def _stream(
         await response.write(b"".join(pieces[: len(pieces) // 2 or 1]))
         if request.transport is not None:
             request.transport.close()
+        return response
+    if fault == "stream_error":
+        await response.write(b"".join(pieces[: len(pieces) // 2 or 1]) + (events.error or b""))
+        await response.write_eof()
         return response
     if fault == "malformed" and pieces:
         pieces = [pieces[0][: len(pieces[0]) // 2] + b"\n\n", *pieces[1:]]

@@ -16,7 +16,7 @@ from aiohttp import web
 from fake_answers import Prompt, Reply, judge_mode
 from fake_backend import BACKEND, Call, Refusal, StreamEvents
 
-__all__ = ["OpenAIWire", "add_openai_routes", "parse_chat_request"]
+__all__ = ["OpenAIWire", "add_openai_routes", "body_digest", "parse_chat_request"]
 
 # Transport details that do not change what is asked: a streamed and a plain request are duplicates.
 _TRANSPORT_FIELDS = frozenset({"stream", "stream_options"})
@@ -60,8 +60,12 @@ def _wants_usage(body: dict[str, object]) -> bool:
     return isinstance(stream_options, dict) and stream_options.get("include_usage") is True
 
 
-def _digest(body: dict[str, object]) -> bytes:
-    """Identifies what is asked, whatever the key order and whether it is streamed."""
+def body_digest(body: dict[str, object]) -> bytes:
+    """Identifies what is asked, whatever the key order and whether it is streamed.
+
+    Duplicate detection uses it, and `/stats?arrivals=full` reports it (hex) per request, so a
+    benchmark can recompute it from a stored request and find how long that request waited.
+    """
     canonical = {name: value for name, value in body.items() if name not in _TRANSPORT_FIELDS}
     encoded = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(encoded, digest_size=16).digest()
@@ -88,7 +92,7 @@ def parse_chat_request(body: object, authorization: str | None) -> Call:
     stream = body.get("stream") is True
     return Call(
         prompt=Prompt(model, key, judge_mode(texts), limit),
-        digest=_digest(body),
+        digest=body_digest(body),
         prompt_tokens=(sum(map(len, texts)) + 3) // 4,
         temperature=temperature,
         stream=stream,

@@ -25,7 +25,7 @@ __all__ = [
     "updated_options",
 ]
 
-FAULT_NAMES = ("500", "503", "429", "hang", "reset", "malformed", "truncate")
+FAULT_NAMES = ("500", "503", "429", "hang", "reset", "malformed", "truncate", "529", "stream_error")
 
 
 class OptionsError(ValueError):
@@ -52,6 +52,10 @@ class FakeServerOptions:
     sample_noise: bool = field(
         default=False, metadata=_help("vary answers to identical requests when temperature > 0")
     )
+    judge_noise: bool = field(
+        default=False,
+        metadata=_help("vary judge replies to identical prompts even at temperature 0, like GPT-4"),
+    )
     judge_one_bracket: float = field(default=0.0, metadata=_help("share of 'Rating: [k]'"))
     judge_decimal: float = field(default=0.0, metadata=_help("share of 'Rating: [[k.5]]'"))
     judge_no_verdict: float = field(
@@ -61,7 +65,9 @@ class FakeServerOptions:
     tpm: float = field(default=0.0, metadata=_help("prompt + max tokens per minute; 0 = unlimited"))
     rate_window: float = field(default=60.0, metadata=_help("sliding rate-limit window, seconds"))
     limits_per_model: bool = field(default=False, metadata=_help("one rate window per model"))
-    auth_key: str | None = field(default=None, metadata=_help("required Bearer key"))
+    auth_key: str | None = field(
+        default=None, metadata=_help("required key (OpenAI: Bearer token; Anthropic: x-api-key)")
+    )
     reject_models: tuple[str, ...] = field(
         default=(), metadata=_help("comma-separated models answered 404 model_not_found")
     )
@@ -78,6 +84,13 @@ class FakeServerOptions:
     fault_reset: float = field(default=0.0, metadata=_help("probability of a connection reset"))
     fault_malformed: float = field(default=0.0, metadata=_help("probability of a broken JSON body"))
     fault_truncate: float = field(default=0.0, metadata=_help("probability of a cut SSE stream"))
+    fault_529: float = field(
+        default=0.0, metadata=_help("probability of a 529 overloaded_error (Anthropic's overload)")
+    )
+    fault_stream_error: float = field(
+        default=0.0,
+        metadata=_help("probability of an SSE stream ending in an error event (JSON: a 529)"),
+    )
     hang_seconds: float = field(default=3600.0, metadata=_help("how long a hung request sleeps"))
     faults_only_for: tuple[str, ...] = field(
         default=(), metadata=_help("comma-separated models that get faults (default: all)")

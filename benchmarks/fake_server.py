@@ -1,4 +1,4 @@
-"""A fake OpenAI-compatible server for the engine's tests and throughput benchmarks.
+"""A fake OpenAI-compatible (and Anthropic Messages) server for the engine's tests and benchmarks.
 
 The engine must be tested against what real providers do — latency, rate limits with Retry-After,
 401/404, 5xx, hung and reset connections, broken bodies, judges that forget the verdict format —
@@ -11,7 +11,9 @@ benchmarks measure the engine's own overhead against a zero-latency instance of 
 
 prints `LISTENING <port>` and serves until SIGTERM or SIGINT. Every option has a flag (see
 `--help`) and can be changed while running with `POST /admin/config`; `POST /admin/reset` zeroes
-the stats. Other modules (run with `benchmarks/` on sys.path) can `build_app(options)` instead.
+the stats. `GET /stats?arrivals=full` adds each request's applied latency and body digest to its
+`arrivals` entry; `?arrivals=0` leaves the list out. Other modules (run with `benchmarks/` on
+sys.path) can `build_app(options)` instead.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from fake_anthropic import add_anthropic_routes
 from fake_backend import BACKEND, FakeBackend
 from fake_openai import add_openai_routes
 from fake_options import (
@@ -53,8 +56,11 @@ async def _health(request: web.Request) -> web.Response:
 
 
 async def _stats(request: web.Request) -> web.Response:
-    with_arrivals = request.query.get("arrivals", "1") not in ("0", "false")
-    return _json(request.app[BACKEND].stats.snapshot(with_arrivals=with_arrivals))
+    arrivals = request.query.get("arrivals", "1")
+    stats = request.app[BACKEND].stats
+    return _json(
+        stats.snapshot(with_arrivals=arrivals not in ("0", "false"), full=arrivals == "full")
+    )
 
 
 async def _get_config(request: web.Request) -> web.Response:
@@ -85,6 +91,7 @@ def build_app(options: FakeServerOptions | None = None) -> web.Application:
     app = web.Application(client_max_size=_MAX_BODY_BYTES)
     app[BACKEND] = FakeBackend(options or FakeServerOptions())
     add_openai_routes(app)
+    add_anthropic_routes(app)
     app.router.add_get("/health", _health)
     app.router.add_get("/stats", _stats)
     app.router.add_get("/admin/config", _get_config)

@@ -22,12 +22,20 @@ class Exchange:
 
     __slots__ = ("answered", "digest", "model", "row", "status")
 
+    # Where `row` (an `arrivals` entry) keeps what only `/stats?arrivals=full` shows.
+    LATENCY = 4
+    DIGEST = 5
+
     def __init__(self, row: list[object], model: str, digest: bytes) -> None:
         self.row = row
         self.model = model
         self.digest = digest
         self.status: int | None = None
         self.answered = False
+
+    def waited(self, seconds: float) -> None:
+        """Record the latency the server applied to this request (its simulated think time)."""
+        self.row[self.LATENCY] = seconds
 
     def end(self, status: int | None, *, answered: bool = False) -> None:
         """Record the final HTTP status (None: no response) and whether a good answer went out."""
@@ -61,7 +69,7 @@ class ServerStats:
 
     def open(self, model: str, kind: str, digest: bytes) -> Exchange:
         """Count a request at arrival; `digest` identifies its body for duplicate detection."""
-        row: list[object] = [time.time(), model, kind, None]
+        row: list[object] = [time.time(), model, kind, None, 0.0, digest]
         self.arrivals.append(row)
         self.requests += 1
         self.by_model[model] += 1
@@ -100,7 +108,7 @@ class ServerStats:
         """Model names seen since the last reset, in order of first arrival."""
         return [model for model in self.by_model if model]
 
-    def snapshot(self, *, with_arrivals: bool = True) -> dict[str, object]:
+    def snapshot(self, *, with_arrivals: bool = True, full: bool = False) -> dict[str, object]:
         """The `/stats` object; `with_arrivals=False` leaves out the (long) arrivals list.
 
         since                   time.time() of the start or the last reset
@@ -113,7 +121,11 @@ class ServerStats:
         duplicates              requests whose body (less stream fields) was already answered OK
         ok                      complete, well-formed answers
         in_flight, max_in_flight, max_in_flight_by_model
-        arrivals                [time.time(), model, kind, status or None] in arrival order
+        arrivals                [time.time(), model, kind, status or None] in arrival order;
+                                with `full`, two more: the latency applied in seconds (0.0 when
+                                none was, e.g. refused before the wait) and the hex digest of the
+                                body (see `fake_openai.body_digest`), so a benchmark can tell
+                                which request waited how long
         """
         snapshot: dict[str, object] = {
             "since": self.since,
@@ -130,5 +142,12 @@ class ServerStats:
             "max_in_flight_by_model": dict(self.max_in_flight_by_model),
         }
         if with_arrivals:
-            snapshot["arrivals"] = self.arrivals
+            snapshot["arrivals"] = [_arrival(row, full) for row in self.arrivals]
         return snapshot
+
+
+def _arrival(row: list[object], full: bool) -> list[object]:
+    if not full:
+        return row[: Exchange.LATENCY]
+    digest = row[Exchange.DIGEST]
+    return [*row[: Exchange.DIGEST], digest.hex() if isinstance(digest, bytes) else digest]

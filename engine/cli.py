@@ -84,6 +84,16 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from engine.report_html import write_report
+
+    out = _run_result(
+        write_report(Path(args.store), Path(args.output), bench=args.bench, judge=args.judge)
+    )
+    print(f"report: {out}")
+    return 0
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     from engine.data import resolve_data_dir
     from engine.errors import DataError
@@ -155,6 +165,12 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--baseline", default="gpt-3.5-turbo", help="for --mode pairwise-baseline")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=_cmd_show)
+    report = commands.add_parser("report", help="write a self-contained HTML report")
+    report.add_argument("--store", required=True, help="the SQLite store")
+    report.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    report.add_argument("--bench", default="mt_bench")
+    report.add_argument("--judge", help="only this judge label (default: every judge in the store)")
+    report.set_defaults(handler=_cmd_report)
     imports = commands.add_parser("import", help="load FastChat answer and judgment files")
     imports.add_argument("--store", required=True, help="the SQLite store (created if missing)")
     imports.add_argument(

@@ -34,9 +34,12 @@ __all__ = [
     "load_config",
 ]
 
-SUPPORTED_APIS = ("openai",)
+SUPPORTED_APIS = ("openai", "anthropic")
 JUDGE_MODES = ("single", "pairwise-baseline", "pairwise-all")
-DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1"}
+DEFAULT_BASE_URLS = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +291,8 @@ def _endpoint(
     if check.get("base_url") is not None and check.get("base_urls") is not None:
         check.fail("base_urls", check.get("base_urls"), "give either base_url or base_urls")
     api = check.get("api", "openai")
+    if api == "anthropic":
+        _check_anthropic(check)
     urls = check.get("base_urls") or [check.get("base_url") or DEFAULT_BASE_URLS[api]]
     options = {k: v for k, v in table.items() if k not in ("name", "base_url", "base_urls")}
     for number_key in ("temperature", "timeout", "price_in", "price_out"):
@@ -302,6 +307,15 @@ def _endpoint(
         api_key=_api_key(check, where),
         **{k: v for k, v in options.items() if k != "model"},
     )
+
+
+def _check_anthropic(check: _Checker) -> None:
+    """What Anthropic's Messages API would refuse (or silently ignore) is refused here."""
+    if check.get("seed") is not None:
+        check.fail("seed", check.get("seed"), "Anthropic's API has no seed; remove it")
+    temperature = check.get("temperature")
+    if temperature is not None and temperature > 1:
+        check.fail("temperature", temperature, "Anthropic accepts temperatures from 0 to 1")
 
 
 def _api_key(check: _Checker, where: str) -> str | None:

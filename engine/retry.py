@@ -3,7 +3,8 @@
 Retry 408, 409, 429, 5xx, 529, timeouts, connection errors and truncated or malformed bodies.
 Do not retry 400/422 (the request itself is wrong) nor 401/403/404 (the endpoint is unusable: fail
 it fast instead of hammering it). Waits use exponential backoff with full jitter, unless the server
-said how long to wait (`Retry-After`, `retry-after-ms`, `x-ratelimit-reset-*`).
+said how long to wait (`Retry-After`, `retry-after-ms`, OpenAI's `x-ratelimit-reset-*` durations,
+Anthropic's `anthropic-ratelimit-*-reset` RFC 3339 timestamps).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import random
 import re
 import time
 from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 
 from engine.errors import FatalRequestError, RequestError, RetryableError
@@ -23,6 +25,15 @@ _ENDPOINT_FATAL = {401: "auth", 403: "forbidden", 404: "not_found"}
 _REQUEST_FATAL = {400: "bad_request", 422: "bad_request"}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Python 3.10's fromisoformat rejects `Z` and fractions that are not 3 or 6 digits; spell RFC 3339.
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?(?:([Zz])|([+-])(\d\d):(\d\d))"
+)
+_OPENAI_RESETS = ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+_ANTHROPIC_RESETS = tuple(
+    f"anthropic-ratelimit-{bucket}-reset"
+    for bucket in ("requests", "tokens", "input-tokens", "output-tokens")
+)
 
 
 def error_for_status(
@@ -60,8 +71,8 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """How long the server asked us to wait, in seconds, from its most precise header.
 
     `retry-after-ms` beats `Retry-After` (whole seconds, rounded up). The `x-ratelimit-reset-*`
-    headers say when a whole window refills, which overstates the wait, so they only count when
-    neither Retry-After header is there.
+    and `anthropic-ratelimit-*-reset` headers say when a whole window refills, which overstates the
+    wait, so they only count when neither Retry-After header is there (the longest one wins).
     """
     milliseconds = headers.get("retry-after-ms")
     if milliseconds:
@@ -71,10 +82,14 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     if after and (seconds := _seconds_or_date(after)):
         return seconds[0]
     waits: list[float] = []
-    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
+    for name in _OPENAI_RESETS:
         value = headers.get(name)
         if value:
             waits.extend(_duration(value))
+    for name in _ANTHROPIC_RESETS:
+        value = headers.get(name)
+        if value:
+            waits.extend(_until_timestamp(value))
     return max(waits) if waits else None
 
 
@@ -87,6 +102,24 @@ def _seconds_or_date(value: str) -> list[float]:
         return [max(0.0, parsedate_to_datetime(value).timestamp() - time.time())]
     except (TypeError, ValueError):
         return []
+
+
+def _until_timestamp(value: str) -> list[float]:
+    """Seconds until an RFC 3339 instant such as `2025-01-01T12:00:30Z` (0 if already past)."""
+    match = _RFC3339.fullmatch(value.strip())
+    if match is None:
+        return []
+    year, month, day, hour, minute, second = (int(part) for part in match.group(1, 2, 3, 4, 5, 6))
+    fraction = float(match[7] or 0)
+    zone = timezone.utc
+    if match[9]:
+        offset = timedelta(hours=int(match[10]), minutes=int(match[11]))
+        zone = timezone(-offset if match[9] == "-" else offset)
+    try:
+        instant = datetime(year, month, day, hour, minute, second, tzinfo=zone)
+    except ValueError:
+        return []
+    return [max(0.0, instant.timestamp() + fraction - time.time())]
 
 
 def _duration(value: str) -> list[float]:

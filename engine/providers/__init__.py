@@ -5,12 +5,13 @@ Adapters are stateless and know nothing about pacing or retries; the endpoint po
 
 from __future__ import annotations
 
+from engine.providers.anthropic import AnthropicProvider
 from engine.providers.base import HttpCall, Provider
 from engine.providers.openai import OpenAIProvider
 
 __all__ = ["HttpCall", "Provider", "provider_for"]
 
-_PROVIDERS: dict[str, Provider] = {"openai": OpenAIProvider()}
+_PROVIDERS: dict[str, Provider] = {"openai": OpenAIProvider(), "anthropic": AnthropicProvider()}
 
 
 def provider_for(api: str) -> Provider:

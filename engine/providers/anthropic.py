@@ -1,0 +1,192 @@
+"""Anthropic Messages API (`POST /v1/messages`): request shape, JSON bodies and SSE event streams.
+
+It differs from chat completions in ways that matter to a benchmark: the system prompt is a
+top-level field rather than a message, the key goes in `x-api-key`, there is no `seed`, usage is
+`input_tokens`/`output_tokens`, and a stream can fail *after* its 200 with an `error` event (the
+usual form of `overloaded_error`), which must be retried like an HTTP 529. A stream counts as
+complete only once `message_stop` arrived.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from engine.chat import ChatRequest, ChatResponse, Message
+from engine.errors import RetryableError
+from engine.providers.base import HttpCall
+
+__all__ = ["ANTHROPIC_VERSION", "AnthropicProvider", "messages_url"]
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+# Stream `error` event types -> the engine's error classes (see engine.retry).
+_STREAM_ERROR_CLASSES = {
+    "overloaded_error": "overloaded",
+    "rate_limit_error": "rate_limit",
+    "api_error": "server_error",
+}
+
+
+def messages_url(base_url: str) -> str:
+    """`{base_url}/v1/messages`; a base URL already ending in `/v1` (as OpenAI's do) is accepted."""
+    root = base_url.rstrip("/")
+    return f"{root}/messages" if root.endswith("/v1") else f"{root}/v1/messages"
+
+
+class AnthropicProvider:
+    def build(
+        self, request: ChatRequest, base_url: str, api_key: str | None, *, stream: bool
+    ) -> HttpCall:
+        system, turns = _split_system(request.messages)
+        body: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        }
+        if system:
+            body["system"] = system
+        body["messages"] = [{"role": role, "content": content} for role, content in turns]
+        body.update(request.extra_fields())
+        if stream:
+            body["stream"] = True
+        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        if api_key:
+            headers["x-api-key"] = api_key
+        return HttpCall(messages_url(base_url), headers, orjson.dumps(body))
+
+    async def read(self, response: aiohttp.ClientResponse, *, stream: bool) -> ChatResponse:
+        if stream and response.content_type == "text/event-stream":
+            return await _read_stream(response)
+        return _parse_message(await response.read())
+
+    def error_detail(self, body: bytes) -> str:
+        """`type: message` from `{"type": "error", "error": {"type": ..., "message": ...}}`."""
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body.decode("utf-8", "replace").strip()
+        error = parsed.get("error") if isinstance(parsed, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            kind = error.get("type")
+            return f"{kind}: {error['message']}" if isinstance(kind, str) else error["message"]
+        return body.decode("utf-8", "replace").strip()
+
+
+def _split_system(messages: tuple[Message, ...]) -> tuple[str, list[Message]]:
+    """The system text (top-level in this API) and the other turns, same-role neighbours joined.
+
+    Our requests never hold two consecutive turns of one role, but the API would merge them
+    anyway; joining them here keeps the request valid whatever built it.
+    """
+    system: list[str] = []
+    turns: list[Message] = []
+    for role, content in messages:
+        if role == "system":
+            system.append(content)
+        elif turns and turns[-1][0] == role:
+            turns[-1] = (role, f"{turns[-1][1]}\n\n{content}")
+        else:
+            turns.append((role, content))
+    return "\n\n".join(system), turns
+
+
+def _malformed(problem: str) -> RetryableError:
+    return RetryableError("malformed", f"malformed response: {problem}")
+
+
+def _tokens(usage: object, name: str) -> int | None:
+    value = usage.get(name) if isinstance(usage, dict) else None
+    return value if isinstance(value, int) else None
+
+
+def _parse_message(body: bytes) -> ChatResponse:
+    try:
+        parsed = orjson.loads(body)
+        blocks = parsed["content"]
+        texts = [block["text"] for block in blocks if block.get("type") == "text"]
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise _malformed(f"{type(exc).__name__} in body {body[:80]!r}") from None
+    if not all(isinstance(text, str) for text in texts):
+        raise _malformed("a text block's text is not a string")
+    usage = parsed.get("usage")
+    return ChatResponse(
+        text="".join(texts),
+        finish_reason=parsed.get("stop_reason"),
+        prompt_tokens=_tokens(usage, "input_tokens"),
+        completion_tokens=_tokens(usage, "output_tokens"),
+    )
+
+
+@dataclass(slots=True)
+class _StreamState:
+    """What the events of one stream have said so far."""
+
+    pieces: list[str]
+    stop_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    stopped: bool = False
+
+    def apply(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+                self.pieces.append(delta["text"])
+        elif kind == "message_start":
+            usage = (event.get("message") or {}).get("usage")
+            self.input_tokens = _tokens(usage, "input_tokens")
+            self.output_tokens = _tokens(usage, "output_tokens")
+        elif kind == "message_delta":
+            self.stop_reason = (event.get("delta") or {}).get("stop_reason") or self.stop_reason
+            usage = event.get("usage")
+            # Counts in message_delta are cumulative, so they replace message_start's.
+            self.input_tokens = _tokens(usage, "input_tokens") or self.input_tokens
+            self.output_tokens = _tokens(usage, "output_tokens") or self.output_tokens
+        elif kind == "message_stop":
+            self.stopped = True
+        elif kind == "error":
+            raise _stream_error(event.get("error"))
+        # content_block_start/stop, ping and event types added later carry nothing we keep.
+
+
+def _stream_error(error: object) -> RetryableError:
+    """An `error` event: the server gave up mid-stream (typically overloaded); try again."""
+    details = error if isinstance(error, dict) else {}
+    kind, message = details.get("type"), details.get("message")
+    error_class = _STREAM_ERROR_CLASSES.get(str(kind), "server_error")
+    return RetryableError(error_class, f"stream broke off with an error event: {kind}: {message}")
+
+
+async def _read_stream(response: aiohttp.ClientResponse) -> ChatResponse:
+    """Apply the events' `data:` payloads until `message_stop`; ending sooner is truncation."""
+    state = _StreamState(pieces=[])
+    async for raw_line in response.content:
+        line = raw_line.strip()
+        if not line.startswith(b"data:"):
+            continue  # `event:` names repeat the payload's `type`; blank lines end events
+        payload = line[5:].strip()
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise _malformed(f"bad SSE event {payload[:80]!r}") from None
+        if not isinstance(event, dict):
+            raise _malformed(f"SSE event is not an object: {payload[:80]!r}")
+        try:
+            state.apply(event)
+        except (AttributeError, TypeError):
+            raise _malformed(f"unexpected SSE event shape {payload[:80]!r}") from None
+        if state.stopped:
+            break
+    if not state.stopped:
+        raise RetryableError("truncated", "stream ended before message_stop")
+    return ChatResponse(
+        text="".join(state.pieces),
+        finish_reason=state.stop_reason,
+        prompt_tokens=state.input_tokens,
+        completion_tokens=state.output_tokens,
+    )

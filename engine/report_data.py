@@ -1,0 +1,235 @@
+"""Everything the HTML report shows, read from the store once into frozen values.
+
+The report is a snapshot: the store is opened read-only (so it works while a run writes), every
+number is computed here with the same code `mtbench show` uses (`engine.results`,
+`engine.scoring`; a judge run with several samples is scored by their median, as there), and the
+renderer never touches SQLite. Answers are sample 0, as everywhere else; every judge reply of
+every sample is kept, once, for the question browser.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from engine.errors import InputError
+from engine.reliability import (
+    JudgeReliability,
+    consistency,
+    length_correlation,
+    parse_rates,
+    position_bias,
+)
+from engine.results import (
+    UNKNOWN_CATEGORY,
+    LastRun,
+    StoredJudge,
+    expected_single_judgments,
+    last_run,
+    load_pair_matches,
+    load_single_scores,
+    stored_judges,
+)
+from engine.scoring import (
+    PairModelSummary,
+    SingleModelSummary,
+    summarize_pairwise,
+    summarize_single,
+)
+from engine.store import Store, open_store
+
+__all__ = [
+    "AnswerText",
+    "JudgeReport",
+    "JudgmentText",
+    "QuestionView",
+    "ReportData",
+    "gather_report",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionView:
+    question_id: int
+    category: str
+    turns: tuple[str, ...]  # empty when the store never recorded the question set
+    reference: tuple[str, ...] | None  # the reference answer the judge was shown, if any
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerText:
+    model: str
+    question_id: int
+    turn: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class JudgmentText:
+    """One stored judgment with the judge's reply. Single: game 0, no opponent; pair: winner."""
+
+    kind: str  # 'single' | 'pair'
+    model: str
+    opponent: str
+    question_id: int
+    turn: int
+    game: int
+    sample: int
+    score: float | None
+    winner: str | None
+    parse_status: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeReport:
+    """One judge identity's leaderboards, reliability figures and judgments."""
+
+    name: str
+    model: str
+    api: str
+    single: tuple[SingleModelSummary, ...]
+    pairwise: tuple[PairModelSummary, ...]  # pairwise-all, as `show` defaults to
+    expected: int | None  # single judgments each model should have
+    reliability: JudgeReliability
+    judgments: tuple[JudgmentText, ...]
+    samples: int  # most judge samples stored for one item (1 unless run with `samples`)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (model {self.model}, api {self.api})"
+
+    def unjudged(self, summary: SingleModelSummary) -> int | None:
+        if self.expected is None:
+            return None
+        return max(0, self.expected - summary.rows - summary.missing)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    store: str
+    bench: str
+    created: float  # when the snapshot was taken (epoch seconds)
+    models: tuple[str, ...]  # every model with an answer or a judgment, sorted
+    questions: tuple[QuestionView, ...]
+    answers: tuple[AnswerText, ...]
+    judges: tuple[JudgeReport, ...]
+    last_run: LastRun | None
+
+
+async def gather_report(store_path: Path, bench: str, *, judge: str | None = None) -> ReportData:
+    """Read a store into a `ReportData`; `judge` keeps only judges with that label."""
+    store = await open_store(Path(store_path), write=False)
+    try:
+        judges = [j for j in await stored_judges(store, bench) if judge in (None, j.identity.name)]
+        if judge is not None and not judges:
+            raise InputError(
+                f"{store_path}: no judgments by judge {judge!r} for bench {bench}; "
+                "leave out --judge to report every judge"
+            )
+        answered = await store.answered_models(bench)
+        texts = await store.answer_texts(bench, answered)
+        reports = [await _judge_report(store, bench, stored, texts) for stored in judges]
+        questions = await _questions(store, bench)
+        latest = await last_run(store)
+    finally:
+        await store.close()
+    if not texts and not reports:
+        raise InputError(
+            f"{store_path}: no answers or judgments for bench {bench}; "
+            "run `mtbench generate` or `mtbench import` first"
+        )
+    answers = tuple(
+        AnswerText(model, qid, turn, text) for (model, qid, turn), text in sorted(texts.items())
+    )
+    models = set(answered)
+    seen_ids = {answer.question_id for answer in answers}
+    for report in reports:
+        models.update(j.model for j in report.judgments)
+        models.update(j.opponent for j in report.judgments if j.opponent)
+        seen_ids.update(j.question_id for j in report.judgments)
+    return ReportData(
+        store=Path(store_path).name,
+        bench=bench,
+        created=time.time(),
+        models=tuple(sorted(models)),
+        questions=_with_unrecorded(questions, seen_ids),
+        answers=answers,
+        judges=tuple(reports),
+        last_run=latest,
+    )
+
+
+async def _questions(store: Store, bench: str) -> list[QuestionView]:
+    rows = await store.fetch(
+        "SELECT question_id, category, turns, reference FROM questions WHERE bench = ? "
+        "ORDER BY question_id",
+        (bench,),
+    )
+    return [
+        QuestionView(qid, category, _texts(turns) or (), _texts(reference))
+        for qid, category, turns, reference in rows
+    ]
+
+
+def _texts(column: str | None) -> tuple[str, ...] | None:
+    return None if column is None else tuple(str(text) for text in orjson.loads(column))
+
+
+def _with_unrecorded(questions: list[QuestionView], seen_ids: set[int]) -> tuple[QuestionView, ...]:
+    """Answers imported without `--data` still get browsed: their question text is unknown."""
+    known = {q.question_id for q in questions}
+    missing = [QuestionView(qid, UNKNOWN_CATEGORY, (), None) for qid in seen_ids - known]
+    return tuple(sorted([*questions, *missing], key=lambda q: q.question_id))
+
+
+async def _judge_report(
+    store: Store, bench: str, stored: StoredJudge, answers: dict[tuple[str, int, int], str]
+) -> JudgeReport:
+    identity = stored.identity
+    judgments = await _judgment_texts(store, bench, stored)
+    scores = await load_single_scores(store, bench, identity) if "single" in stored.kinds else []
+    single = summarize_single(scores) if scores else ()
+    matches = await load_pair_matches(store, bench, identity) if "pair" in stored.kinds else []
+    pairwise = summarize_pairwise(matches) if matches else ()
+    # The judged turn's own answer: a turn-2 judgment grades the second answer.
+    lengths = [
+        (s.score, len(answers[(s.model, s.question_id, s.turn)]))
+        for s in scores
+        if (s.model, s.question_id, s.turn) in answers
+    ]
+    reliability = JudgeReliability(
+        parse=parse_rates((j.kind, j.parse_status) for j in judgments),
+        position=position_bias(matches) if matches else None,
+        consistency=consistency(matches) if matches else None,
+        length=length_correlation(lengths) if single else None,
+    )
+    return JudgeReport(
+        name=identity.name,
+        model=identity.model,
+        api=identity.api,
+        single=single,
+        pairwise=pairwise,
+        expected=await expected_single_judgments(store, bench) if single else None,
+        reliability=reliability,
+        judgments=judgments,
+        samples=max((j.sample for j in judgments), default=0) + 1,
+    )
+
+
+async def _judgment_texts(
+    store: Store, bench: str, stored: StoredJudge
+) -> tuple[JudgmentText, ...]:
+    identity = stored.identity
+    rows = await store.fetch(
+        "SELECT j.kind, j.model, j.opponent, j.question_id, j.turn, j.game, j.sample, j.score, "
+        "j.winner, j.parse_status, COALESCE(r.text, '') FROM judgments j "
+        "LEFT JOIN responses r ON r.key = j.response_key "
+        "WHERE j.judge = ? AND j.judge_model = ? AND j.judge_api = ? AND j.bench = ? "
+        "ORDER BY j.question_id, j.kind DESC, j.model, j.opponent, j.turn, j.game, j.sample",
+        (identity.name, identity.model, identity.api, bench),
+    )
+    return tuple(JudgmentText(*row) for row in rows)
