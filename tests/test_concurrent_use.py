@@ -12,7 +12,7 @@ from tests.fakeserver import FakeServer
 from tests.runconfig import model, mtbench, write_config
 
 
-def test_show_reads_while_a_run_writes_and_a_second_run_is_refused(
+def test_show_and_report_read_while_a_run_writes_and_a_second_run_is_refused(
     tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake.configure(latency_median=0.05)
@@ -29,6 +29,11 @@ def test_show_reads_while_a_run_writes_and_a_second_run_is_refused(
         assert code == 0, err
         (board,) = orjson.loads(out)["leaderboards"]
         assert 0 < board["models"][0]["rows"] + board["models"][0]["missing"] < 160
+
+        report = tmp_path / "report.html"
+        code, out, err = mtbench(capsys, "report", "--store", str(store), "-o", str(report))
+        assert code == 0, err
+        assert "alpha" in report.read_text()
 
         before = fake.stats(arrivals=False)["requests"]
         code, out, err = mtbench(capsys, "run", "-c", str(config))
