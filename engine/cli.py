@@ -84,6 +84,27 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from engine.demo import DISCLAIMER, REAL_JUDGE_CONFIG, DemoOptions, run_demo
+    from engine.runner import ProgressOptions
+    from engine.show import format_scoreboard, leaderboards
+
+    categories = tuple(args.categories.split(",")) if args.categories else None
+    options = DemoOptions(
+        store=Path(args.store),
+        data=args.data,
+        per_category=args.per_category,
+        categories=categories,
+        max_tokens=args.max_tokens,
+        progress=ProgressOptions("quiet" if args.quiet else "auto"),
+    )
+    result = _run_result(run_demo(options))
+    print(format_scoreboard(_run_result(leaderboards(result.store, "mt_bench"))))
+    print(f"\nstore: {result.store}  (try: mtbench report --store {result.store} -o demo.html)")
+    print(f"\n{DISCLAIMER}\n\n{REAL_JUDGE_CONFIG}")
+    return 0 if result.ok else 1
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from engine.report_html import write_report
 
@@ -165,6 +186,16 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--baseline", default="gpt-3.5-turbo", help="for --mode pairwise-baseline")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=_cmd_show)
+    demo = commands.add_parser(
+        "demo", help="the whole pipeline with a local 135M model: no key, nothing to configure"
+    )
+    demo.add_argument("--store", default="runs/demo.sqlite", help="default: runs/demo.sqlite")
+    demo.add_argument("--data", help="MT-Bench data dir (default: $MTBENCH_DATA or the cache)")
+    demo.add_argument("--per-category", type=int, default=1, help="questions per category")
+    demo.add_argument("--categories", help="comma-separated categories (default: all eight)")
+    demo.add_argument("--max-tokens", type=int, default=200, help="answer length cap")
+    demo.add_argument("--quiet", action="store_true", help="no progress display")
+    demo.set_defaults(handler=_cmd_demo)
     report = commands.add_parser("report", help="write a self-contained HTML report")
     report.add_argument("--store", required=True, help="the SQLite store")
     report.add_argument("-o", "--output", required=True, help="the HTML file to write")

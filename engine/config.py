@@ -11,7 +11,7 @@ import math
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,12 @@ class EndpointConfig:
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig(EndpointConfig):
-    """A model under test."""
+    """A model under test; with `serve`, the engine starts and stops its server itself."""
+
+    serve: str | None = None  # command template: {path}, {name}, {port}
+    checkpoint: str | None = None  # the {path} of this model's server (one checkpoint of a sweep)
+    ready_path: str = "/v1/models"
+    ready_timeout: float = 600.0
 
     @property
     def label(self) -> str:
@@ -133,6 +138,7 @@ class RunConfig:
     models: tuple[ModelConfig, ...]
     judge: JudgeConfig | None
     questions: tuple[int, ...] | None = None  # a subset of question ids; None = all
+    server_slots: int = 1  # model servers (`serve`) that may run at once, e.g. GPUs
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -141,6 +147,7 @@ class RunConfig:
             "data": None if self.data is None else str(self.data),
             "bench": self.bench,
             "questions": self.questions,
+            "server_slots": self.server_slots,
             "models": [m.snapshot() for m in self.models],
             "judge": None if self.judge is None else self.judge.snapshot(),
         }
@@ -196,6 +203,15 @@ _ENDPOINT_KEYS: dict[str, _Key] = {
     "price_in": _Key("USD per 1M prompt tokens (a number >= 0)", _is_number(0.0)),
     "price_out": _Key("USD per 1M completion tokens (a number >= 0)", _is_number(0.0)),
 }
+_MODEL_KEYS: dict[str, _Key] = {
+    **_ENDPOINT_KEYS,
+    "serve": _Key("a command template using {path}, {name} and {port}", _is_str),
+    "checkpoints": _Key("a glob of checkpoint files or directories", _is_str),
+    "ready_path": _Key(
+        "a URL path such as /v1/models or /health", lambda v: _is_str(v) and v.startswith("/")
+    ),
+    "ready_timeout": _Key("a number of seconds > 0", _is_number(1e-3)),
+}
 _JUDGE_KEYS: dict[str, _Key] = {
     **_ENDPOINT_KEYS,
     "mode": _Key(f"one of {', '.join(JUDGE_MODES)}", lambda v: v in JUDGE_MODES),
@@ -210,6 +226,7 @@ _TOP_KEYS: dict[str, _Key] = {
         "a non-empty list of question ids",
         lambda v: isinstance(v, list) and bool(v) and all(_is_int(0)(q) for q in v),
     ),
+    "server_slots": _Key("an integer >= 1", _is_int(1)),
     "model": _Key("an array of [[model]] tables", lambda v: isinstance(v, list)),
     "judge": _Key("a [judge] table", lambda v: isinstance(v, dict)),
 }
@@ -257,8 +274,9 @@ def load_config(path: Path | str) -> RunConfig:
     if top.get("store") is None:
         raise ConfigError(f"{path}: top-level key 'store' is missing; give the SQLite file to use")
     models = tuple(
-        _endpoint(path, f"[[model]] #{i + 1}", table, ModelConfig, _ENDPOINT_KEYS)
+        model
         for i, table in enumerate(top.get("model", []))
+        for model in _models(path, f"[[model]] #{i + 1}", table, base)
     )
     _reject_duplicates(path, models)
     judge_table = top.get("judge")
@@ -274,7 +292,37 @@ def load_config(path: Path | str) -> RunConfig:
         models=models,
         judge=judge,
         questions=None if top.get("questions") is None else tuple(top.get("questions")),
+        server_slots=top.get("server_slots", 1),
     )
+
+
+def _models(path: Path, where: str, table: Any, base: Path) -> list[ModelConfig]:
+    """One model, or one per checkpoint the `checkpoints` glob matches (label from the path)."""
+    pattern = table.get("checkpoints") if isinstance(table, dict) else None
+    if pattern is None:
+        return [_endpoint(path, where, table, ModelConfig, _MODEL_KEYS)]
+    if "serve" not in table:
+        raise ConfigError(
+            f"{path}: {where} key 'checkpoints' = {_show(pattern)}: needs 'serve', the command "
+            "that serves one checkpoint"
+        )
+    from engine.serve import expand_checkpoints
+
+    prefix = f"{table['name']}-" if table.get("name") else ""
+    template = _endpoint(path, where, {"name": "checkpoint", **table}, ModelConfig, _MODEL_KEYS)
+    try:
+        found = expand_checkpoints(str(base / pattern))
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {where} key 'checkpoints': {error}") from None
+    return [
+        replace(
+            template,
+            name=prefix + label,
+            model=table.get("model", prefix + label),
+            checkpoint=str(checkpoint),
+        )
+        for label, checkpoint in found
+    ]
 
 
 def _endpoint(
@@ -294,8 +342,13 @@ def _endpoint(
     if api == "anthropic":
         _check_anthropic(check)
     urls = check.get("base_urls") or [check.get("base_url") or DEFAULT_BASE_URLS[api]]
-    options = {k: v for k, v in table.items() if k not in ("name", "base_url", "base_urls")}
-    for number_key in ("temperature", "timeout", "price_in", "price_out"):
+    if check.get("serve") is not None:
+        if check.get("base_url") or check.get("base_urls"):
+            check.fail("serve", check.get("serve"), "the engine serves this model; drop base_url")
+        urls = []  # known once the server is up
+    skip = ("name", "base_url", "base_urls", "checkpoints")
+    options = {k: v for k, v in table.items() if k not in skip}
+    for number_key in ("temperature", "timeout", "price_in", "price_out", "ready_timeout"):
         if number_key in options:
             options[number_key] = float(options[number_key])
     if "extra_body" in options:

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -32,6 +33,10 @@ from engine.errors import FatalRequestError, RequestError, RetryableError
 from engine.limits import AdaptiveConcurrency, Pause, RequestRate, TokenWindow
 from engine.providers import Provider, provider_for
 from engine.retry import backoff_delay, error_for_status
+from engine.serve import ServerFailed
+
+if TYPE_CHECKING:
+    from engine.sweep import ServerLifecycle
 
 __all__ = ["EndpointPool", "EndpointStats", "Outcome"]
 
@@ -82,7 +87,13 @@ class _BaseUrl:
 
 
 class EndpointPool:
-    def __init__(self, config: EndpointConfig, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        config: EndpointConfig,
+        *,
+        rng: random.Random | None = None,
+        lifecycle: ServerLifecycle | None = None,
+    ) -> None:
         self.config = config
         self.provider: Provider = provider_for(config.api)
         self.stats = EndpointStats()
@@ -100,6 +111,9 @@ class EndpointPool:
         self._stopping = False
         self._session: aiohttp.ClientSession | None = None
         self._dispatcher: asyncio.Task[None] | None = None
+        self._lifecycle = lifecycle
+        self._needs_server = lifecycle is not None
+        self._release_task: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
@@ -124,6 +138,11 @@ class EndpointPool:
     @property
     def in_flight(self) -> int:
         return len(self._attempts)
+
+    def finished(self) -> None:
+        """Every job of this endpoint is done: a server the engine started can go."""
+        if self._lifecycle is not None and self._release_task is None:
+            self._release_task = asyncio.create_task(self._lifecycle.release())
 
     def stop_dispatching(self) -> None:
         """Send nothing more; queued requests and pending retries are dropped, not failed."""
@@ -150,12 +169,17 @@ class EndpointPool:
         await asyncio.gather(*self._attempts, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+        if self._lifecycle is not None:
+            await self._lifecycle.release()
 
     async def _dispatch(self) -> None:
         while not self._stopping:
             if not self._queue:
                 self._ready.clear()
                 await self._ready.wait()
+                continue
+            if self._needs_server:
+                await self._start_server()
                 continue
             await self._pause.wait()
             epoch = await self._concurrency.acquire()
@@ -171,6 +195,21 @@ class EndpointPool:
             task = asyncio.create_task(self._attempt(pending, epoch, handle))
             self._attempts.add(task)
             task.add_done_callback(self._attempts.discard)
+
+    async def _start_server(self) -> None:
+        """First request of a served model: wait for a slot and a ready server."""
+        assert self._lifecycle is not None
+        self._needs_server = False
+        try:
+            url = await self._lifecycle.acquire(on_death=self._server_died)
+        except ServerFailed as error:
+            self._kill(FatalRequestError("server", str(error), endpoint_fatal=True))
+            return
+        self._urls = [_BaseUrl(url)]
+
+    def _server_died(self, error: ServerFailed) -> None:
+        if self._release_task is None and not self._stopping:
+            self._kill(FatalRequestError("server", str(error), endpoint_fatal=True))
 
     def _pick_url(self) -> _BaseUrl:
         now = time.monotonic()

@@ -23,8 +23,10 @@ from engine.errors import ConfigError
 from engine.graph import build_graph, check_baseline
 from engine.progress import ProgressSampler, make_view, report_progress
 from engine.scheduler import Pipeline, RunTally
+from engine.serve import SlotPool
 from engine.signals import Interrupted, StopSignals
 from engine.store import Store, open_store
+from engine.sweep import ServerLifecycle
 from engine.writer import StoreWriter
 
 __all__ = ["COMMANDS", "ProgressOptions", "RunResult", "execute"]
@@ -183,7 +185,7 @@ async def _run(
     await store.record_questions(bench)
     run_id = await _begin_run(store, command, config)
     writer = StoreWriter(store.db)
-    endpoints = _endpoints(scope)
+    endpoints = _endpoints(scope, config)
     pipeline = Pipeline(store, graph.jobs, endpoints, writer=writer, run_id=run_id)
     writer.start()
     for pool in endpoints.values():
@@ -237,11 +239,17 @@ def _status(tally: RunTally | None, signals: StopSignals) -> str:
     return "ok" if tally is not None and not tally.failures else "failed"
 
 
-def _endpoints(scope: _Scope) -> dict[EndpointConfig, EndpointPool]:
-    configs: list[EndpointConfig] = [*scope.generate]
+def _endpoints(scope: _Scope, config: RunConfig) -> dict[EndpointConfig, EndpointPool]:
+    """One pool per endpoint; models with `serve` get a server lifecycle sharing the slots."""
+    pools: dict[EndpointConfig, EndpointPool] = {}
+    slots = SlotPool(config.server_slots)
+    logs = config.store.parent / "servers"
+    for model in scope.generate:
+        lifecycle = ServerLifecycle(model, slots, logs) if model.serve else None
+        pools[model] = EndpointPool(model, lifecycle=lifecycle)
     if scope.judge is not None:
-        configs.append(scope.judge)
-    return {config: EndpointPool(config) for config in configs}
+        pools[scope.judge] = EndpointPool(scope.judge)
+    return pools
 
 
 async def _begin_run(store: Store, command: str, config: RunConfig) -> int:

@@ -226,7 +226,7 @@ class Pipeline:
             produced.fill(PLACEHOLDER_CHAR * (completion * CHARS_PER_TOKEN))
             produced.state = SlotState.UNKNOWN
             self._release(produced)
-        self._job_finished()
+        self._job_finished(job)
 
     def _complete_cached(
         self, job: Job, request: ChatRequest, key: str, cached: CachedResponse
@@ -280,7 +280,7 @@ class Pipeline:
         if produced is not None:
             produced.fill(text)
             self._release(produced)
-        self._job_finished()
+        self._job_finished(job)
 
     def _release(self, slot: AnswerSlot) -> None:
         waiters, slot.waiters = slot.waiters, []
@@ -309,7 +309,7 @@ class Pipeline:
         if produced is not None:
             produced.state = SlotState.FAILED
             self._release(produced)
-        self._job_finished()
+        self._job_finished(job)
 
     def _record_failure(self, job: Job, error_class: str, attempts: int, message: str) -> None:
         self._tally(job).failed += 1
@@ -333,7 +333,12 @@ class Pipeline:
                 ),
             )
 
-    def _job_finished(self) -> None:
+    def _job_finished(self, job: Job) -> None:
+        tally = self._tally(job)
+        if tally.cached + tally.done + tally.failed + tally.to_send == tally.jobs:
+            pool = self.endpoints.get(job.endpoint)
+            if pool is not None:
+                pool.finished()  # e.g. stop its server: nothing will be sent there any more
         self._remaining -= 1
         if self._remaining == 0:
             self._finished.set()

@@ -1,0 +1,32 @@
+"""`mtbench demo`: a local model answers and judges, no key, a table and the store at the end."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.paths import MTBENCH_DATA
+from tests.runconfig import mtbench
+
+
+def test_the_demo_runs_the_whole_pipeline_with_a_local_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    store = tmp_path / "demo.sqlite"
+    argv = ["demo", "--store", str(store), "--data", str(MTBENCH_DATA)]
+    argv += ["--categories", "writing,math", "--max-tokens", "24", "--quiet"]
+    code, out, err = mtbench(capsys, *argv)
+    assert code == 0, err
+    assert "smollm2-135m" in out and "overall" in out  # the score table
+    assert f"store: {store}" in out
+    assert "demonstrate the pipeline" in out and "do not measure" in out
+    assert 'api_key_env = "OPENAI_API_KEY"' in out  # how to use a real judge
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT COUNT(*) FROM answers").fetchone() == (4,)
+        statuses = db.execute("SELECT parse_status, COUNT(*) FROM judgments GROUP BY 1").fetchall()
+    assert statuses == [("ok", 4)]  # the grammar made every judgment parsable
+    assert (tmp_path / "servers" / "smollm2-135m.log").exists()
