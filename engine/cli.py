@@ -17,10 +17,9 @@ from typing import Any
 import orjson
 
 from engine import __version__
-from engine.config import load_config
+from engine.config import JUDGE_MODES, load_config
 from engine.errors import MtbenchError
 from engine.progress import PROGRESS_MODES
-from engine.show import SHOW_MODES
 
 __all__ = ["main"]
 
@@ -181,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--bench", default="mt_bench")
     show.add_argument("--judge", help="only this judge label (default: every judge in the store)")
     show.add_argument(
-        "--mode", choices=SHOW_MODES, help="default: single if present, else pairwise-all"
+        "--mode", choices=JUDGE_MODES, help="default: single if present, else pairwise-all"
     )
     show.add_argument("--baseline", default="gpt-3.5-turbo", help="for --mode pairwise-baseline")
     show.add_argument("--json", action="store_true", help="machine-readable output")

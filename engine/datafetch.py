@@ -15,10 +15,12 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from engine.errors import DataError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -50,7 +52,7 @@ PINNED_FILES: dict[str, str] = {
     ),
 }
 
-_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=15)
+_TIMEOUT_TOTAL, _TIMEOUT_CONNECT = 60.0, 15.0
 _ATTEMPTS = 3
 _RETRY_DELAY = 1.0  # seconds, multiplied by the attempt number
 _HINT = f"set {DATA_URL_ENV} to a reachable mirror, or pass --data DIR to use a local copy"
@@ -84,7 +86,10 @@ async def fetch_data(dest: Path | None = None, base_url: str | None = None) -> F
     base = (base_url or os.environ.get(DATA_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
     fetched: list[str] = []
     verified: list[str] = []
-    async with aiohttp.ClientSession(timeout=_TIMEOUT) as session:
+    import aiohttp  # here, not at the top: `default_cache_dir` is used by every run
+
+    timeout = aiohttp.ClientTimeout(total=_TIMEOUT_TOTAL, sock_connect=_TIMEOUT_CONNECT)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
         for name, digest in PINNED_FILES.items():
             target = dest / name
             if _matches(target, digest):
@@ -116,6 +121,8 @@ def _check_digest(name: str, url: str, body: bytes, expected: str) -> None:
 
 
 async def _download(session: aiohttp.ClientSession, url: str) -> bytes:
+    import aiohttp
+
     """GET `url`, retrying connection failures, timeouts and 5xx; anything else is final."""
     problem = ""
     for attempt in range(1, _ATTEMPTS + 1):

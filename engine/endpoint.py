@@ -25,8 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import aiohttp
-
 from engine.chat import ChatRequest, ChatResponse
 from engine.config import EndpointConfig
 from engine.errors import FatalRequestError, RequestError, RetryableError
@@ -36,6 +34,8 @@ from engine.retry import backoff_delay, error_for_status
 from engine.serve import ServerFailed
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from engine.sweep import ServerLifecycle
 
 __all__ = ["EndpointPool", "EndpointStats", "Outcome"]
@@ -120,10 +120,6 @@ class EndpointPool:
         return self.config.name
 
     def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=self.config.timeout)
-        )
         self._dispatcher = asyncio.create_task(self._dispatch(), name=f"dispatch:{self.name}")
 
     def submit(self, request: ChatRequest, on_done: OnDone) -> None:
@@ -212,6 +208,8 @@ class EndpointPool:
             self._kill(FatalRequestError("server", str(error), endpoint_fatal=True))
 
     def _pick_url(self) -> _BaseUrl:
+        if len(self._urls) == 1:
+            return self._urls[0]
         now = time.monotonic()
         usable = [u for u in self._urls if u.cooldown_until <= now] or self._urls
         return min(usable, key=lambda u: u.outstanding)
@@ -242,14 +240,31 @@ class EndpointPool:
             if not keep_slot:
                 self._concurrency.release()
 
+    def _http(self) -> aiohttp.ClientSession:
+        """The endpoint's HTTP session, made on the first request.
+
+        aiohttp takes a quarter of a second to import (it builds SSL contexts), and a run whose
+        answers are all cached never needs it.
+        """
+        if self._session is None:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            )
+        return self._session
+
     async def _send(self, request: ChatRequest, base_url: str) -> ChatResponse:
-        assert self._session is not None
+        import aiohttp
+
+        session = self._http()
         call = self.provider.build(
             request, base_url, self.config.api_key, stream=self.config.stream
         )
         where = f"{self.name} at {base_url}"
         try:
-            async with self._session.post(call.url, data=call.body, headers=call.headers) as resp:
+            async with session.post(call.url, data=call.body, headers=call.headers) as resp:
                 if resp.status >= 300:
                     detail = self.provider.error_detail(await resp.read())
                     raise error_for_status(resp.status, resp.headers, detail, where)

@@ -222,6 +222,14 @@ def _parse_two_scores(text: str) -> str:
 
 def _literal_number(token: str) -> int | float | None:
     # `ast.literal_eval` is what keeps "7" an int and turns "5." into 5.0, as in FastChat's files.
+    # Its answer for ASCII digits is computed directly (it costs ~20 µs a call); a leading zero
+    # ("05") is a SyntaxError for it, so None here too.
+    if token.isascii():
+        if "." in token:
+            return float(token)
+        if token[0] == "0" and token.strip("0"):
+            return None
+        return int(token)
     try:
         value = ast.literal_eval(token)
     except (SyntaxError, ValueError):

@@ -14,13 +14,15 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
 from engine.config import EndpointConfig, JudgeConfig
-from engine.endpoint import EndpointPool
 from engine.scheduler import RunTally
+
+if TYPE_CHECKING:
+    from engine.endpoint import EndpointPool
 
 __all__ = ["PROGRESS_MODES", "ProgressSampler", "Snapshot", "report_progress"]
 

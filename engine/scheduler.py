@@ -18,15 +18,17 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.chat import ChatRequest, ChatResponse
 from engine.config import EndpointConfig
-from engine.endpoint import EndpointPool, OnDone, Outcome
 from engine.errors import RequestError
 from engine.jobs import AnswerSlot, Job, SlotState, response_row
 from engine.store import CachedResponse, Store
 from engine.writer import StoreWriter
+
+if TYPE_CHECKING:
+    from engine.endpoint import EndpointPool, OnDone, Outcome
 
 __all__ = ["EndpointTally", "FailureRecord", "Pipeline", "RunTally"]
 

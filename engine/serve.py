@@ -31,11 +31,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO
-
-import aiohttp
+from typing import IO, TYPE_CHECKING
 
 from engine.errors import ConfigError, MtbenchError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = [
     "ManagedServer",
@@ -202,6 +203,8 @@ class ManagedServer:
         deadline = time.monotonic() + self.spec.ready_timeout
         url = f"http://{self.spec.host}:{self.port}{self.spec.ready_path}"
         exited = asyncio.ensure_future(self._process.wait())
+        import aiohttp  # only here: importing it costs a quarter of a second
+
         timeout = aiohttp.ClientTimeout(total=_PROBE_TIMEOUT)
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -282,6 +285,8 @@ class ManagedServer:
 
 
 async def _answers_ok(session: aiohttp.ClientSession, url: str) -> bool:
+    import aiohttp
+
     try:
         async with session.get(url) as response:
             return response.status == 200

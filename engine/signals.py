@@ -29,10 +29,15 @@ class Interrupted(MtbenchError):
         self.exit_code = 128 + signum
 
 
+def _nothing() -> None:
+    pass
+
+
 class StopSignals:
-    def __init__(self, on_stop: Callable[[], None], on_abort: Callable[[], None]) -> None:
-        self._on_stop = on_stop
-        self._on_abort = on_abort
+    def __init__(self) -> None:
+        """`on_stop` and `on_abort` are set by whoever runs the work the signals stop."""
+        self.on_stop: Callable[[], None] = _nothing
+        self.on_abort: Callable[[], None] = _nothing
         self.received: int | None = None
         self._count = 0
 
@@ -66,7 +71,7 @@ class StopSignals:
                 file=sys.stderr,
                 flush=True,
             )
-            self._on_stop()
+            self.on_stop()
         else:
             print("aborting: cancelling the requests in flight", file=sys.stderr, flush=True)
-            self._on_abort()
+            self.on_abort()

@@ -45,7 +45,7 @@ def test_callbacks_run_only_after_their_rows_are_committed(tmp_path: Path) -> No
 
     async def scenario() -> list[int]:
         store = await open_store(path, write=True)
-        writer = StoreWriter(store.db)
+        writer = StoreWriter(path)
         writer.start()
         seen_by_reader: list[int] = []
 

@@ -10,14 +10,16 @@ complete only once `message_stop` arrived.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from engine.chat import ChatRequest, ChatResponse, Message
 from engine.errors import RetryableError
 from engine.providers.base import HttpCall
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider", "messages_url"]
 

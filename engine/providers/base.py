@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
-
-import aiohttp
+from typing import TYPE_CHECKING, Protocol
 
 from engine.chat import ChatRequest, ChatResponse
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["HttpCall", "Provider"]
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from engine.chat import ChatRequest, ChatResponse
 from engine.errors import RetryableError
 from engine.providers.base import HttpCall
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["OpenAIProvider"]
 
