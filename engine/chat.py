@@ -9,7 +9,7 @@ replica, rotating a key or turning on streaming must not cost a single request.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -30,7 +30,6 @@ class ChatRequest:
     sample: int = 0
     seed: int | None = None
     extra_body: bytes | None = None  # canonical JSON of provider-specific fields (`grammar`, ...)
-    _canonical: bytes | None = field(default=None, repr=False, compare=False)
 
     def canonical(self) -> dict[str, Any]:
         params: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": self.temperature}
@@ -52,12 +51,9 @@ class ChatRequest:
         return {} if self.extra_body is None else orjson.loads(self.extra_body)
 
     def canonical_json(self) -> bytes:
-        """Computed once: the cache key and the stored request both need it."""
-        if self._canonical is None:
-            encoded = orjson.dumps(self.canonical(), option=orjson.OPT_SORT_KEYS)
-            object.__setattr__(self, "_canonical", encoded)
-            return encoded
-        return self._canonical
+        # Not memoised: a queued request would then carry a second copy of its prompt, which
+        # doubled peak memory with thousands of judge requests waiting for their endpoint.
+        return orjson.dumps(self.canonical(), option=orjson.OPT_SORT_KEYS)
 
     def cache_key(self) -> str:
         return hashlib.sha256(self.canonical_json()).hexdigest()
