@@ -35,7 +35,8 @@ reported as it came out.
 - **pipeline**: 3 models × 80 questions × 2 turns + single judging, lognormal latency, concurrency
   16 per endpoint: wall vs a DAG- and capacity-respecting lower bound computed from the latencies
   the server applied; a model-after-model, generate-then-judge schedule from the same latencies.
-- **overhead**: zero latency, 10 models + judge (3,200 requests): requests/s of the engine process
+- **overhead**: zero latency, 30 models + judge (9,600 requests; the "Before" run used 10 models and
+  3,200 requests): requests/s of the engine process
   vs a bare aiohttp loop (same server, concurrency and body size) run just before and after it.
 - **resume**: a second `mtbench run` of 50 models + judge (16,000 cached results): time and HTTP
   requests sent.
