@@ -357,7 +357,7 @@ def _endpoint(
         name=name,
         model=check.get("model", name),
         base_urls=tuple(u.rstrip("/") for u in urls),
-        api_key=_api_key(check, where),
+        api_key=_api_key(check),
         **{k: v for k, v in options.items() if k != "model"},
     )
 
@@ -371,7 +371,7 @@ def _check_anthropic(check: _Checker) -> None:
         check.fail("temperature", temperature, "Anthropic accepts temperatures from 0 to 1")
 
 
-def _api_key(check: _Checker, where: str) -> str | None:
+def _api_key(check: _Checker) -> str | None:
     variable = check.get("api_key_env")
     if variable is None:
         return None

@@ -4,10 +4,13 @@ MtbenchError                  anything the user can act on; str() is the one-lin
 ├── InputError                exit 2: nothing was sent, nothing stored was touched
 │   ├── ConfigError           bad TOML, unknown key, wrong type, unset API-key variable
 │   ├── DataError             missing or malformed data file, checksum mismatch
-│   └── StoreError            not an mtbench store, newer schema, store busy
-└── RequestError              one HTTP attempt failed; `retryable` says whether to try again
-    ├── RetryableError        429, 5xx, timeouts, resets, malformed bodies
-    └── FatalRequestError     400/422 (this request is wrong) or 401/403/404 (the endpoint is)
+│   ├── StoreError            not an mtbench store, newer schema, store busy
+│   └── LocalModelError       (engine.serve_gguf) llama.cpp or SmolLM2 is not installed
+├── RequestError              one HTTP attempt failed; `retryable` says whether to try again
+│   ├── RetryableError        429, 5xx, timeouts, resets, malformed bodies
+│   └── FatalRequestError     400/422 (this request is wrong) or 401/403/404 (the endpoint is)
+├── ServerFailed              (engine.serve) a model server exited or never got ready
+└── Interrupted               (engine.signals) SIGINT/SIGTERM: exit 130/143 after a clean stop
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from itertools import combinations
 from engine.config import JudgeConfig, ModelConfig
 from engine.data import BenchData, Question
 from engine.errors import InputError
-from engine.jobs import AnswerSlot, GenerationJob, Job, PairJudgeJob, SingleJudgeJob, SlotState
+from engine.jobs import AnswerSlot, GenerationJob, Job, SlotState
+from engine.judge_jobs import PairJudgeJob, SingleJudgeJob
 from engine.store import JudgeIdentity, Store
 
 __all__ = ["RunGraph", "build_graph", "judge_identity", "judged_pairs"]

@@ -234,7 +234,7 @@ class Pipeline:
         self, job: Job, request: ChatRequest, key: str, cached: CachedResponse
     ) -> None:
         self._tally(job).cached += 1
-        if job.stored_key() != key and not self.dry_run:
+        if job.stored != key and not self.dry_run:
             assert self.writer is not None
             self.writer.put_many(job.result_rows(key, cached.text, self.run_id))
         self._job_done(job, cached.text)

@@ -14,7 +14,7 @@ from engine.config import JudgeConfig
 from engine.data import load_bench
 from engine.graph import build_graph
 from engine.interop import import_fastchat
-from engine.jobs import PairJudgeJob, SingleJudgeJob
+from engine.judge_jobs import PairJudgeJob, SingleJudgeJob
 from engine.store import open_store
 from tests.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
 from tests.runconfig import mtbench

@@ -16,7 +16,7 @@ import orjson
 
 from engine.chat import ChatRequest, ChatResponse, Message
 from engine.errors import RetryableError
-from engine.providers.base import HttpCall
+from engine.providers.base import HttpCall, error_body_message
 
 if TYPE_CHECKING:
     import aiohttp
@@ -67,15 +67,7 @@ class AnthropicProvider:
 
     def error_detail(self, body: bytes) -> str:
         """`type: message` from `{"type": "error", "error": {"type": ..., "message": ...}}`."""
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return body.decode("utf-8", "replace").strip()
-        error = parsed.get("error") if isinstance(parsed, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            kind = error.get("type")
-            return f"{kind}: {error['message']}" if isinstance(kind, str) else error["message"]
-        return body.decode("utf-8", "replace").strip()
+        return error_body_message(body, with_type=True)
 
 
 def _split_system(messages: tuple[Message, ...]) -> tuple[str, list[Message]]:

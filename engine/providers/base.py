@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import orjson
+
 from engine.chat import ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["HttpCall", "Provider"]
+__all__ = ["HttpCall", "Provider", "error_body_message"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,3 +36,21 @@ class Provider(Protocol):
     def error_detail(self, body: bytes) -> str:
         """The human part of an error body, for failure messages."""
         ...
+
+
+def error_body_message(body: bytes, *, with_type: bool) -> str:
+    """The message of an `{"error": {"type": ..., "message": ...}}` body (both APIs use that
+    shape; `with_type` puts the type first), else the body as text."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        kind = error.get("type")
+        if with_type and isinstance(kind, str):
+            return f"{kind}: {error['message']}"
+        return error["message"]
+    if isinstance(error, str):
+        return error
+    return body.decode("utf-8", "replace").strip()

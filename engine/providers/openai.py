@@ -8,7 +8,7 @@ import orjson
 
 from engine.chat import ChatRequest, ChatResponse
 from engine.errors import RetryableError
-from engine.providers.base import HttpCall
+from engine.providers.base import HttpCall, error_body_message
 
 if TYPE_CHECKING:
     import aiohttp
@@ -43,16 +43,7 @@ class OpenAIProvider:
         return _parse_completion(await response.read())
 
     def error_detail(self, body: bytes) -> str:
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return body.decode("utf-8", "replace").strip()
-        error = parsed.get("error") if isinstance(parsed, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
-        if isinstance(error, str):
-            return error
-        return body.decode("utf-8", "replace").strip()
+        return error_body_message(body, with_type=False)
 
 
 def _malformed(problem: str) -> RetryableError:
