@@ -9,7 +9,6 @@ fake judge and `/stats` with the OpenAI route. Like the real API it refuses a `s
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 from datetime import datetime, timedelta, timezone
@@ -18,11 +17,11 @@ import orjson
 from aiohttp import web
 from fake_answers import Prompt, Reply, judge_mode
 from fake_backend import BACKEND, Call, Refusal, StreamEvents
+from fake_openai import body_digest
 
 __all__ = ["AnthropicWire", "add_anthropic_routes", "parse_messages_request"]
 
 # A streamed and a plain request ask the same thing: they are duplicates of each other.
-_TRANSPORT_FIELDS = frozenset({"stream"})
 _ROLES = frozenset({"user", "assistant"})
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 _ERROR_TYPES = {
@@ -71,12 +70,6 @@ def _number(body: dict[str, object], name: str) -> float | None:
     return value
 
 
-def _digest(body: dict[str, object]) -> bytes:
-    canonical = {name: value for name, value in body.items() if name not in _TRANSPORT_FIELDS}
-    encoded = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
-    return hashlib.blake2b(encoded, digest_size=16).digest()
-
-
 def parse_messages_request(body: object, api_key: str | None) -> Call:
     """The `Call` for a decoded request body; BadRequest if it is not a Messages request."""
     if not isinstance(body, dict):
@@ -101,7 +94,7 @@ def parse_messages_request(body: object, api_key: str | None) -> Call:
     stream = body.get("stream") is True
     return Call(
         prompt=Prompt(model, key, judge_mode(texts), int(max_tokens)),
-        digest=_digest(body),
+        digest=body_digest(body),
         prompt_tokens=(sum(map(len, texts)) + 3) // 4,
         temperature=temperature,
         stream=stream,
