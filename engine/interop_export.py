@@ -69,6 +69,7 @@ class _StoredJudgment:
     created: float
     user_prompt: str
     text: str
+    sample: int
 
 
 async def export_fastchat(
@@ -95,8 +96,10 @@ async def export_fastchat(
     ]
     incomplete_matches = 0
     for stem, identity, rows in _judge_files(judgments):
-        single = [_single_line(row) for row in rows if row.kind == "single"]
+        about = _identity_field(identity, rows)
+        single = [{**_single_line(row), **about} for row in rows if row.kind == "single"]
         pair, skipped = _pair_lines(row for row in rows if row.kind == "pair")
+        pair = [{**line, **about} for line in pair]
         incomplete_matches += skipped
         folder = dest / JUDGMENT_DIR
         if single:
@@ -171,11 +174,11 @@ async def _stored_judgments(store: Store, bench: str, judge: str | None) -> list
     where = "" if judge is None else "AND j.judge = ? "
     rows = await store.fetch(
         "SELECT j.judge, j.judge_model, j.judge_api, j.kind, j.model, j.opponent, j.question_id, "
-        "j.turn, j.game, j.prompt_name, j.score, j.winner, j.created, r.request, r.text "
+        "j.turn, j.game, j.prompt_name, j.score, j.winner, j.created, r.request, r.text, j.sample "
         "FROM judgments j JOIN responses r ON r.key = j.response_key "
-        f"WHERE j.bench = ? AND j.sample = 0 {where}"
-        "ORDER BY j.judge, j.judge_model, j.judge_api, j.question_id, j.model, j.opponent, "
-        "j.turn, j.game",
+        f"WHERE j.bench = ? {where}"
+        "ORDER BY j.judge, j.judge_model, j.judge_api, j.sample, j.question_id, j.model, "
+        "j.opponent, j.turn, j.game",
         (bench,) if judge is None else (bench, judge),
     )
     return [
@@ -193,10 +196,11 @@ async def _stored_judgments(store: Store, bench: str, judge: str | None) -> list
             created=created,
             user_prompt=_user_prompt(request),
             text=text,
+            sample=sample,
         )
         for (
             judge_name, judge_model, judge_api, kind, model, opponent, qid, turn, game,
-            prompt_name, score, winner, created, request, text,
+            prompt_name, score, winner, created, request, text, sample,
         ) in rows
     ]  # fmt: skip
 
@@ -230,6 +234,19 @@ def _judge_files(
     return [(stems[names[identity]], identity, rows) for identity, rows in by_identity.items()]
 
 
+def _identity_field(identity: JudgeIdentity, rows: list[_StoredJudgment]) -> dict[str, Any]:
+    """Who judged, beyond FastChat's `judge` pair; FastChat's show_result ignores the extra key."""
+    samples = 1 + max(row.sample for row in rows)
+    return {
+        "judge_identity": {
+            "name": identity.name,
+            "model": identity.model,
+            "api": identity.api,
+            "samples": samples,
+        }
+    }
+
+
 def _single_line(row: _StoredJudgment) -> dict[str, Any]:
     return {
         "question_id": row.question_id,
@@ -240,6 +257,7 @@ def _single_line(row: _StoredJudgment) -> dict[str, Any]:
         "score": _fastchat_score(row.score, row.text),
         "turn": row.turn,
         "tstamp": row.created,
+        "sample": row.sample,
     }
 
 
@@ -253,9 +271,9 @@ def _fastchat_score(score: float | None, text: str) -> int | float:
 
 
 def _pair_lines(rows: Iterable[_StoredJudgment]) -> tuple[list[dict[str, Any]], int]:
-    matches: dict[tuple[str, str, int, int], dict[int, _StoredJudgment]] = defaultdict(dict)
+    matches: dict[tuple[str, str, int, int, int], dict[int, _StoredJudgment]] = defaultdict(dict)
     for row in rows:
-        matches[(row.model, row.opponent, row.question_id, row.turn)][row.game] = row
+        matches[(row.model, row.opponent, row.question_id, row.turn, row.sample)][row.game] = row
     lines = []
     for games in matches.values():
         if 1 not in games or 2 not in games:
@@ -275,6 +293,7 @@ def _pair_lines(rows: Iterable[_StoredJudgment]) -> tuple[list[dict[str, Any]], 
                 "g2_judgment": g2.text,
                 "turn": g1.turn,
                 "tstamp": max(g1.created, g2.created),
+                "sample": g1.sample,
             }
         )
     return lines, len(matches) - len(lines)

@@ -312,6 +312,14 @@ def test_export_round_trips_fastchats_files_field_by_field(
         theirs = sorted(_read_jsonl(FASTCHAT_REFERENCE / name), key=_sort_key)
         assert len(ours) == len(theirs), name
         for mine, original in zip(ours, theirs, strict=True):
+            if "judge_identity" in mine:  # our additions after FastChat's fields, which it ignores
+                assert mine.pop("judge_identity") == {
+                    "name": "gpt-4",
+                    "model": "gpt-4",
+                    "api": "import",
+                    "samples": 1,
+                }
+                assert mine.pop("sample") == 0
             assert list(mine) == list(original), name
             assert _typed(mine) == _typed(original), (name, original["question_id"])
 

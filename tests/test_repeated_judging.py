@@ -60,3 +60,25 @@ def test_three_samples_cost_three_requests_once_and_show_medians_and_spread(
 
     code, out, _ = mtbench(capsys, "show", "--store", str(store))
     assert "median of 3 samples" in out and "sample std" in out
+
+
+def test_an_export_keeps_every_sample_and_says_who_judged(
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.configure(judge_noise=True)
+    judge = {"name": "noisy-judge", "model": "judge-v2", "base_url": fake.base_url, "samples": 2}
+    config = write_config(tmp_path, models=[model("alpha", fake.base_url)], judge=judge)
+    assert mtbench(capsys, "run", "-c", str(config))[0] == 0
+    out = tmp_path / "fastchat"
+    store = str(tmp_path / "store.sqlite")
+    assert mtbench(capsys, "export", "--store", store, "--fastchat", str(out))[0] == 0
+    path = out / "model_judgment" / "noisy-judge_single.jsonl"
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert len(lines) == 2 * 160
+    assert sorted({line["sample"] for line in lines}) == [0, 1]
+    assert all(
+        line["judge_identity"]
+        == {"name": "noisy-judge", "model": "judge-v2", "api": "openai", "samples": 2}
+        and line["judge"][0] == "noisy-judge"
+        for line in lines
+    )
