@@ -22,7 +22,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from engine.chat import ChatRequest, ChatResponse
@@ -232,7 +232,7 @@ class EndpointPool:
             self.stats.ok += 1
             self.stats.prompt_tokens += response.prompt_tokens or 0
             self.stats.completion_tokens += response.completion_tokens or 0
-            response = _with_latency(response, time.monotonic() - started)
+            response = replace(response, latency=time.monotonic() - started)
             keep_slot = True
             pending.on_done(Outcome(response, pending.attempts, release=self._concurrency.release))
         finally:
@@ -347,13 +347,3 @@ class EndpointPool:
     def _fail(self, pending: _Pending, error: RequestError) -> None:
         self.stats.failed += 1
         pending.on_done(Outcome(None, pending.attempts, error))
-
-
-def _with_latency(response: ChatResponse, latency: float) -> ChatResponse:
-    return ChatResponse(
-        response.text,
-        response.finish_reason,
-        response.prompt_tokens,
-        response.completion_tokens,
-        latency,
-    )

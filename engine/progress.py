@@ -20,6 +20,7 @@ import orjson
 
 from engine.config import EndpointConfig, JudgeConfig
 from engine.scheduler import RunTally
+from engine.tables import format_dollars
 
 if TYPE_CHECKING:
     from engine.endpoint import EndpointPool
@@ -142,17 +143,13 @@ def _clock(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
-def _dollars(cost: float | None) -> str:
-    return "-" if cost is None else f"${cost:,.2f}"
-
-
 def plain_line(snapshot: Snapshot) -> str:
     return (
         f"{snapshot.name}: {snapshot.finished}/{snapshot.jobs} done "
         f"({snapshot.cached} cached, {snapshot.failed} failed), "
         f"{snapshot.requests_per_s:.1f} req/s, {snapshot.tokens_per_s:.0f} tok/s, "
         f"{snapshot.retries} retries, {snapshot.rate_limited} 429s, "
-        f"ETA {_clock(snapshot.eta)}, cost {_dollars(snapshot.cost)}"
+        f"ETA {_clock(snapshot.eta)}, cost {format_dollars(snapshot.cost)}"
     )
 
 
@@ -226,7 +223,7 @@ class RichView:
                 str(s.rate_limited),
                 str(s.failed),
                 _clock(s.eta),
-                _dollars(s.cost),
+                format_dollars(s.cost),
             )
         return table
 

@@ -34,7 +34,7 @@ from engine.scoring import (
     summarize_single,
 )
 from engine.store import JudgeIdentity, open_store
-from engine.tables import format_table
+from engine.tables import format_dollars, format_table
 
 __all__ = [
     "SHOW_MODES",
@@ -97,6 +97,7 @@ async def leaderboards(
             raise InputError(
                 f"{store_path}: no judgments {where}for bench {bench}; run `mtbench judge` first"
             )
+        answer_costs = tuple(sorted((await generation_costs(store, bench)).items()))
         boards = []
         for stored in judges:
             board_mode = mode or ("single" if "single" in stored.kinds else "pairwise-all")
@@ -107,7 +108,7 @@ async def leaderboards(
                 replace(
                     board,
                     judge_cost=await judge_cost(store, bench, stored.identity),
-                    generation_cost=tuple(sorted((await generation_costs(store, bench)).items())),
+                    generation_cost=answer_costs,
                 )
             )
         latest = await last_run(store)
@@ -222,7 +223,7 @@ def _format_board(board: Leaderboard) -> str:
             s.missing,
             board.unjudged(s),
             s.rows,
-            *([_dollars(board.cost_of(s.model))] if board.generation_cost else []),
+            *([format_dollars(board.cost_of(s.model))] if board.generation_cost else []),
         ]
         for s in board.single
     ]
@@ -238,10 +239,6 @@ def _format_board(board: Leaderboard) -> str:
         f"{_title(board)}\n{table}\n\nPer category (mean score)\n"
         f"{format_table(['model', *categories], per_category)}\n\nturn 1 ranking: {turn_order}"
     )
-
-
-def _dollars(cost: float | None) -> str:
-    return "-" if cost is None else f"${cost:,.2f}"
 
 
 def _spread(spread: SampleSpread | None) -> str:

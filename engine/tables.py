@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.scheduler import RunTally
 
-__all__ = ["format_plan", "format_run_summary", "format_table", "tally_json"]
+__all__ = ["format_dollars", "format_plan", "format_run_summary", "format_table", "tally_json"]
 
 FIRST_MESSAGES = 3
 
@@ -37,7 +37,15 @@ def _cell(value: object) -> str:
 def format_plan(tally: RunTally) -> str:
     """Requests to send and cached per endpoint, with estimated tokens and dollars."""
     rows: list[list[object]] = [
-        [name, t.jobs, t.to_send, t.cached, t.prompt_tokens, t.completion_tokens, _dollars(t.cost)]
+        [
+            name,
+            t.jobs,
+            t.to_send,
+            t.cached,
+            t.prompt_tokens,
+            t.completion_tokens,
+            format_dollars(t.cost),
+        ]
         for name, t in sorted(tally.endpoints.items())
     ]
     rows.append(
@@ -48,7 +56,7 @@ def format_plan(tally: RunTally) -> str:
             tally.total("cached"),
             tally.total("prompt_tokens"),
             tally.total("completion_tokens"),
-            _dollars(tally.total_cost()),
+            format_dollars(tally.total_cost()),
         ]
     )
     headers = ["endpoint", "jobs", "to send", "cached", "est. tokens in", "est. tokens out"]
@@ -57,7 +65,8 @@ def format_plan(tally: RunTally) -> str:
     "earlier answers of the same label, else max_tokens)"
 
 
-def _dollars(cost: float | None) -> str:
+def format_dollars(cost: float | None) -> str:
+    """Dollars for tables and progress lines; "-" when the endpoint has no price."""
     return "-" if cost is None else f"${cost:,.2f}"
 
 
@@ -71,7 +80,7 @@ def format_run_summary(tally: RunTally) -> str:
             t.failed,
             t.prompt_tokens,
             t.completion_tokens,
-            _dollars(t.cost),
+            format_dollars(t.cost),
         ]
         for name, t in sorted(tally.endpoints.items())
     ]
@@ -84,7 +93,7 @@ def format_run_summary(tally: RunTally) -> str:
             tally.total("failed"),
             tally.total("prompt_tokens"),
             tally.total("completion_tokens"),
-            _dollars(tally.total_cost()),
+            format_dollars(tally.total_cost()),
         ]
     )
     headers = ["endpoint", "jobs", "sent", "cached", "failed", "tokens in", "tokens out", "cost"]
