@@ -136,6 +136,9 @@ class FakeBackend:
         exchange = self.stats.open(call.prompt.model, call.kind, call.digest)
         try:
             return await self._serve(request, call, wire, exchange)
+        except asyncio.CancelledError:
+            self.stats.count_given_up(exchange)  # aiohttp cancels a handler whose client left
+            raise
         finally:
             self.stats.close(exchange)
 
@@ -145,11 +148,12 @@ class FakeBackend:
         refusal = self._gate(call)
         if refusal is not None:
             return _refuse(refusal, wire, exchange)
-        fault = self._draw_fault(call.prompt.model)
+        fault = exchange.fault = self._draw_fault(call.prompt.model)
         if fault == "hang":
             await asyncio.sleep(self.options.hang_seconds)
             return _reset_connection(request)
-        exchange.waited(await self._wait(call.kind))
+        waited = await self._wait(call.kind)
+        exchange.waited(waited)
         if fault == "429":
             refusal = replace(
                 _FAULT_REFUSALS["429"], retry_after=self.options.fault_429_retry_after
@@ -162,11 +166,14 @@ class FakeBackend:
         if fault == "reset":
             return _reset_connection(request)
         reply = make_reply(call.prompt, self.options, self._noise(call))
+        slow_for = self._slow_seconds(call.kind) if fault == "slow" else 0.0
         if call.stream:
             pieces = _split_words(reply.text, self.options.stream_chunk_words)
             events = wire.answer_events(call, reply, pieces)
-            return await _stream(request, events, exchange, fault)
+            return await _stream(request, events, exchange, fault, slow_for)
         body = wire.answer_body(call, reply)
+        if slow_for:
+            return await _trickle(request, body, exchange, slow_for)
         exchange.end(200, answered=fault is None)
         return _json(200, body if fault is None else body[: len(body) // 2])
 
@@ -231,6 +238,14 @@ class FakeBackend:
         await asyncio.sleep(median)
         return median
 
+    def _slow_seconds(self, kind: str) -> float:
+        """How long a slow answer takes to send: slow_factor times the latency median."""
+        options = self.options
+        median = options.latency_median
+        if kind == "judge" and options.judge_latency_median is not None:
+            median = options.judge_latency_median
+        return options.slow_factor * median
+
     def _noise(self, call: Call) -> bytes:
         if call.kind == "judge" and self.options.judge_noise:
             return self._noise_rng.getrandbits(64).to_bytes(8, "big")
@@ -284,11 +299,35 @@ def _reset_connection(request: web.Request) -> web.Response:
     return web.Response(status=500)
 
 
+SLOW_PIECES = 20  # a slow answer arrives in this many pieces, evenly spread
+
+
+async def _trickle(
+    request: web.Request, body: bytes, exchange: Exchange, seconds: float
+) -> web.StreamResponse:
+    """A JSON answer sent in pieces over `seconds`: slow, but visibly alive all along."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    step = -(-len(body) // SLOW_PIECES)
+    for start in range(0, len(body), step):
+        await response.write(body[start : start + step])
+        await asyncio.sleep(seconds / SLOW_PIECES)
+    await response.write_eof()
+    exchange.end(200, answered=True)
+    return response
+
+
 async def _stream(
-    request: web.Request, events: StreamEvents, exchange: Exchange, fault: str | None
+    request: web.Request,
+    events: StreamEvents,
+    exchange: Exchange,
+    fault: str | None,
+    slow_for: float = 0.0,
 ) -> web.StreamResponse:
     """Send the SSE events, or break them as `fault` says.
 
+    "slow" sends every event, spread evenly over `slow_for` seconds;
     "truncate" sends the first few text events and hangs up (no finish reason, no [DONE]);
     "stream_error" sends the same few, then the format's error event, and ends the stream;
     "malformed" sends them all with the first one's JSON cut in half.
@@ -308,7 +347,12 @@ async def _stream(
         return response
     if fault == "malformed" and pieces:
         pieces = [pieces[0][: len(pieces[0]) // 2] + b"\n\n", *pieces[1:]]
+    if slow_for:
+        for piece in pieces:
+            await response.write(piece)
+            await asyncio.sleep(slow_for / max(1, len(pieces)))
+        pieces = []
     await response.write(b"".join(pieces + events.ending))
     await response.write_eof()
-    exchange.end(200, answered=fault is None)
+    exchange.end(200, answered=fault in (None, "slow"))
     return response

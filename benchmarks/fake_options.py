@@ -25,7 +25,18 @@ __all__ = [
     "updated_options",
 ]
 
-FAULT_NAMES = ("500", "503", "429", "hang", "reset", "malformed", "truncate", "529", "stream_error")
+FAULT_NAMES = (
+    "500",
+    "503",
+    "429",
+    "hang",
+    "reset",
+    "malformed",
+    "truncate",
+    "529",
+    "stream_error",
+    "slow",
+)
 
 
 class OptionsError(ValueError):
@@ -90,6 +101,14 @@ class FakeServerOptions:
     fault_stream_error: float = field(
         default=0.0,
         metadata=_help("probability of an SSE stream ending in an error event (JSON: a 529)"),
+    )
+    fault_slow: float = field(
+        default=0.0,
+        metadata=_help("probability of a slow but healthy answer, sent in pieces over slow_factor x"),
+    )
+    slow_factor: float = field(
+        default=20.0,
+        metadata=_help("a slow answer takes this many times the latency median, streaming all along"),
     )
     hang_seconds: float = field(default=3600.0, metadata=_help("how long a hung request sleeps"))
     faults_only_for: tuple[str, ...] = field(

@@ -20,7 +20,7 @@ __all__ = ["Exchange", "ServerStats"]
 class Exchange:
     """One request's record: who asked, and how it ended."""
 
-    __slots__ = ("answered", "digest", "model", "row", "status")
+    __slots__ = ("answered", "digest", "fault", "model", "row", "status")
 
     # Where `row` (an `arrivals` entry) keeps what only `/stats?arrivals=full` shows.
     LATENCY = 4
@@ -32,6 +32,7 @@ class Exchange:
         self.digest = digest
         self.status: int | None = None
         self.answered = False
+        self.fault: str | None = None
 
     def waited(self, seconds: float) -> None:
         """Record the latency the server applied to this request (its simulated think time)."""
@@ -60,6 +61,7 @@ class ServerStats:
         self.faults: Counter[str] = Counter(dict.fromkeys(FAULT_NAMES, 0))
         self.duplicates = 0
         self.ok = 0
+        self.given_up: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
         self.in_flight_by_model: Counter[str] = Counter()
@@ -96,6 +98,10 @@ class ServerStats:
             self.ok += 1
             self._answered.add(exchange.digest)
 
+    def count_given_up(self, exchange: Exchange) -> None:
+        """The client hung up before the answer was complete (by fault name; "none": healthy)."""
+        self.given_up[exchange.fault or "none"] += 1
+
     def count_fault(self, name: str) -> None:
         """Count an injected fault by its name in FAULT_NAMES."""
         self.faults[name] += 1
@@ -120,6 +126,8 @@ class ServerStats:
         faults                  injected faults by name, see FAULT_NAMES
         duplicates              requests whose body (less stream fields) was already answered OK
         ok                      complete, well-formed answers
+        given_up                requests whose client hung up before the answer was complete,
+                                by the fault drawn for them ("none": a healthy request)
         in_flight, max_in_flight, max_in_flight_by_model
         arrivals                [time.time(), model, kind, status or None] in arrival order;
                                 with `full`, two more: the latency applied in seconds (0.0 when
@@ -137,6 +145,7 @@ class ServerStats:
             "faults": dict(self.faults),
             "duplicates": self.duplicates,
             "ok": self.ok,
+            "given_up": dict(self.given_up),
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "max_in_flight_by_model": dict(self.max_in_flight_by_model),

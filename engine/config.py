@@ -59,8 +59,11 @@ class EndpointConfig:
     temperature: float | None = None
     system_prompt: str | None = None
     stream: bool = False
-    timeout: float = 300.0
+    timeout: float = 600.0  # one attempt, however it is going (stalls are caught far sooner)
     max_attempts: int = 8
+    hedge_after: float | None = None  # seconds of silence before a twin; None: learned, 0: off
+    stall_timeout: float | None = None  # seconds of silence before giving up; None: learned
+    max_retry_after: float = 120.0  # the longest wait a server's Retry-After is honoured for
     seed: int | None = None
     extra_body: bytes | None = None  # canonical JSON; see ChatRequest.extra_body
     price_in: float | None = None  # USD per 1M prompt tokens
@@ -196,8 +199,11 @@ _ENDPOINT_KEYS: dict[str, _Key] = {
     "temperature": _Key("a number between 0 and 2", _is_number(0.0, 2.0)),
     "system_prompt": _Key("a string", lambda v: isinstance(v, str)),
     "stream": _Key("true or false", lambda v: isinstance(v, bool)),
-    "timeout": _Key("a number of seconds > 0", _is_number(1e-3)),
+    "timeout": _Key("a number of seconds > 0", _is_number(1e-3, 1e6)),
     "max_attempts": _Key("an integer >= 1", _is_int(1)),
+    "hedge_after": _Key("a number of seconds >= 0 (0 = never hedge)", _is_number(0.0, 1e6)),
+    "stall_timeout": _Key("a number of seconds > 0", _is_number(1e-3, 1e6)),
+    "max_retry_after": _Key("a number of seconds >= 0", _is_number(0.0, 1e6)),
     "seed": _Key("an integer", _is_int(-(2**63))),
     "extra_body": _Key("a table of extra request fields", lambda v: isinstance(v, dict)),
     "price_in": _Key("USD per 1M prompt tokens (a number >= 0)", _is_number(0.0)),
@@ -348,7 +354,16 @@ def _endpoint(
         urls = []  # known once the server is up
     skip = ("name", "base_url", "base_urls", "checkpoints")
     options = {k: v for k, v in table.items() if k not in skip}
-    for number_key in ("temperature", "timeout", "price_in", "price_out", "ready_timeout"):
+    for number_key in (
+        "temperature",
+        "timeout",
+        "hedge_after",
+        "stall_timeout",
+        "max_retry_after",
+        "price_in",
+        "price_out",
+        "ready_timeout",
+    ):
         if number_key in options:
             options[number_key] = float(options[number_key])
     if "extra_body" in options:

@@ -1,13 +1,17 @@
-"""One endpoint (a model's server pool, or the judge API): a FIFO queue and one dispatcher.
+"""One endpoint (a model's server pool, or the judge API): a FIFO queue, one dispatcher, a watchdog.
 
 The dispatcher is the only task that waits on the endpoint's limiters. It takes the next request,
 waits for the 429 pause, a concurrency slot, the requests/min window and the tokens/min window,
 then starts the attempt as its own task on the least-loaded base URL. Attempts that fail with a
 retryable error come back to the front of the queue after their backoff; a 429 pauses the whole
-endpoint and halves its concurrency. A 401/403/404 kills the endpoint: every queued and future
-request fails at once with that one message, so a bad key costs one request, not thousands. So does
-an endpoint that has never answered and refuses every connection: a typo in base_url or a server
-that is not running should cost seconds, not an hour of backoff.
+endpoint (never longer than `max_retry_after`) and halves its concurrency. A 401/403/404 or a
+redirect kills the endpoint: every queued and future request fails at once with that one message,
+so a bad key costs one request, not thousands. So does an endpoint that has never answered and
+refuses every connection, or accepts them and never says a word.
+
+The watchdog looks at the attempts in flight a few times a second and applies `engine.tail`: an
+attempt silent for too long for this endpoint gets a twin (first answer wins), and one silent for
+far too long is cancelled as stalled and retried. Streaming answers are never cut while bytes flow.
 
 A successful attempt keeps its concurrency slot until the caller calls `Outcome.release`, once
 the result is committed: answers received but not yet durable never exceed the concurrency, which
@@ -21,29 +25,30 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from engine.balancer import BaseUrl, UrlBalancer
 from engine.chat import ChatRequest, ChatResponse
 from engine.config import EndpointConfig
 from engine.errors import FatalRequestError, RequestError, RetryableError
 from engine.limits import AdaptiveConcurrency, Pause, RequestRate, TokenWindow
 from engine.providers import Provider, provider_for
-from engine.retry import backoff_delay, error_for_status
+from engine.retry import backoff_delay
 from engine.serve import ServerFailed
+from engine.tail import HedgeBudget, SilenceTracker, TailPolicy
+from engine.transport import HttpTransport, Progress
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from engine.sweep import ServerLifecycle
 
 __all__ = ["EndpointPool", "EndpointStats", "Outcome"]
 
 log = logging.getLogger(__name__)
 
-URL_COOLDOWN = 5.0  # seconds a base URL is avoided after a connection error, if others exist
-UNREACHABLE_AFTER = 3  # refused connects per base URL before a never-answering endpoint is failed
+STALLS_BEFORE_DEAD = 3  # stalled attempts, with no answer ever, before the endpoint is failed
+MAX_TWINS = 3  # twins per round of attempts: a request whose twins all go silent too is stalling
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,24 +71,35 @@ class EndpointStats:
     failed: int = 0
     retries: int = 0
     rate_limited: int = 0
+    hedged: int = 0  # twins sent for attempts that went silent
+    stalled: int = 0  # attempts given up after too long a silence
     prompt_tokens: int = 0
     completion_tokens: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Pending:
+    """One request, from submit to its single `on_done`; it may have two attempts in flight."""
+
     request: ChatRequest
     on_done: OnDone
     attempts: int = 0
+    live: list[_Attempt] = field(default_factory=list)
+    queued: bool = True
+    twins: int = 0  # sent in this round of attempts
+    finished: bool = False
 
 
-@dataclass(slots=True)
-class _BaseUrl:
-    url: str
-    outstanding: int = 0
-    cooldown_until: float = 0.0
-    refused: int = 0  # consecutive connects that failed outright
+@dataclass(slots=True, eq=False)
+class _Attempt:
+    pending: _Pending
+    epoch: int
+    base: BaseUrl
+    tokens: list[float] | None
+    progress: Progress = field(default_factory=Progress)
+    task: asyncio.Task[None] | None = None
+    cancelled_as: str | None = None  # "stalled" or "superseded" when the watchdog cancels it
 
 
 class EndpointPool:
@@ -93,6 +109,7 @@ class EndpointPool:
         *,
         rng: random.Random | None = None,
         lifecycle: ServerLifecycle | None = None,
+        on_crash: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.config = config
         self.provider: Provider = provider_for(config.api)
@@ -100,27 +117,38 @@ class EndpointPool:
         self.dead: FatalRequestError | None = None
         self._queue: deque[_Pending] = deque()
         self._ready = asyncio.Event()
-        self._urls = [_BaseUrl(url) for url in config.base_urls]
+        self._urls = UrlBalancer(config.base_urls)
+        self._transport = HttpTransport(config.name, config.timeout)
         self._concurrency = AdaptiveConcurrency(config.concurrency)
         self._rate = RequestRate(config.rpm)
         self._tokens = TokenWindow(config.tpm)
         self._pause = Pause()
+        self._policy = TailPolicy(config.hedge_after, config.stall_timeout)
+        self._silences = SilenceTracker()
+        self._hedges = HedgeBudget(config.concurrency)
         self._rng = rng or random.Random()
-        self._attempts: set[asyncio.Task[None]] = set()
-        self._waiting_retry = 0
+        self._tasks: dict[asyncio.Task[None], _Attempt] = {}
         self._stopping = False
-        self._session: aiohttp.ClientSession | None = None
         self._dispatcher: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self._lifecycle = lifecycle
         self._needs_server = lifecycle is not None
         self._release_task: asyncio.Task[None] | None = None
+        self._on_crash = on_crash
+        self._warned_retry_after = False
 
     @property
     def name(self) -> str:
         return self.config.name
 
+    @property
+    def paused_until(self) -> float | None:
+        """The monotonic time a 429 pause ends, while one is on."""
+        return self._pause.until if self._pause.until > time.monotonic() else None
+
     def start(self) -> None:
-        self._dispatcher = asyncio.create_task(self._dispatch(), name=f"dispatch:{self.name}")
+        self._dispatcher = self._supervised(self._dispatch(), f"dispatch:{self.name}")
+        self._watchdog = self._supervised(self._watch(), f"watch:{self.name}")
 
     def submit(self, request: ChatRequest, on_done: OnDone) -> None:
         """Queue a request; `on_done` is called exactly once, from the event loop."""
@@ -131,17 +159,15 @@ class EndpointPool:
         self._queue.append(pending)
         self._ready.set()
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._attempts)
-
     def finished(self) -> None:
         """Every job of this endpoint is done: a server the engine started can go."""
         if self._lifecycle is not None and self._release_task is None:
-            self._release_task = asyncio.create_task(self._lifecycle.release())
+            self._release_task = self._supervised(self._lifecycle.release(), "server-release")
 
     def stop_dispatching(self) -> None:
-        """Send nothing more; queued requests and pending retries are dropped, not failed."""
+        """Send nothing more; queued requests and pending retries are dropped, not failed.
+
+        The watchdog keeps running, so a stalled attempt cannot hold a graceful stop open."""
         self._stopping = True
         self._queue.clear()
         if self._dispatcher is not None:
@@ -149,24 +175,43 @@ class EndpointPool:
 
     async def drain(self) -> None:
         """Wait for the attempts in flight to finish (they may already be paid for)."""
-        await asyncio.gather(*self._attempts, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def abort(self) -> None:
         """Cancel the attempts in flight now."""
-        for task in self._attempts:
+        for task in self._tasks:
             task.cancel()
 
     async def close(self) -> None:
         """Stop, cancel whatever is still in flight, close the HTTP session."""
         self.stop_dispatching()
-        if self._dispatcher is not None:
-            await asyncio.gather(self._dispatcher, return_exceptions=True)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        await asyncio.gather(
+            *(t for t in (self._dispatcher, self._watchdog) if t is not None),
+            return_exceptions=True,
+        )
         self.abort()
-        await asyncio.gather(*self._attempts, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._transport.close()
         if self._lifecycle is not None:
             await self._lifecycle.release()
+
+    def _supervised(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A task whose unexpected death is reported, never silently dropped."""
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        task.add_done_callback(self._task_ended)
+        return task
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        assert error is not None
+        if self._on_crash is not None:
+            self._on_crash(error)
+        else:
+            log.error("%s: internal error in %s: %r", self.name, task.get_name(), error)
 
     async def _dispatch(self) -> None:
         while not self._stopping:
@@ -179,18 +224,35 @@ class EndpointPool:
                 continue
             await self._pause.wait()
             epoch = await self._concurrency.acquire()
-            if not self._queue or self.dead is not None:
+            pending = self._next_pending()
+            if pending is None:
                 self._concurrency.release()
                 continue
-            pending = self._queue.popleft()
             await self._rate.acquire()
             request = pending.request
             handle = await self._tokens.acquire(
                 request.estimated_prompt_tokens() + request.max_tokens
             )
-            task = asyncio.create_task(self._attempt(pending, epoch, handle))
-            self._attempts.add(task)
-            task.add_done_callback(self._attempts.discard)
+            self._launch(_Attempt(pending, epoch, self._urls.pick(), handle))
+
+    def _next_pending(self) -> _Pending | None:
+        """The next request still wanting an attempt (a queued twin may have become moot)."""
+        while self._queue and self.dead is None:
+            pending = self._queue.popleft()
+            pending.queued = False
+            if not pending.finished:
+                return pending
+        return None
+
+    def _launch(self, attempt: _Attempt) -> None:
+        attempt.pending.attempts += 1
+        attempt.pending.live.append(attempt)
+        attempt.base.outstanding += 1
+        self.stats.sent += 1
+        task = self._supervised(self._attempt(attempt), f"attempt:{self.name}")
+        attempt.task = task
+        self._tasks[task] = attempt
+        task.add_done_callback(self._tasks.pop)
 
     async def _start_server(self) -> None:
         """First request of a served model: wait for a slot and a ready server."""
@@ -201,89 +263,85 @@ class EndpointPool:
         except ServerFailed as error:
             self._kill(FatalRequestError("server", str(error), endpoint_fatal=True))
             return
-        self._urls = [_BaseUrl(url)]
+        self._urls.replace([url])
 
     def _server_died(self, error: ServerFailed) -> None:
         if self._release_task is None and not self._stopping:
             self._kill(FatalRequestError("server", str(error), endpoint_fatal=True))
 
-    def _pick_url(self) -> _BaseUrl:
-        if len(self._urls) == 1:
-            return self._urls[0]
-        now = time.monotonic()
-        usable = [u for u in self._urls if u.cooldown_until <= now] or self._urls
-        return min(usable, key=lambda u: u.outstanding)
-
-    async def _attempt(self, pending: _Pending, epoch: int, handle: list[float] | None) -> None:
-        pending.attempts += 1
-        self.stats.sent += 1
-        base = self._pick_url()
-        base.outstanding += 1
-        started = time.monotonic()
+    async def _attempt(self, attempt: _Attempt) -> None:
         keep_slot = False
         try:
-            response = await self._send(pending.request, base.url)
-        except RequestError as error:
-            self._on_error(pending, error, epoch, base)
-        else:
-            base.refused = 0
-            self._tokens.correct(handle, response.total_tokens)
-            self._concurrency.on_success()
-            self.stats.ok += 1
-            self.stats.prompt_tokens += response.prompt_tokens or 0
-            self.stats.completion_tokens += response.completion_tokens or 0
-            response = replace(response, latency=time.monotonic() - started)
-            keep_slot = True
-            pending.on_done(Outcome(response, pending.attempts, release=self._concurrency.release))
+            try:
+                response = await self._send(attempt)
+            except asyncio.CancelledError:
+                if attempt.cancelled_as is None:
+                    raise  # the run is being aborted
+                _uncancel()
+                self._end(attempt)
+                if attempt.cancelled_as == "stalled":
+                    self._on_error(attempt, self._stalled_error(attempt))
+                return
+            except RequestError as error:
+                self._end(attempt)
+                self._on_error(attempt, error)
+                return
+            self._end(attempt)
+            keep_slot = self._on_success(attempt, response)
         finally:
-            base.outstanding -= 1
+            if attempt in attempt.pending.live:
+                self._end(attempt)
             if not keep_slot:
                 self._concurrency.release()
 
-    def _http(self) -> aiohttp.ClientSession:
-        """The endpoint's HTTP session, made on the first request.
-
-        aiohttp takes a quarter of a second to import (it builds SSL contexts), and a run whose
-        answers are all cached never needs it.
-        """
-        if self._session is None:
-            import aiohttp
-
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout),
-            )
-        return self._session
-
-    async def _send(self, request: ChatRequest, base_url: str) -> ChatResponse:
-        import aiohttp
-
-        session = self._http()
-        call = self.provider.build(
-            request, base_url, self.config.api_key, stream=self.config.stream
-        )
-        where = f"{self.name} at {base_url}"
+    async def _send(self, attempt: _Attempt) -> ChatResponse:
+        config = self.config
         try:
-            async with session.post(call.url, data=call.body, headers=call.headers) as resp:
-                if resp.status >= 300:
-                    detail = self.provider.error_detail(await resp.read())
-                    raise error_for_status(resp.status, resp.headers, detail, where)
-                return await self.provider.read(resp, stream=self.config.stream)
-        except asyncio.TimeoutError:
-            raise RetryableError(
-                "timeout", f"{where}: no complete answer within {self.config.timeout:g}s"
+            call = self.provider.build(
+                attempt.pending.request, attempt.base.url, config.api_key, stream=config.stream
+            )
+        except Exception as exc:
+            raise FatalRequestError(
+                "internal",
+                f"{self.name}: cannot build the request ({type(exc).__name__}: {exc})",
+                endpoint_fatal=False,
             ) from None
-        except aiohttp.ClientPayloadError as exc:
-            raise RetryableError("truncated", f"{where}: body cut short ({exc})") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise RetryableError(
-                "unreachable", f"{where}: cannot connect ({exc.os_error})"
-            ) from None
-        except aiohttp.ClientConnectionError as exc:
-            raise RetryableError("connection", f"{where}: {type(exc).__name__}: {exc}") from None
+        return await self._transport.send(
+            self.provider, call, attempt.base.url, stream=config.stream, progress=attempt.progress
+        )
 
-    def _on_error(self, pending: _Pending, error: RequestError, epoch: int, base: _BaseUrl) -> None:
+    def _end(self, attempt: _Attempt) -> None:
+        attempt.pending.live.remove(attempt)
+        attempt.base.outstanding -= 1
+
+    def _on_success(self, attempt: _Attempt, response: ChatResponse) -> bool:
+        """Deliver the first answer of a request; True if the caller now holds the slot."""
+        pending = attempt.pending
+        self._urls.connected(attempt.base)
+        self._tokens.correct(attempt.tokens, response.total_tokens)
+        self._concurrency.on_success()
+        self._silences.record(max(attempt.progress.longest_silence, 0.0))
+        self._hedges.earn()
+        self.stats.ok += 1
+        self.stats.prompt_tokens += response.prompt_tokens or 0
+        self.stats.completion_tokens += response.completion_tokens or 0
+        if pending.finished:
+            return False  # its twin answered first
+        pending.finished = True
+        for twin in pending.live:
+            self._cancel(twin, "superseded")
+        latency = time.monotonic() - attempt.progress.started
+        outcome = Outcome(
+            replace(response, latency=latency), pending.attempts, release=self._concurrency.release
+        )
+        pending.on_done(outcome)
+        return True
+
+    def _on_error(self, attempt: _Attempt, error: RequestError) -> None:
+        pending = attempt.pending
         self.stats.errors[error.error_class] = self.stats.errors.get(error.error_class, 0) + 1
+        if pending.finished:
+            return
         if isinstance(error, FatalRequestError):
             if error.endpoint_fatal:
                 self._kill(error)
@@ -291,59 +349,153 @@ class EndpointPool:
             return
         if self._stopping:
             return  # interrupted, not failed: the next run picks it up
-        if error.error_class in ("connection", "unreachable") and len(self._urls) > 1:
-            base.cooldown_until = time.monotonic() + URL_COOLDOWN
-        if error.error_class == "unreachable" and self._never_reachable(base):
-            self._kill(self._unreachable(error))
-            self._fail(pending, self.dead or error)
+        if error.error_class in ("connection", "unreachable"):
+            self._urls.connection_failed(attempt.base)
+        if error.error_class == "unreachable" and self._urls.refused(
+            attempt.base, ever_answered=self.stats.ok > 0
+        ):
+            self._kill(self._never_answered(error, "is the server running? check base_url"))
+        if error.error_class == "stalled" and self._never_answers():
+            self._kill(self._never_answered(error, "is the server stuck? check its logs"))
+        if self.dead is not None:
+            self._fail(pending, self.dead)
             return
+        if pending.live or pending.queued:
+            return  # its twin is still on the way: that one decides
         if pending.attempts >= self.config.max_attempts:
             self._fail(pending, error)
             return
+        self._retry(pending, error, attempt.epoch)
+
+    def _retry(self, pending: _Pending, error: RequestError, epoch: int) -> None:
         self.stats.retries += 1
+        pending.twins = 0
+        wait = self._capped(error.retry_after)
         if error.error_class == "rate_limit":
             self.stats.rate_limited += 1
             self._concurrency.on_rate_limited(epoch)
-            self._pause.extend(error.retry_after or backoff_delay(pending.attempts, rng=self._rng))
+            self._pause.extend(
+                wait if wait is not None else backoff_delay(pending.attempts, rng=self._rng)
+            )
             self._requeue(pending)
             return
         delay = backoff_delay(pending.attempts, rng=self._rng)
-        if error.retry_after is not None:
-            delay = max(delay, error.retry_after)
-        self._waiting_retry += 1
-        asyncio.get_running_loop().call_later(delay, self._requeue_after_wait, pending)
+        if wait is not None:
+            delay = max(delay, wait)
+        pending.queued = True  # not dispatchable yet, but spoken for: no second requeue
+        asyncio.get_running_loop().call_later(delay, self._requeue, pending)
 
-    def _never_reachable(self, base: _BaseUrl) -> bool:
-        base.refused += 1
-        return self.stats.ok == 0 and all(u.refused >= UNREACHABLE_AFTER for u in self._urls)
+    def _capped(self, retry_after: float | None) -> float | None:
+        """The server's requested wait, never above `max_retry_after`."""
+        cap = self.config.max_retry_after
+        if retry_after is None or retry_after <= cap:
+            return retry_after
+        if not self._warned_retry_after:
+            self._warned_retry_after = True
+            log.warning(
+                "%s asked to wait %.0fs before retrying; waiting %gs instead (max_retry_after)",
+                self.name,
+                min(retry_after, 1e12),
+                cap,
+            )
+        return cap
 
-    def _unreachable(self, error: RequestError) -> FatalRequestError:
-        return FatalRequestError(
-            "unreachable",
-            f"{error}; is the server running? check base_url",
-            endpoint_fatal=True,
+    def _never_answers(self) -> bool:
+        return self.stats.ok == 0 and self.stats.stalled >= STALLS_BEFORE_DEAD
+
+    def _never_answered(self, error: RequestError, hint: str) -> FatalRequestError:
+        return FatalRequestError("unreachable", f"{error}; {hint}", endpoint_fatal=True)
+
+    def _stalled_error(self, attempt: _Attempt) -> RetryableError:
+        self.stats.stalled += 1
+        silence = time.monotonic() - attempt.progress.last
+        return RetryableError(
+            "stalled",
+            f"{self.name} at {attempt.base.url}: no bytes for {silence:.0f}s, far longer than "
+            "this endpoint's answers take (stall_timeout)",
         )
 
-    def _requeue_after_wait(self, pending: _Pending) -> None:
-        self._waiting_retry -= 1
-        self._requeue(pending)
-
     def _requeue(self, pending: _Pending) -> None:
-        if self._stopping:
+        pending.queued = False
+        if self._stopping or pending.finished:
             return
         if self.dead is not None:
             self._fail(pending, self.dead)
             return
+        pending.queued = True
         self._queue.appendleft(pending)
         self._ready.set()
+
+    async def _watch(self) -> None:
+        """Hedge silent attempts and cancel stalled ones (see engine.tail)."""
+        while True:
+            await asyncio.sleep(self._policy.check_interval(self._silences))
+            if self._tasks:
+                self._check_attempts(time.monotonic())
+
+    def _check_attempts(self, now: float) -> None:
+        hedge_after = self._policy.hedge_threshold(self._silences)
+        stall_after = self._policy.stall_threshold(self._silences)
+        silent: dict[int, _Pending] = {}
+        for attempt in list(self._tasks.values()):
+            pending = attempt.pending
+            if attempt.cancelled_as is not None or pending.finished:
+                continue
+            silence = attempt.progress.silence(now)
+            if silence >= stall_after:
+                self._cancel(attempt, "stalled")
+            elif hedge_after is not None and silence >= hedge_after:
+                silent[id(pending)] = pending
+        if self._stopping:
+            return
+        for pending in silent.values():
+            if self._wants_twin(pending, now, hedge_after or 0.0):
+                self._send_twin(pending)
+
+    def _wants_twin(self, pending: _Pending, now: float, hedge_after: float) -> bool:
+        """Every attempt of the request is silent past the threshold, and a twin is affordable."""
+        return (
+            not pending.queued
+            and pending.twins < MAX_TWINS
+            and all(a.progress.silence(now) >= hedge_after for a in pending.live)
+            and self._hedges.spend()
+        )
+
+    def _send_twin(self, pending: _Pending) -> None:
+        """Queue the request again at the front; of its silent attempts, keep only the newest."""
+        for older in pending.live[:-1]:
+            self._cancel(older, "superseded")
+        pending.twins += 1
+        self.stats.hedged += 1
+        pending.queued = True
+        self._queue.appendleft(pending)
+        self._ready.set()
+
+    def _cancel(self, attempt: _Attempt, reason: str) -> None:
+        attempt.cancelled_as = reason
+        if attempt.task is not None:
+            attempt.task.cancel()
 
     def _kill(self, error: FatalRequestError) -> None:
         if self.dead is None:
             self.dead = error
             log.error("%s: %s; failing all its requests", self.name, error)
         while self._queue:
-            self._fail(self._queue.popleft(), error)
+            pending = self._queue.popleft()
+            pending.queued = False
+            if not pending.live:  # one still in flight decides for itself
+                self._fail(pending, error)
 
     def _fail(self, pending: _Pending, error: RequestError) -> None:
+        if pending.finished:
+            return
+        pending.finished = True
         self.stats.failed += 1
         pending.on_done(Outcome(None, pending.attempts, error))
+
+
+def _uncancel() -> None:
+    """Forget a cancellation this code asked for itself (Python 3.11+ keeps count of them)."""
+    task = asyncio.current_task()
+    if task is not None and hasattr(task, "uncancel"):
+        task.uncancel()

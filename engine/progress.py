@@ -45,6 +45,9 @@ class Snapshot:
     rate_limited: int
     cost: float | None
     eta: float | None  # seconds
+    hedged: int = 0  # twins sent for attempts that went silent
+    stalled: int = 0  # attempts given up as stalled
+    paused_until: float | None = None  # time.time() a 429 pause ends, while one is on
 
     @property
     def fraction(self) -> float:
@@ -113,7 +116,14 @@ class ProgressSampler:
             rate_limited=counters.rate_limited,
             cost=tally.cost,
             eta=remaining / finish_rate if finish_rate > 0 and remaining else None,
+            hedged=pool.stats.hedged,
+            stalled=pool.stats.stalled,
+            paused_until=_wall_clock(pool.paused_until, now),
         )
+
+
+def _wall_clock(monotonic: float | None, now: float) -> float | None:
+    return None if monotonic is None else time.time() + (monotonic - now)
 
 
 def _sum(phase: str, parts: list[Snapshot]) -> Snapshot:
@@ -132,6 +142,8 @@ def _sum(phase: str, parts: list[Snapshot]) -> Snapshot:
         rate_limited=sum(p.rate_limited for p in parts),
         cost=sum(costs) if costs else None,
         eta=max(etas) if etas else None,
+        hedged=sum(p.hedged for p in parts),
+        stalled=sum(p.stalled for p in parts),
     )
 
 
@@ -144,13 +156,24 @@ def _clock(seconds: float | None) -> str:
 
 
 def plain_line(snapshot: Snapshot) -> str:
-    return (
+    line = (
         f"{snapshot.name}: {snapshot.finished}/{snapshot.jobs} done "
         f"({snapshot.cached} cached, {snapshot.failed} failed), "
         f"{snapshot.requests_per_s:.1f} req/s, {snapshot.tokens_per_s:.0f} tok/s, "
         f"{snapshot.retries} retries, {snapshot.rate_limited} 429s, "
         f"ETA {_clock(snapshot.eta)}, cost {format_dollars(snapshot.cost)}"
     )
+    if snapshot.hedged or snapshot.stalled:
+        line += f", {snapshot.hedged} hedged, {snapshot.stalled} stalled"
+    return line
+
+
+def pause_line(snapshot: Snapshot) -> str | None:
+    """`judge: paused until 23:14:05 (the server asked to wait; 429)`, while a pause is on."""
+    if snapshot.paused_until is None:
+        return None
+    until = time.strftime("%H:%M:%S", time.localtime(snapshot.paused_until))
+    return f"{snapshot.name}: paused until {until} (rate limited: the server asked to wait)"
 
 
 class View(Protocol):
@@ -171,6 +194,8 @@ class PlainView:
         for snapshot in snapshots:
             if snapshot.name in ("generation", "judging"):
                 print(f"progress {plain_line(snapshot)}", file=sys.stderr, flush=True)
+            elif (paused := pause_line(snapshot)) is not None:
+                print(f"progress {paused}", file=sys.stderr, flush=True)
 
     def close(self, snapshots: list[Snapshot]) -> None:
         self.show(snapshots)
@@ -210,6 +235,7 @@ class RichView:
             table.add_column(header, justify="right" if header else "left")
         table.add_column("ETA", justify="right")
         table.add_column("cost", justify="right")
+        table.add_column("")
         for s in snapshots:
             phase = s.name in ("generation", "judging")
             table.add_row(
@@ -224,6 +250,7 @@ class RichView:
                 str(s.failed),
                 _clock(s.eta),
                 format_dollars(s.cost),
+                _status(s),
             )
         return table
 
@@ -233,6 +260,20 @@ class RichView:
     def close(self, snapshots: list[Snapshot]) -> None:
         self.show(snapshots)
         self._live.stop()
+
+
+def _status(snapshot: Snapshot) -> str:
+    """What the numbers do not say: a 429 pause, twins sent for silent attempts, stalls cut."""
+    notes = []
+    if snapshot.paused_until is not None:
+        notes.append(
+            f"paused until {time.strftime('%H:%M:%S', time.localtime(snapshot.paused_until))}"
+        )
+    if snapshot.hedged:
+        notes.append(f"{snapshot.hedged} hedged")
+    if snapshot.stalled:
+        notes.append(f"{snapshot.stalled} stalled")
+    return ", ".join(notes)
 
 
 def make_view(mode: str, *, interval: float | None = None) -> View | None:

@@ -9,7 +9,7 @@ Anthropic's `anthropic-ratelimit-*-reset` RFC 3339 timestamps).
 
 from __future__ import annotations
 
-import contextlib
+import math
 import random
 import re
 import time
@@ -75,9 +75,8 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     wait, so they only count when neither Retry-After header is there (the longest one wins).
     """
     milliseconds = headers.get("retry-after-ms")
-    if milliseconds:
-        with contextlib.suppress(ValueError):
-            return max(0.0, float(milliseconds) / 1000)
+    if milliseconds and (wait_ms := _seconds_or_date(milliseconds, date=False)):
+        return wait_ms[0] / 1000
     after = headers.get("retry-after")
     if after and (seconds := _seconds_or_date(after)):
         return seconds[0]
@@ -93,11 +92,17 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return max(waits) if waits else None
 
 
-def _seconds_or_date(value: str) -> list[float]:
+def _seconds_or_date(value: str, *, date: bool = True) -> list[float]:
+    """A wait in seconds (`inf` stays inf, for the caller's cap; NaN means nothing) or an HTTP
+    date's distance from now."""
     try:
-        return [max(0.0, float(value))]
+        seconds = float(value)
     except ValueError:
-        pass
+        seconds = None
+    if seconds is not None:
+        return [] if math.isnan(seconds) else [max(0.0, seconds)]
+    if not date:
+        return []
     try:
         return [max(0.0, parsedate_to_datetime(value).timestamp() - time.time())]
     except (TypeError, ValueError):

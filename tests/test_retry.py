@@ -58,3 +58,13 @@ def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
         delays = [backoff_delay(attempt, rng=rng) for _ in range(200)]
         assert all(0 <= d <= ceiling for d in delays)
         assert max(delays) > 0.8 * ceiling  # jitter spans the whole range
+
+
+def test_retry_after_values_no_sane_server_sends_are_kept_for_the_cap_or_ignored() -> None:
+    assert retry_after_seconds({"retry-after": "inf"}) == float("inf")
+    assert retry_after_seconds({"retry-after": "1e9"}) == 1e9
+    assert retry_after_seconds({"retry-after": "nan"}) is None
+    assert retry_after_seconds({"retry-after-ms": "nan", "retry-after": "2"}) == 2
+    assert retry_after_seconds({"retry-after": "-5"}) == 0
+    far = format_datetime(datetime(2099, 1, 1, tzinfo=timezone.utc))
+    assert (retry_after_seconds({"retry-after": far}) or 0) > 60 * 365 * 24 * 3600

@@ -10,16 +10,13 @@ complete only once `message_stop` arrived.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from engine.chat import ChatRequest, ChatResponse, Message
 from engine.errors import RetryableError
-from engine.providers.base import HttpCall, error_body_message
-
-if TYPE_CHECKING:
-    import aiohttp
+from engine.providers.base import HttpBody, HttpCall, error_body_message
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider", "messages_url"]
 
@@ -60,7 +57,7 @@ class AnthropicProvider:
             headers["x-api-key"] = api_key
         return HttpCall(messages_url(base_url), headers, orjson.dumps(body))
 
-    async def read(self, response: aiohttp.ClientResponse, *, stream: bool) -> ChatResponse:
+    async def read(self, response: HttpBody, *, stream: bool) -> ChatResponse:
         if stream and response.content_type == "text/event-stream":
             return await _read_stream(response)
         return _parse_message(await response.read())
@@ -156,7 +153,7 @@ def _stream_error(error: object) -> RetryableError:
     return RetryableError(error_class, f"stream broke off with an error event: {kind}: {message}")
 
 
-async def _read_stream(response: aiohttp.ClientResponse) -> ChatResponse:
+async def _read_stream(response: HttpBody) -> ChatResponse:
     """Apply the events' `data:` payloads until `message_stop`; ending sooner is truncation."""
     state = _StreamState(pieces=[])
     async for raw_line in response.content:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import orjson
 
 from engine.chat import ChatRequest, ChatResponse
 
-if TYPE_CHECKING:
-    import aiohttp
-
-__all__ = ["HttpCall", "Provider", "error_body_message"]
+__all__ = ["HttpBody", "HttpCall", "Provider", "error_body_message"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +20,17 @@ class HttpCall:
     body: bytes
 
 
+class HttpBody(Protocol):
+    """A 2xx response as an adapter reads it: whole (`read`) or line by line (`content`)."""
+
+    content_type: str
+
+    async def read(self) -> bytes: ...
+
+    @property
+    def content(self) -> AsyncIterator[bytes]: ...
+
+
 class Provider(Protocol):
     def build(
         self, request: ChatRequest, base_url: str, api_key: str | None, *, stream: bool
@@ -29,7 +38,7 @@ class Provider(Protocol):
         """The HTTP call for one attempt at `request`."""
         ...
 
-    async def read(self, response: aiohttp.ClientResponse, *, stream: bool) -> ChatResponse:
+    async def read(self, response: HttpBody, *, stream: bool) -> ChatResponse:
         """Parse a 2xx answer (JSON body or SSE stream); raise RetryableError if it is malformed."""
         ...
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from engine.chat import ChatRequest, ChatResponse
 from engine.errors import RetryableError
-from engine.providers.base import HttpCall, error_body_message
-
-if TYPE_CHECKING:
-    import aiohttp
+from engine.providers.base import HttpBody, HttpCall, error_body_message
 
 __all__ = ["OpenAIProvider"]
 
@@ -37,7 +34,7 @@ class OpenAIProvider:
             headers["Authorization"] = f"Bearer {api_key}"
         return HttpCall(f"{base_url}/chat/completions", headers, orjson.dumps(body))
 
-    async def read(self, response: aiohttp.ClientResponse, *, stream: bool) -> ChatResponse:
+    async def read(self, response: HttpBody, *, stream: bool) -> ChatResponse:
         if stream and response.content_type == "text/event-stream":
             return await _read_stream(response)
         return _parse_completion(await response.read())
@@ -68,7 +65,7 @@ def _parse_completion(body: bytes) -> ChatResponse:
     )
 
 
-async def _read_stream(response: aiohttp.ClientResponse) -> ChatResponse:
+async def _read_stream(response: HttpBody) -> ChatResponse:
     """Accumulate deltas until `[DONE]`; a stream that ends before a finish_reason is truncated."""
     pieces: list[str] = []
     finish_reason: str | None = None

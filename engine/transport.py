@@ -1,0 +1,187 @@
+"""The one place that speaks HTTP: an aiohttp session per endpoint, byte-level progress, and every
+aiohttp failure turned into the engine's own `RequestError`s.
+
+Nothing above this module catches an `aiohttp` exception. Two choices here protect the night:
+
+- **Redirects are never followed.** aiohttp re-sends custom headers (Anthropic's `x-api-key`) to
+  another host, and turns a 302'd POST into a GET whose reply would be stored as an answer. A 3xx
+  fails the endpoint at once (every request to that base URL would be redirected) and names where
+  the server wanted to send us.
+- **Every byte counts as progress.** The caller passes a `Progress` that is touched when the
+  response headers arrive and on every chunk or line of the body after that, so a stalled request
+  (no bytes for a long time) can be told apart from a slow one that is still streaming. Bodies are
+  capped in size: a server sending endlessly cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from engine.chat import ChatResponse
+from engine.errors import FatalRequestError, RequestError, RetryableError
+from engine.providers import HttpCall, Provider
+from engine.retry import error_for_status
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["MAX_BODY_BYTES", "HttpTransport", "Progress"]
+
+MAX_BODY_BYTES = 64 * 1024 * 1024  # far above any chat answer; below what would hurt a night
+_ERROR_BODY_BYTES = 64 * 1024  # enough for any error message; the rest is never read
+
+
+@dataclass(slots=True)
+class Progress:
+    """When bytes last arrived for one attempt, and the longest silence it has seen so far."""
+
+    started: float = field(default_factory=time.monotonic)
+    last: float = 0.0
+    longest_silence: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.last = self.started
+
+    def touch(self) -> None:
+        now = time.monotonic()
+        self.longest_silence = max(self.longest_silence, now - self.last)
+        self.last = now
+
+    def silence(self, now: float) -> float:
+        return now - self.last
+
+
+class _TrackedBody:
+    """The response as a provider reads it (`read()`, `content`, `content_type`), touching
+    `progress` on every piece that arrives and refusing bodies over MAX_BODY_BYTES."""
+
+    def __init__(self, response: aiohttp.ClientResponse, progress: Progress) -> None:
+        self._response = response
+        self._progress = progress
+        self.content_type = response.content_type
+
+    async def read(self) -> bytes:
+        pieces: list[bytes] = []
+        size = 0
+        async for chunk in self._response.content.iter_any():
+            self._progress.touch()
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _too_long()
+            pieces.append(chunk)
+        return b"".join(pieces)
+
+    @property
+    def content(self) -> AsyncIterator[bytes]:
+        return self._lines()
+
+    async def _lines(self) -> AsyncIterator[bytes]:
+        stream = self._response.content
+        size = 0
+        while line := await stream.readline():
+            self._progress.touch()
+            size += len(line)
+            if size > MAX_BODY_BYTES:
+                raise _too_long()
+            yield line
+
+
+def _too_long() -> RetryableError:
+    return RetryableError("malformed", f"response body over {MAX_BODY_BYTES // 2**20} MiB")
+
+
+class HttpTransport:
+    """POSTs one endpoint's calls; made lazily, because importing aiohttp costs a quarter of a
+    second and a run whose answers are all cached never needs it."""
+
+    def __init__(self, name: str, total_timeout: float) -> None:
+        self._name = name
+        self._total_timeout = total_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                timeout=aiohttp.ClientTimeout(total=self._total_timeout),
+            )
+        return self._session
+
+    async def send(
+        self,
+        provider: Provider,
+        call: HttpCall,
+        base_url: str,
+        *,
+        stream: bool,
+        progress: Progress,
+    ) -> ChatResponse:
+        """One attempt: the parsed answer, or a RequestError saying why there is none."""
+        import aiohttp
+
+        where = f"{self._name} at {base_url}"
+        try:
+            async with self._http().post(
+                call.url, data=call.body, headers=call.headers, allow_redirects=False
+            ) as response:
+                progress.touch()
+                if response.status >= 300:
+                    raise await _refusal(provider, response, where)
+                body = _TrackedBody(response, progress)
+                return await provider.read(body, stream=stream)
+        except RequestError:
+            raise
+        except asyncio.TimeoutError:
+            raise RetryableError(
+                "timeout", f"{where}: no complete answer within {self._total_timeout:g}s (timeout)"
+            ) from None
+        except aiohttp.ClientPayloadError as exc:
+            raise RetryableError("truncated", f"{where}: body cut short ({exc})") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise RetryableError(
+                "unreachable", f"{where}: cannot connect ({exc.os_error})"
+            ) from None
+        except aiohttp.ClientResponseError as exc:
+            raise RetryableError(
+                "malformed", f"{where}: unreadable response ({exc.status}: {exc.message})"
+            ) from None
+        except aiohttp.ClientConnectionError as exc:
+            raise RetryableError("connection", f"{where}: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:
+            # Inside the exchange only the server's bytes are being read and parsed: whatever
+            # else goes wrong there (an over-long line, bad encoding, a parser surprised by a
+            # shape no fake anticipated) is a malformed answer, retried, never a dead task.
+            raise RetryableError(
+                "malformed", f"{where}: unreadable response ({type(exc).__name__}: {exc})"
+            ) from None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+async def _refusal(
+    provider: Provider, response: aiohttp.ClientResponse, where: str
+) -> RequestError:
+    """The error for a non-2xx answer: redirects named and never followed, the rest classified."""
+    if response.status < 400:
+        target = response.headers.get("Location", "(no Location header)")
+        return FatalRequestError(
+            "redirect",
+            f"{where} answered HTTP {response.status} redirecting to {target[:200]}; requests "
+            "to model APIs never follow redirects (they would carry the key elsewhere): point "
+            "base_url at the final address",
+            status=response.status,
+            endpoint_fatal=True,
+        )
+    try:
+        body = await response.content.read(_ERROR_BODY_BYTES)
+    except Exception:  # an unreadable error body still leaves a usable status
+        body = b""
+    return error_for_status(response.status, response.headers, provider.error_detail(body), where)
