@@ -104,11 +104,11 @@ class FakeServerOptions:
     )
     fault_slow: float = field(
         default=0.0,
-        metadata=_help("probability of a slow but healthy answer, sent in pieces over slow_factor x"),
+        metadata=_help("probability of a slow, healthy answer sent in pieces over slow_factor x"),
     )
     slow_factor: float = field(
         default=20.0,
-        metadata=_help("a slow answer takes this many times the latency median, streaming all along"),
+        metadata=_help("a slow answer takes this many times the latency median, sending all along"),
     )
     hang_seconds: float = field(default=3600.0, metadata=_help("how long a hung request sleeps"))
     faults_only_for: tuple[str, ...] = field(

@@ -1,6 +1,6 @@
 """Throughput benchmarks of the engine, one command: figures, targets, PASS/FAIL, RESULTS.md.
 
-    python benchmarks/throughput.py                        # all five scenarios, ~5 min
+    python benchmarks/throughput.py                        # all six scenarios, ~6 min
     python benchmarks/throughput.py --scenario pipeline    # one scenario (repeatable)
     python benchmarks/throughput.py --quick                # scaled-down smoke run, ~30 s
     python benchmarks/throughput.py --heading "After optimisation"
@@ -29,6 +29,10 @@ from pathlib import Path
 from bench_env import BENCHMARKS, engine_revision, machine_info
 from bench_report import format_table, passed_all, save
 from bench_scenarios import QUICK, SCENARIOS, Figure, Outcome, ScenarioError, Settings
+from bench_tail import QUICK_NOTE, tail
+
+SCENARIOS = {**SCENARIOS, "tail": tail}
+QUICK = {**QUICK, "tail": QUICK_NOTE}
 
 DEFAULT_DATA = BENCHMARKS.parent.parent / "shared" / "mtbench-data"
 DURATION = {
@@ -37,6 +41,7 @@ DURATION = {
     "overhead": "20 s",
     "resume": "1 min",
     "memory": "1 min",
+    "tail": "1 min",
 }
 
 
