@@ -1,4 +1,5 @@
-"""Five of the throughput scenarios (the sixth, `tail`, is bench_tail.py): each starts its own fake server, runs the engine, returns figures.
+"""Five throughput scenarios (the sixth, `tail`, is in bench_tail.py): each starts its own fake
+server, runs the engine, returns figures.
 
 Every figure is a ratio or a count taken within one scenario run (the benchmark machine is shared
 and noisy, so absolute seconds from different runs do not compare), except where the target itself
