@@ -25,10 +25,9 @@ from engine.errors import ConfigError
 from engine.graph import RunGraph, build_graph, check_baseline
 from engine.progress import ProgressSampler, make_view, report_progress
 from engine.scheduler import Pipeline, RunTally
-from engine.serve import SlotPool
 from engine.signals import Interrupted, StopSignals
 from engine.store import Store, open_store
-from engine.sweep import ServerLifecycle
+from engine.sweep import ServerLifecycle, SlotPool
 from engine.writer import StoreWriter
 
 __all__ = ["COMMANDS", "ProgressOptions", "RunResult", "execute"]

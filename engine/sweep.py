@@ -14,15 +14,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from engine.config import ModelConfig
-from engine.serve import ManagedServer, ServerFailed, ServerSpec, SlotPool
+from engine.serve import ManagedServer, ServerFailed, ServerSpec
 
-__all__ = ["ServerLifecycle"]
+__all__ = ["ServerLifecycle", "SlotPool"]
 
 log = logging.getLogger(__name__)
+
+
+class SlotPool:
+    """At most `slots` servers at once; each holder gets a slot number (a GPU index, say)."""
+
+    def __init__(self, slots: int) -> None:
+        if slots < 1:
+            raise ValueError("a SlotPool needs at least one slot")
+        self._free: asyncio.Queue[int] = asyncio.Queue()
+        for slot in range(slots):
+            self._free.put_nowait(slot)
+
+    async def acquire(self) -> int:
+        """Wait for a free slot (first come, first served) and take it."""
+        return await self._free.get()
+
+    def release(self, number: int) -> None:
+        self._free.put_nowait(number)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[int]:
+        number = await self.acquire()
+        try:
+            yield number
+        finally:
+            self.release(number)
 
 
 class ServerLifecycle:
