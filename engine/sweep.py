@@ -67,7 +67,7 @@ class ServerLifecycle:
         self._server: ManagedServer | None = None
         self._slot: int | None = None
         self._watch: asyncio.Task[None] | None = None
-        self._released = False
+        self._releasing: asyncio.Future[None] | None = None
 
     async def acquire(self, on_death: Callable[[ServerFailed], None]) -> str:
         """Wait for a slot, start the server, return its base URL; ServerFailed if it won't run."""
@@ -84,10 +84,17 @@ class ServerLifecycle:
         return url
 
     async def release(self) -> None:
-        """Stop the server (if it ever started) and free its slot. Idempotent."""
-        if self._released:
-            return
-        self._released = True
+        """Stop the server (if it ever started) and free its slot.
+
+        Every caller waits until that is done: the pipeline releases a model's server when its
+        last job finishes, and the run's shutdown must not close the store or end the loop while
+        that stop is still under way (asyncio.run would cancel it half done).
+        """
+        if self._releasing is None:
+            self._releasing = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._releasing)
+
+    async def _stop(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
