@@ -7,7 +7,8 @@ answers 200; one that exits first, or is not ready in time, raises `ServerFailed
 and the last lines it printed, because "server failed" alone sends the user digging for a log.
 
 Nor may a server outlive an engine that dies without stopping it (SIGKILL, OOM): the kernel sends
-it SIGTERM then (`engine.processes.exit_with_parent`).
+it SIGTERM then (`engine.processes.exit_with_parent`), and `ServerRecords` (in a run, the store's
+`servers` table) lets the next run on the store stop whatever that signal did not reach.
 
     async with ManagedServer(ServerSpec(command, path=ckpt, name=label)) as base_url:
         ...  # point a model's base_url at it
@@ -31,10 +32,10 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Protocol
 
 from engine.errors import ConfigError, MtbenchError
-from engine.processes import exit_with_parent, group_alive, signal_group
+from engine.processes import ProcessIdentity, exit_with_parent, group_alive, identify, signal_group
 
 if TYPE_CHECKING:
     import aiohttp
@@ -42,7 +43,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ManagedServer",
     "ServerFailed",
+    "ServerRecords",
     "ServerSpec",
+    "StartedServer",
     "expand_checkpoints",
     "free_port",
 ]
@@ -101,6 +104,28 @@ class ServerSpec:
             ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class StartedServer:
+    """A server process as it was started: enough to find and stop it from another process."""
+
+    process: ProcessIdentity
+    name: str
+    command: str
+    log_file: Path | None
+    started: float  # time.time()
+
+
+class ServerRecords(Protocol):
+    """Where started servers are recorded until they are stopped (the store's `servers` table).
+
+    Neither method raises: a record is a safety net for a crash, not a reason to fail a server.
+    """
+
+    async def add(self, server: StartedServer) -> None: ...
+
+    async def remove(self, server: StartedServer) -> None: ...
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on right now (the server binds it a moment later)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -111,8 +136,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 class ManagedServer:
     """One server process: `start()` returns its base URL once ready; `stop()` ends its group."""
 
-    def __init__(self, spec: ServerSpec) -> None:
+    def __init__(self, spec: ServerSpec, records: ServerRecords | None = None) -> None:
         self.spec = spec
+        self._records = records
+        self._started: StartedServer | None = None
         self.port: int | None = spec.port
         self._argv: list[str] = []
         self._process: asyncio.subprocess.Process | None = None
@@ -183,6 +210,18 @@ class ManagedServer:
         assert self._process.stdout is not None
         self._reader = asyncio.create_task(self._read_output(self._process.stdout))
         logger.info("started server pid %d: %s", self._process.pid, self._command())
+        await self._record_start(self._process.pid)
+
+    async def _record_start(self, pid: int) -> None:
+        # The server leads its own group (start_new_session), so its group id is its pid.
+        process = identify(pid, group=pid)
+        if self._records is None or process is None:  # None: it has exited already
+            return
+        spec = self.spec
+        self._started = StartedServer(
+            process, spec.name, self._command(), spec.log_file, time.time()
+        )
+        await self._records.add(self._started)
 
     async def _read_output(self, stream: asyncio.StreamReader) -> None:
         """Drain the server's output for its whole life: a full pipe would block the server."""
@@ -258,20 +297,28 @@ class ManagedServer:
         process = self._process
         if process is not None:
             group = process.pid
+            gone = True
             if signal_group(group, signal.SIGTERM):
                 deadline = time.monotonic() + self.spec.stop_timeout
                 if not await _group_gone(process, group, deadline):
                     logger.warning("server pid %d ignored SIGTERM; killing its group", group)
                     signal_group(group, signal.SIGKILL)
-                    await _group_gone(process, group, time.monotonic() + 5.0)
+                    gone = await _group_gone(process, group, time.monotonic() + 5.0)
             await process.wait()
             _LIVE_GROUPS.discard(group)
+            await self._record_stop(gone)
         if self._reader is not None:
             await self._drain_output()
             self._reader.cancel()
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    async def _record_stop(self, gone: bool) -> None:
+        """Forget the record once the whole group is gone; else the next run retries the kill."""
+        started, self._started = self._started, None
+        if started is not None and self._records is not None and gone:
+            await self._records.remove(started)
 
     async def __aenter__(self) -> str:
         return await self.start()

@@ -6,7 +6,8 @@ base URL. When the model's last job is finished the pipeline calls `release()`: 
 the slot goes to the next checkpoint, while the judge goes on judging the answers just made. A
 server that fails to start, or dies while its model still has work, fails that model with the
 server's last log lines; the sweep goes on with the next checkpoint. A model whose answers are all
-cached never starts a server at all.
+cached never starts a server at all. Each running server is in the store's `servers` table (the
+`records`), so one that outlives a crashed engine is stopped by the next run on the store.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from engine.config import ModelConfig
-from engine.serve import ManagedServer, ServerFailed, ServerSpec
+from engine.serve import ManagedServer, ServerFailed, ServerRecords, ServerSpec
 
 __all__ = ["ServerLifecycle", "SlotPool"]
 
@@ -52,10 +53,17 @@ class SlotPool:
 
 
 class ServerLifecycle:
-    def __init__(self, model: ModelConfig, slots: SlotPool, log_dir: Path) -> None:
+    def __init__(
+        self,
+        model: ModelConfig,
+        slots: SlotPool,
+        log_dir: Path,
+        records: ServerRecords | None = None,
+    ) -> None:
         assert model.serve is not None
         self.model = model
         self._slots = slots
+        self._records = records
         self._spec = ServerSpec(
             model.serve,
             path=model.checkpoint or "",
@@ -72,7 +80,7 @@ class ServerLifecycle:
     async def acquire(self, on_death: Callable[[ServerFailed], None]) -> str:
         """Wait for a slot, start the server, return its base URL; ServerFailed if it won't run."""
         self._slot = await self._slots.acquire()
-        server = ManagedServer(self._spec)
+        server = ManagedServer(self._spec, self._records)
         try:
             url = await server.start()
         except BaseException:

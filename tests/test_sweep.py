@@ -67,6 +67,8 @@ def test_three_checkpoints_one_slot_run_in_turn_and_judging_overlaps_the_next(
             t for (t,) in db.execute("SELECT created FROM judgments WHERE model = 'step-100'")
         ]
     assert answered == {"step-100": 160, "step-200": 160, "step-300": 160}
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT COUNT(*) FROM servers").fetchone()[0] == 0  # each one stopped
     start_200, stop_200 = intervals["step-200"]
     assert any(start_200 < t < stop_200 for t in judged_times)  # judged while step-200 generated
 
