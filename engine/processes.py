@@ -92,12 +92,12 @@ def identify(pid: int, group: int) -> ProcessIdentity | None:
 
 
 def live_group_members(identity: ProcessIdentity) -> list[int] | None:
-    """The live processes of the identified process's group, on this machine.
+    """The live processes of the group the identified process leads, on this machine.
 
-    None when the group is not that process's any more: its pid now belongs to a younger
-    process. While any process of a group lives, Linux hands out neither its id as a pid nor as a
-    group id, so a live leader with the recorded start time, or members when the leader is gone,
-    are the group that was recorded; members that started before the leader never are.
+    None when that group cannot be the recorded one: the pid now belongs to a younger process
+    (or, without /proc, nobody can tell). While any process of a group lives, Linux hands out its
+    id neither as a pid nor as a group id, so a leader with the recorded start time, or members
+    when the leader is gone, are the recorded group; members older than the leader never are.
     """
     if identity.start_time is None or not PROC.is_dir():
         return None
@@ -133,8 +133,10 @@ def exit_with_parent() -> Callable[[], None] | None:
     """A `preexec_fn` that makes the child get SIGTERM when its spawning thread dies; Linux only.
 
     The kernel fires it when the *thread* that forked the child exits, so spawn from a thread that
-    lives as long as the server (the event loop's). If the engine died between the fork and
-    `prctl`, the child would never be signalled: it checks its parent and gives up instead.
+    lives as long as the server (the event loop's). As a dying engine's threads exit one by one,
+    the kernel hands the child from thread to thread and signals it at each hand-over, so a
+    server may get SIGTERM more than once. If the engine died between the fork and `prctl`, the
+    child would never be signalled: it checks its parent and gives up instead.
     Everything it calls is looked up before the fork; the child runs no imports.
     """
     if not sys.platform.startswith("linux"):

@@ -272,7 +272,8 @@ def test_a_server_gets_sigterm_and_stops_its_worker_when_its_engine_is_sigkilled
         engine.kill()
         engine.wait()
         assert wait_gone([leader, server, worker], timeout=10) == []
-        assert pids.sigterms() == 1  # SIGTERM, so a real server can stop its workers itself
+        # SIGTERM, so a real server can stop its workers; once per engine thread it passes through
+        assert pids.sigterms() >= 1
     finally:
         engine.kill()
         engine.wait()
