@@ -25,10 +25,10 @@ from engine.errors import ConfigError
 from engine.graph import RunGraph, build_graph, check_baseline
 from engine.progress import ProgressSampler, make_view, report_progress
 from engine.scheduler import Pipeline, RunTally
-from engine.serve import SlotPool
+from engine.server_records import StoreServerRecords, reap_leftover_servers
 from engine.signals import Interrupted, StopSignals
 from engine.store import Store, open_store
-from engine.sweep import ServerLifecycle
+from engine.sweep import ServerLifecycle, SlotPool
 from engine.writer import StoreWriter
 
 __all__ = ["COMMANDS", "ProgressOptions", "RunResult", "execute"]
@@ -114,6 +114,7 @@ async def _execute(
         return await _plan(config, scope, bench, judged)
     store = await open_store(config.store, write=True)
     try:
+        await reap_leftover_servers(store)
         return await _run(config, command, scope, bench, judged, store, progress)
     finally:
         await store.close()
@@ -201,7 +202,8 @@ async def _run(
     tally: RunTally | None = None
     try:
         with _long_lived():
-            tally = await _drive(store, graph, run_id, _endpoints(scope, config), signals, progress)
+            pools = _endpoints(scope, config, StoreServerRecords(store))
+            tally = await _drive(store, graph, run_id, pools, signals, progress)
     finally:
         await _finish_run(store, run_id, _status(tally, signals), tally)
     if signals.received is not None:
@@ -285,13 +287,15 @@ def _status(tally: RunTally | None, signals: StopSignals) -> str:
     return "ok" if tally is not None and not tally.failures else "failed"
 
 
-def _endpoints(scope: _Scope, config: RunConfig) -> dict[EndpointConfig, EndpointPool]:
+def _endpoints(
+    scope: _Scope, config: RunConfig, records: StoreServerRecords
+) -> dict[EndpointConfig, EndpointPool]:
     """One pool per endpoint; models with `serve` get a server lifecycle sharing the slots."""
     pools: dict[EndpointConfig, EndpointPool] = {}
     slots = SlotPool(config.server_slots)
     logs = config.store.parent / "servers"
     for model in scope.generate:
-        lifecycle = ServerLifecycle(model, slots, logs) if model.serve else None
+        lifecycle = ServerLifecycle(model, slots, logs, records) if model.serve else None
         pools[model] = EndpointPool(model, lifecycle=lifecycle)
     if scope.judge is not None:
         pools[scope.judge] = EndpointPool(scope.judge)

@@ -95,6 +95,23 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE responses ADD COLUMN cost REAL;
     """,
+    # 3: model servers started and not yet stopped, so the next run stops those a crash left
+    """
+    CREATE TABLE servers (
+        id INTEGER PRIMARY KEY,
+        launcher TEXT NOT NULL,         -- 'local': a process group on `host`
+        job_id TEXT,                    -- the launcher's job id, for launchers that have one
+        name TEXT NOT NULL,             -- the model label it served
+        host TEXT NOT NULL,
+        boot_id TEXT,                   -- the host's boot: after a reboot the pid means nothing
+        pid INTEGER,
+        pgid INTEGER,                   -- its process group, which its workers share
+        start_time INTEGER,             -- /proc/<pid>/stat field 22: a recycled pid differs
+        command TEXT NOT NULL,
+        log_file TEXT,
+        started REAL NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

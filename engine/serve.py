@@ -6,11 +6,12 @@ too: SIGTERM to the group, a grace period, then SIGKILL. A server is ready when 
 answers 200; one that exits first, or is not ready in time, raises `ServerFailed` with the command
 and the last lines it printed, because "server failed" alone sends the user digging for a log.
 
+Nor may a server outlive an engine that dies without stopping it (SIGKILL, OOM): the kernel sends
+it SIGTERM then (`engine.processes.exit_with_parent`), and `ServerRecords` (in a run, the store's
+`servers` table) lets the next run on the store stop whatever that signal did not reach.
+
     async with ManagedServer(ServerSpec(command, path=ckpt, name=label)) as base_url:
         ...  # point a model's base_url at it
-
-`SlotPool` bounds how many servers run at once (one per GPU, say); `expand_checkpoints` turns a
-glob into (label, path) pairs.
 """
 
 from __future__ import annotations
@@ -25,15 +26,16 @@ import re
 import shlex
 import signal
 import socket
+import subprocess
 import time
 from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Protocol
 
 from engine.errors import ConfigError, MtbenchError
+from engine.processes import ProcessIdentity, exit_with_parent, group_alive, identify, signal_group
 
 if TYPE_CHECKING:
     import aiohttp
@@ -41,8 +43,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ManagedServer",
     "ServerFailed",
+    "ServerRecords",
     "ServerSpec",
-    "SlotPool",
+    "StartedServer",
     "expand_checkpoints",
     "free_port",
 ]
@@ -101,6 +104,28 @@ class ServerSpec:
             ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class StartedServer:
+    """A server process as it was started: enough to find and stop it from another process."""
+
+    process: ProcessIdentity
+    name: str
+    command: str
+    log_file: Path | None
+    started: float  # time.time()
+
+
+class ServerRecords(Protocol):
+    """Where started servers are recorded until they are stopped (the store's `servers` table).
+
+    Neither method raises: a record is a safety net for a crash, not a reason to fail a server.
+    """
+
+    async def add(self, server: StartedServer) -> None: ...
+
+    async def remove(self, server: StartedServer) -> None: ...
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on right now (the server binds it a moment later)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -111,8 +136,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 class ManagedServer:
     """One server process: `start()` returns its base URL once ready; `stop()` ends its group."""
 
-    def __init__(self, spec: ServerSpec) -> None:
+    def __init__(self, spec: ServerSpec, records: ServerRecords | None = None) -> None:
         self.spec = spec
+        self._records = records
+        self._started: StartedServer | None = None
         self.port: int | None = spec.port
         self._argv: list[str] = []
         self._process: asyncio.subprocess.Process | None = None
@@ -174,14 +201,27 @@ class ManagedServer:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=exit_with_parent(),
                 env=env,
             )
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             raise ServerFailed(f"cannot run server command `{self._command()}`: {exc}") from None
         _LIVE_GROUPS.add(self._process.pid)
         assert self._process.stdout is not None
         self._reader = asyncio.create_task(self._read_output(self._process.stdout))
         logger.info("started server pid %d: %s", self._process.pid, self._command())
+        await self._record_start(self._process.pid)
+
+    async def _record_start(self, pid: int) -> None:
+        # The server leads its own group (start_new_session), so its group id is its pid.
+        process = identify(pid, group=pid)
+        if self._records is None or process is None:  # None: it has exited already
+            return
+        spec = self.spec
+        self._started = StartedServer(
+            process, spec.name, self._command(), spec.log_file, time.time()
+        )
+        await self._records.add(self._started)
 
     async def _read_output(self, stream: asyncio.StreamReader) -> None:
         """Drain the server's output for its whole life: a full pipe would block the server."""
@@ -257,20 +297,28 @@ class ManagedServer:
         process = self._process
         if process is not None:
             group = process.pid
-            if _signal_group(group, signal.SIGTERM):
+            gone = True
+            if signal_group(group, signal.SIGTERM):
                 deadline = time.monotonic() + self.spec.stop_timeout
                 if not await _group_gone(process, group, deadline):
                     logger.warning("server pid %d ignored SIGTERM; killing its group", group)
-                    _signal_group(group, signal.SIGKILL)
-                    await _group_gone(process, group, time.monotonic() + 5.0)
+                    signal_group(group, signal.SIGKILL)
+                    gone = await _group_gone(process, group, time.monotonic() + 5.0)
             await process.wait()
             _LIVE_GROUPS.discard(group)
+            await self._record_stop(gone)
         if self._reader is not None:
             await self._drain_output()
             self._reader.cancel()
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    async def _record_stop(self, gone: bool) -> None:
+        """Forget the record once the whole group is gone; else the next run retries the kill."""
+        started, self._started = self._started, None
+        if started is not None and self._records is not None and gone:
+            await self._records.remove(started)
 
     async def __aenter__(self) -> str:
         return await self.start()
@@ -300,38 +348,6 @@ def _listening(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-def _group_alive(group: int) -> bool:
-    """Whether any process of the group still runs.
-
-    Zombies do not count: an orphan whose new parent (PID 1 in a container) never reaps it stays
-    a zombie forever, and `killpg(group, 0)` would call that alive. /proc tells them apart.
-    """
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return _signal_group(group, 0)
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after it
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == group and fields[0] != "Z":
-            return True
-    return False
-
-
-def _signal_group(group: int, signum: int) -> bool:
-    """Signal every process in the group; False if none is left."""
-    try:
-        os.killpg(group, signum)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 async def _group_gone(process: asyncio.subprocess.Process, group: int, deadline: float) -> bool:
     """Wait until the leader is reaped and no process of the group remains, or the deadline."""
     while time.monotonic() < deadline:
@@ -339,42 +355,16 @@ async def _group_gone(process: asyncio.subprocess.Process, group: int, deadline:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(process.wait(), timeout=0.05)
             continue
-        if not _group_alive(group):
+        if not group_alive(group):
             return True
         await asyncio.sleep(0.05)
-    return process.returncode is not None and not _group_alive(group)
+    return process.returncode is not None and not group_alive(group)
 
 
 @atexit.register
 def _kill_leftover_groups() -> None:
     for group in list(_LIVE_GROUPS):
-        _signal_group(group, signal.SIGKILL)
-
-
-class SlotPool:
-    """At most `slots` servers at once; each holder gets a slot number (a GPU index, say)."""
-
-    def __init__(self, slots: int) -> None:
-        if slots < 1:
-            raise ValueError("a SlotPool needs at least one slot")
-        self._free: asyncio.Queue[int] = asyncio.Queue()
-        for slot in range(slots):
-            self._free.put_nowait(slot)
-
-    async def acquire(self) -> int:
-        """Wait for a free slot (first come, first served) and take it."""
-        return await self._free.get()
-
-    def release(self, number: int) -> None:
-        self._free.put_nowait(number)
-
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[int]:
-        number = await self.acquire()
-        try:
-            yield number
-        finally:
-            self.release(number)
+        signal_group(group, signal.SIGKILL)
 
 
 def expand_checkpoints(pattern: str) -> list[tuple[str, Path]]:

@@ -6,7 +6,8 @@ base URL. When the model's last job is finished the pipeline calls `release()`: 
 the slot goes to the next checkpoint, while the judge goes on judging the answers just made. A
 server that fails to start, or dies while its model still has work, fails that model with the
 server's last log lines; the sweep goes on with the next checkpoint. A model whose answers are all
-cached never starts a server at all.
+cached never starts a server at all. Each running server is in the store's `servers` table (the
+`records`), so one that outlives a crashed engine is stopped by the next run on the store.
 """
 
 from __future__ import annotations
@@ -14,22 +15,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from engine.config import ModelConfig
-from engine.serve import ManagedServer, ServerFailed, ServerSpec, SlotPool
+from engine.serve import ManagedServer, ServerFailed, ServerRecords, ServerSpec
 
-__all__ = ["ServerLifecycle"]
+__all__ = ["ServerLifecycle", "SlotPool"]
 
 log = logging.getLogger(__name__)
 
 
+class SlotPool:
+    """At most `slots` servers at once; each holder gets a slot number (a GPU index, say)."""
+
+    def __init__(self, slots: int) -> None:
+        if slots < 1:
+            raise ValueError("a SlotPool needs at least one slot")
+        self._free: asyncio.Queue[int] = asyncio.Queue()
+        for slot in range(slots):
+            self._free.put_nowait(slot)
+
+    async def acquire(self) -> int:
+        """Wait for a free slot (first come, first served) and take it."""
+        return await self._free.get()
+
+    def release(self, number: int) -> None:
+        self._free.put_nowait(number)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[int]:
+        number = await self.acquire()
+        try:
+            yield number
+        finally:
+            self.release(number)
+
+
 class ServerLifecycle:
-    def __init__(self, model: ModelConfig, slots: SlotPool, log_dir: Path) -> None:
+    def __init__(
+        self,
+        model: ModelConfig,
+        slots: SlotPool,
+        log_dir: Path,
+        records: ServerRecords | None = None,
+    ) -> None:
         assert model.serve is not None
         self.model = model
         self._slots = slots
+        self._records = records
         self._spec = ServerSpec(
             model.serve,
             path=model.checkpoint or "",
@@ -41,12 +75,12 @@ class ServerLifecycle:
         self._server: ManagedServer | None = None
         self._slot: int | None = None
         self._watch: asyncio.Task[None] | None = None
-        self._released = False
+        self._releasing: asyncio.Future[None] | None = None
 
     async def acquire(self, on_death: Callable[[ServerFailed], None]) -> str:
         """Wait for a slot, start the server, return its base URL; ServerFailed if it won't run."""
         self._slot = await self._slots.acquire()
-        server = ManagedServer(self._spec)
+        server = ManagedServer(self._spec, self._records)
         try:
             url = await server.start()
         except BaseException:
@@ -58,10 +92,17 @@ class ServerLifecycle:
         return url
 
     async def release(self) -> None:
-        """Stop the server (if it ever started) and free its slot. Idempotent."""
-        if self._released:
-            return
-        self._released = True
+        """Stop the server (if it ever started) and free its slot.
+
+        Every caller waits until that is done: the pipeline releases a model's server when its
+        last job finishes, and the run's shutdown must not close the store or end the loop while
+        that stop is still under way (asyncio.run would cancel it half done).
+        """
+        if self._releasing is None:
+            self._releasing = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._releasing)
+
+    async def _stop(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -10,6 +10,7 @@ import asyncio
 import re
 import shlex
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,11 +20,14 @@ import pytest
 
 from engine import serve_gguf
 from engine.errors import ConfigError, MtbenchError
-from engine.serve import ManagedServer, ServerFailed, ServerSpec, SlotPool, expand_checkpoints
+from engine.serve import ManagedServer, ServerFailed, ServerSpec, expand_checkpoints
 from engine.serve_gguf import LocalModelError, smollm2_path
+from engine.sweep import SlotPool
 from tests.llamacpp import process_running, smollm2_spec
+from tests.server_wrappers import ServerPids, kill_quietly, server_wrapper, wait_gone
 
 PYTHON = shlex.quote(sys.executable)
+SERVE_UNTIL_KILLED = Path(__file__).resolve().parent / "serve_until_killed.py"
 # An HTTP server on {port} that first forks a child, as vLLM forks its workers.
 WITH_CHILD = (
     f"sh -c 'sleep 300 & echo child=$!; exec {PYTHON} -m http.server {{port}} --bind 127.0.0.1'"
@@ -243,3 +247,34 @@ def test_checkpoints_that_match_nothing_or_share_a_label_are_config_errors(tmp_p
         (tmp_path / run / "final").mkdir(parents=True)
     with pytest.raises(ConfigError, match="both be labelled 'final'"):
         expand_checkpoints(str(tmp_path / "*" / "final"))
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_server_gets_sigterm_and_stops_its_worker_when_its_engine_is_sigkilled(
+    tmp_path: Path, loop: str
+) -> None:
+    script = server_wrapper(
+        tmp_path, f'{PYTHON} -m http.server --bind 127.0.0.1 "$1"', passes_sigterm_on=True
+    )
+    pids = ServerPids(tmp_path)
+    engine = subprocess.Popen(
+        [sys.executable, str(SERVE_UNTIL_KILLED), loop, f"sh {shlex.quote(str(script))} {{port}}"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    leader = None
+    try:
+        assert engine.stdout is not None
+        leader = int(engine.stdout.readline())  # printed once the server answers its probe
+        server, worker = pids.server(), pids.worker()
+        assert server is not None and worker is not None
+        assert all(process_running(pid) for pid in (leader, server, worker))
+        engine.kill()
+        engine.wait()
+        assert wait_gone([leader, server, worker], timeout=10) == []
+        # SIGTERM, so a real server can stop its workers; once per engine thread it passes through
+        assert pids.sigterms() >= 1
+    finally:
+        engine.kill()
+        engine.wait()
+        kill_quietly([leader, pids.server(), pids.worker()])

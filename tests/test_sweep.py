@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from tests.fakeserver import FakeServer
+from tests.llamacpp import process_running
 from tests.runconfig import mtbench, write_config
 
 SERVED_FAKE = Path(__file__).resolve().parent / "served_fake.py"
@@ -66,6 +67,8 @@ def test_three_checkpoints_one_slot_run_in_turn_and_judging_overlaps_the_next(
             t for (t,) in db.execute("SELECT created FROM judgments WHERE model = 'step-100'")
         ]
     assert answered == {"step-100": 160, "step-200": 160, "step-300": 160}
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT COUNT(*) FROM servers").fetchone()[0] == 0  # each one stopped
     start_200, stop_200 = intervals["step-200"]
     assert any(start_200 < t < stop_200 for t in judged_times)  # judged while step-200 generated
 
@@ -87,3 +90,28 @@ def test_a_checkpoint_whose_server_fails_is_reported_and_the_sweep_goes_on(
     with sqlite3.connect(tmp_path / "store.sqlite") as db:
         answered = dict(db.execute("SELECT model, COUNT(*) FROM answers GROUP BY model"))
     assert answered == {"step-100": 160, "step-300": 160}
+
+
+def test_a_run_returns_only_once_the_last_models_server_has_stopped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `generate` has no judge: the served model's last answer ends the run while its server stops.
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "step-100.bin").write_bytes(b"weights")
+    events, leader_file = tmp_path / "events.jsonl", tmp_path / "leader.pid"
+    script = tmp_path / "slow_to_stop.sh"
+    script.write_text(
+        f"echo $$ > {shlex.quote(str(leader_file))}\n"
+        "trap 'sleep 1; exit 0' TERM\n"
+        f"{shlex.quote(sys.executable)} {shlex.quote(str(SERVED_FAKE))} "
+        f'{shlex.quote(str(events))} "$1" --port "$2" --latency-median 0.005 &\n'
+        "wait\n"
+    )
+    model = {
+        "serve": f"sh {shlex.quote(str(script))} {{path}} {{port}}",
+        "checkpoints": "checkpoints/*.bin",
+    }
+    config = write_config(tmp_path, models=[model], questions=[81])
+    code, out, _ = mtbench(capsys, "generate", "-c", str(config))
+    assert code == 0, out
+    assert not process_running(int(leader_file.read_text()))
