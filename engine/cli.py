@@ -197,9 +197,13 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--bench", default="mt_bench")
     show.add_argument("--judge", help="only this judge label (default: every judge in the store)")
     show.add_argument(
-        "--mode", choices=JUDGE_MODES, help="default: single if present, else pairwise-all"
+        "--mode",
+        choices=JUDGE_MODES,
+        help="default: single if judged so, else the pairwise mode the judgments were played in",
     )
-    show.add_argument("--baseline", default="gpt-3.5-turbo", help="for --mode pairwise-baseline")
+    show.add_argument(
+        "--baseline", help="for --mode pairwise-baseline (default: the baseline judged against)"
+    )
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=_cmd_show)
     demo = commands.add_parser(
