@@ -137,11 +137,19 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from engine.interop import import_fastchat, record_questions
 
     store = Path(args.store)
-    report = _run_result(import_fastchat(store, Path(args.fastchat), args.bench))
+    report = _run_result(import_fastchat(store, Path(args.fastchat), args.bench, force=args.force))
     print(
         f"imported {report.answer_rows} answer turns of {len(report.models)} models and "
-        f"{report.judgment_rows} judgment rows of {len(report.judges)} judges into {store}"
+        f"{report.judgment_rows} judgment rows of {len(report.judges)} judges into "
+        f"{terminal_text(store)}"
     )
+    if report.superseded:
+        print(
+            f"{report.superseded} lines replaced an earlier line for the same question or "
+            "judgment (a later line wins, as in FastChat)"
+        )
+    if report.replaced:
+        print(f"replaced stored {terminal_text(report.replaced.describe())} (--force)")
     try:
         data_dir = resolve_data_dir(args.data, None)
     except DataError:
@@ -152,13 +160,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from engine.interop import export_fastchat
+    from engine.interop import export_fastchat, format_export
 
     report = _run_result(
-        export_fastchat(Path(args.store), Path(args.fastchat), args.bench, judge=args.judge)
+        export_fastchat(
+            Path(args.store), Path(args.fastchat), args.bench, judge=args.judge, force=args.force
+        )
     )
-    for written in report.files:
-        print(f"{written.path} ({written.lines} lines)")
+    print(format_export(report))
     return 0
 
 
@@ -231,6 +240,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     imports.add_argument("--bench", default="mt_bench")
     imports.add_argument("--data", help="MT-Bench data dir, to record question categories")
+    imports.add_argument(
+        "--force",
+        action="store_true",
+        help="replace stored answers or judgments that have other content",
+    )
     imports.set_defaults(handler=_cmd_import)
     export = commands.add_parser("export", help="write FastChat answer and judgment files")
     export.add_argument("--store", required=True, help="the SQLite store")
@@ -239,6 +253,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--bench", default="mt_bench")
     export.add_argument("--judge", help="only this judge label")
+    export.add_argument(
+        "--force", action="store_true", help="replace answer and judgment files already there"
+    )
     export.set_defaults(handler=_cmd_export)
     data = commands.add_parser("data", help="MT-Bench data files").add_subparsers(
         dest="data_command", required=True
