@@ -144,3 +144,22 @@ def test_a_judge_without_the_mode_asked_for_is_named_not_dropped(
         ("judge-b", "pairwise-baseline"),
         ("judge-s", "single"),
     ]
+
+
+def test_an_unknown_bench_names_the_benches_that_have_judgments(
+    baseline_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["show", "--store", str(baseline_store), "--bench", "vicuna_bench"]
+    code, _, err = mtbench(capsys, *argv)
+    assert code == 2
+    assert "no judgments for bench vicuna_bench (judgments exist for bench mt_bench)" in err
+
+
+def test_export_of_an_unknown_judge_names_the_judges(
+    baseline_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["export", "--store", str(baseline_store), "--fastchat", str(tmp_path / "out")]
+    code, _, err = mtbench(capsys, *argv, "--judge", "nope")
+    assert code == 2
+    assert "judges in the store: 'judge-b'" in _one_error_line(err)
+    assert not (tmp_path / "out").exists()
