@@ -70,8 +70,8 @@ def format_plan(tally: RunTally) -> str:
     """Requests to send and cached per endpoint, with estimated tokens and dollars."""
     rows: list[list[object]] = [
         [
-            role,
             name,
+            role,
             t.jobs,
             t.to_send,
             t.cached,
@@ -84,7 +84,7 @@ def format_plan(tally: RunTally) -> str:
     rows.append(
         [
             "total",
-            "",
+            "-",
             tally.total("jobs"),
             tally.total("to_send"),
             tally.total("cached"),
@@ -93,7 +93,7 @@ def format_plan(tally: RunTally) -> str:
             format_dollars(tally.total_cost()),
         ]
     )
-    headers = ["role", "endpoint", "jobs", "to send", "cached", "est. tokens in", "est. tokens out"]
+    headers = ["endpoint", "role", "jobs", "to send", "cached", "est. tokens in", "est. tokens out"]
     text = format_table([*headers, "est. cost"], rows, left_columns=2)
     return text + "\n(estimates: prompts at 4 characters per token; answers at the mean of "
     "earlier answers of the same label, else max_tokens)"
@@ -111,8 +111,8 @@ def format_dollars(cost: float | None) -> str:
 def format_run_summary(tally: RunTally) -> str:
     rows: list[list[object]] = [
         [
-            role,
             name,
+            role,
             t.jobs,
             t.done,
             t.cached,
@@ -126,7 +126,7 @@ def format_run_summary(tally: RunTally) -> str:
     rows.append(
         [
             "total",
-            "",
+            "-",
             tally.total("jobs"),
             tally.total("done"),
             tally.total("cached"),
@@ -136,7 +136,7 @@ def format_run_summary(tally: RunTally) -> str:
             format_dollars(tally.total_cost()),
         ]
     )
-    headers = ["role", "endpoint", "jobs", "sent", "cached", "failed", "tokens in", "tokens out"]
+    headers = ["endpoint", "role", "jobs", "sent", "cached", "failed", "tokens in", "tokens out"]
     headers.append("cost")
     text = format_table(headers, rows, left_columns=2)
     text += f"\n{tally.total('jobs')} jobs in {tally.elapsed:.1f}s"

@@ -82,8 +82,8 @@ def test_a_model_named_like_the_judge_keeps_its_own_summary_row(
     code, out, _ = mtbench(capsys, "run", "-c", str(config), "--quiet")
     assert code == 0
     lines = out.splitlines()
-    assert re.match(r"model\s+judge gpt-4\s+2\s+0\s+2\s", lines[1]), out
-    assert re.match(r"judge\s+gpt-4\s+2\s+0\s+2\s", lines[2]), out
+    assert re.match(r"judge gpt-4\s+model\s+2\s+0\s+2\s", lines[1]), out
+    assert re.match(r"gpt-4\s+judge\s+2\s+0\s+2\s", lines[2]), out
 
 
 def _assert_table_kept(table: str, rows: int) -> None:
