@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 PAIR_MODES = ("pairwise-baseline", "pairwise-all")
+FASTCHAT_BASELINE = "gpt-3.5-turbo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,8 @@ class JudgeViews:
             return self.default()
         if mode is None or mode == "pairwise-baseline":
             chosen = baseline or self._default_baseline()
+            if chosen is None and FASTCHAT_BASELINE in self.pair_models:
+                chosen = FASTCHAT_BASELINE  # show_result's default for all-pairs judgments
             return View("pairwise-baseline", chosen) if chosen in self.baselines() else None
         return View(mode) if mode in self.modes() else None
 
@@ -206,4 +209,6 @@ def unavailable(views: Sequence[JudgeViews], mode: str | None, baseline: str | N
         for part in (f"mode {mode}" if mode else "", f"baseline {baseline!r}" if baseline else "")
         if part
     )
+    if mode == "pairwise-baseline" and baseline is None:
+        asked += " without --baseline"
     return f"no {asked} leaderboard; " + "; ".join(view.describe() for view in views)

@@ -163,3 +163,26 @@ def test_export_of_an_unknown_judge_names_the_judges(
     assert code == 2
     assert "judges in the store: 'judge-b'" in _one_error_line(err)
     assert not (tmp_path / "out").exists()
+
+
+def test_all_pairs_judgments_give_a_baseline_table_for_any_of_their_models(
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = [model(name, fake.base_url) for name in ["alpha", "beta", "gamma"]]
+    judge = {"name": "judge-p", "base_url": fake.base_url, "mode": "pairwise-all"}
+    config = write_config(tmp_path, models=models, judge=judge, questions=QUESTIONS)
+    assert mtbench(capsys, "run", "-c", str(config), "--quiet")[0] == 0
+    store = str(tmp_path / "store.sqlite")
+    code, out, _ = mtbench(capsys, "show", "--store", store, "--json")
+    (board,) = orjson.loads(out)["leaderboards"]
+    assert (board["mode"], len(board["models"])) == ("pairwise-all", 3)
+    argv = ["show", "--store", store, "--mode", "pairwise-baseline"]
+    code, _, err = mtbench(capsys, *argv)
+    assert code == 2
+    assert "no mode pairwise-baseline without --baseline leaderboard" in _one_error_line(err)
+    assert "pairwise-baseline (baseline alpha, beta, gamma); pairwise-all" in err
+    code, out, _ = mtbench(capsys, *argv, "--baseline", "beta", "--json")
+    assert code == 0
+    (board,) = orjson.loads(out)["leaderboards"]
+    assert board["baseline"] == "beta"
+    assert sorted(entry["model"] for entry in board["models"]) == ["alpha", "gamma"]
