@@ -2,6 +2,8 @@
 
 Exit codes: 0 every job succeeded; 1 some jobs failed (summary printed); 2 bad config, data or
 store (one line, nothing sent, nothing stored touched); 130/143 interrupted by SIGINT/SIGTERM.
+Everything printed for a human is escaped for the terminal (`engine.display`); with `--json`,
+every line on stderr is a JSON object.
 """
 
 from __future__ import annotations
@@ -18,10 +20,19 @@ import orjson
 
 from engine import __version__
 from engine.config import JUDGE_MODES, load_config
-from engine.errors import MtbenchError
+from engine.display import (
+    JsonLinesStderr,
+    JsonLogFormatter,
+    TerminalLogFormatter,
+    error_line,
+    terminal_text,
+)
+from engine.errors import InputError, MtbenchError
 from engine.progress import PROGRESS_MODES
 
 __all__ = ["main"]
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _install_loop_policy() -> None:
@@ -36,6 +47,11 @@ def _cmd_requests(args: argparse.Namespace) -> int:
     from engine.runner import ProgressOptions, execute
     from engine.tables import format_plan, format_run_summary, tally_json
 
+    if args.json and args.progress in ("rich", "plain"):
+        raise InputError(
+            f"--progress {args.progress} writes text to stderr, where --json writes JSON lines; "
+            "use --progress json or --quiet"
+        )
     config = load_config(args.config)
     mode = "quiet" if args.quiet else args.progress or ("json" if args.json else "auto")
     progress = ProgressOptions(mode, args.progress_interval)
@@ -47,7 +63,7 @@ def _cmd_requests(args: argparse.Namespace) -> int:
         print(format_plan(result.tally))
     else:
         print(format_run_summary(result.tally))
-        print(f"store: {result.store}")
+        print(f"store: {terminal_text(result.store)}")
     if args.command == "plan":
         return 0
     return 0 if result.ok else 1
@@ -63,7 +79,8 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
     report = _run_result(fetch_data(Path(args.dest) if args.dest else None))
     print(
-        f"data dir: {report.dest} ({len(report.fetched)} fetched, {len(report.verified)} verified)"
+        f"data dir: {terminal_text(report.dest)} "
+        f"({len(report.fetched)} fetched, {len(report.verified)} verified)"
     )
     return 0
 
@@ -110,7 +127,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     out = _run_result(
         write_report(Path(args.store), Path(args.output), bench=args.bench, judge=args.judge)
     )
-    print(f"report: {out}")
+    print(f"report: {terminal_text(out)}")
     return 0
 
 
@@ -120,11 +137,19 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from engine.interop import import_fastchat, record_questions
 
     store = Path(args.store)
-    report = _run_result(import_fastchat(store, Path(args.fastchat), args.bench))
+    report = _run_result(import_fastchat(store, Path(args.fastchat), args.bench, force=args.force))
     print(
         f"imported {report.answer_rows} answer turns of {len(report.models)} models and "
-        f"{report.judgment_rows} judgment rows of {len(report.judges)} judges into {store}"
+        f"{report.judgment_rows} judgment rows of {len(report.judges)} judges into "
+        f"{terminal_text(store)}"
     )
+    if report.superseded:
+        print(
+            f"{report.superseded} lines replaced an earlier line for the same question or "
+            "judgment (a later line wins, as in FastChat)"
+        )
+    if report.replaced:
+        print(f"replaced stored {terminal_text(report.replaced.describe())} (--force)")
     try:
         data_dir = resolve_data_dir(args.data, None)
     except DataError:
@@ -135,13 +160,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from engine.interop import export_fastchat
+    from engine.interop import export_fastchat, format_export
 
     report = _run_result(
-        export_fastchat(Path(args.store), Path(args.fastchat), args.bench, judge=args.judge)
+        export_fastchat(
+            Path(args.store), Path(args.fastchat), args.bench, judge=args.judge, force=args.force
+        )
     )
-    for written in report.files:
-        print(f"{written.path} ({written.lines} lines)")
+    print(format_export(report))
     return 0
 
 
@@ -180,9 +206,13 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--bench", default="mt_bench")
     show.add_argument("--judge", help="only this judge label (default: every judge in the store)")
     show.add_argument(
-        "--mode", choices=JUDGE_MODES, help="default: single if present, else pairwise-all"
+        "--mode",
+        choices=JUDGE_MODES,
+        help="default: single if judged so, else the pairwise mode the judgments were played in",
     )
-    show.add_argument("--baseline", default="gpt-3.5-turbo", help="for --mode pairwise-baseline")
+    show.add_argument(
+        "--baseline", help="for --mode pairwise-baseline (default: the baseline judged against)"
+    )
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=_cmd_show)
     demo = commands.add_parser(
@@ -210,6 +240,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     imports.add_argument("--bench", default="mt_bench")
     imports.add_argument("--data", help="MT-Bench data dir, to record question categories")
+    imports.add_argument(
+        "--force",
+        action="store_true",
+        help="replace stored answers or judgments that have other content",
+    )
     imports.set_defaults(handler=_cmd_import)
     export = commands.add_parser("export", help="write FastChat answer and judgment files")
     export.add_argument("--store", required=True, help="the SQLite store")
@@ -218,6 +253,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--bench", default="mt_bench")
     export.add_argument("--judge", help="only this judge label")
+    export.add_argument(
+        "--force", action="store_true", help="replace answer and judgment files already there"
+    )
     export.set_defaults(handler=_cmd_export)
     data = commands.add_parser("data", help="MT-Bench data files").add_subparsers(
         dest="data_command", required=True
@@ -228,15 +266,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_handler(json_lines: bool) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    if json_lines:
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(TerminalLogFormatter(LOG_FORMAT))
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    json_lines = bool(getattr(args, "json", False))
+    stderr = sys.stderr
+    if json_lines:
+        # Kept if an unexpected exception escapes: its traceback, printed after `main`, is
+        # wrapped into JSON lines too.
+        sys.stderr = JsonLinesStderr(stderr)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[_log_handler(json_lines)],
     )
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        code = handler(args)
     except MtbenchError as error:
-        print(f"mtbench: error: {error}", file=sys.stderr)
-        return error.exit_code
+        print(error_line(str(error), error.exit_code, json_lines=json_lines), file=sys.stderr)
+        code = error.exit_code
+    if json_lines:
+        sys.stderr.flush()
+        sys.stderr = stderr
+    return code

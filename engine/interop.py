@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.data import load_bench
-from engine.interop_export import ExportedFile, ExportReport, export_fastchat
+from engine.display import terminal_text
+from engine.interop_export import ExportedFile, ExportReport, LeftOut, export_fastchat
 from engine.interop_import import (
     FastChatSource,
     ImportedJudge,
@@ -27,11 +28,15 @@ __all__ = [
     "ImportReport",
     "ImportedJudge",
     "ImportedModel",
+    "LeftOut",
     "export_fastchat",
+    "format_export",
     "import_fastchat",
     "record_questions",
     "resolve_fastchat_source",
 ]
+
+SHOWN_IDS = 8  # question ids named per model in an export's "left out" line
 
 
 async def record_questions(store_path: Path, data_dir: Path, bench: str) -> None:
@@ -44,3 +49,25 @@ async def record_questions(store_path: Path, data_dir: Path, bench: str) -> None
         await store.record_questions(questions)
     finally:
         await store.close()
+
+
+def format_export(report: ExportReport) -> str:
+    """What an export wrote, replaced and left out (and why), for the terminal."""
+    lines = [f"{terminal_text(file.path)} ({file.lines} lines)" for file in report.files]
+    if report.replaced:
+        lines.append(f"replaced {len(report.replaced)} files that were there (--force)")
+    for left in report.left_out:
+        shown = ", ".join(str(qid) for qid in sorted(set(left.question_ids))[:SHOWN_IDS])
+        more = ", ..." if len(set(left.question_ids)) > SHOWN_IDS else ""
+        lines.append(
+            f"left out: {len(left.question_ids)} {left.kind} of "
+            f"{terminal_text(left.name, name=True)} because {left.reason} "
+            f"(questions {shown}{more})"
+        )
+    if report.others:
+        lines.append(
+            f"note: {len(report.others)} other .jsonl files there were not written by this "
+            f"export (first: {terminal_text(report.others[0].name)}); importing the folder "
+            "would import them too"
+        )
+    return "\n".join(lines)

@@ -3,23 +3,24 @@
 `show_result.py` pointed at the exported `model_judgment/<judge>_single.jsonl` or `_pair.jsonl`
 prints the numbers `mtbench show` prints; `model_answer/<model>.jsonl` can be judged by FastChat's
 `gen_judgment.py`. Lines are written the way FastChat writes them (`json.dumps`, same key order),
-answers in question order, so imported files come back out equal to what went in. Files are
-replaced atomically: a reader never sees half a file.
+answers in question order, so imported files come back out equal to what went in. Existing files
+are replaced only with `force`, and all files at once (`engine.interop_write`).
 
-Two choices FastChat's files cannot express are made here. A single score is written as FastChat's
-parser typed it (int for "[[6]]", float for "[[5.5]]") when the stored score is what the judge's
-text parses to, otherwise as an int if integral, else a float. A pairwise line needs both games, so
-a match with a game missing from the store is left out (FastChat's show_result drops matches with
-an "error" game, so the numbers are the same) and counted in the report.
+Choices FastChat's files cannot express are made here, and what is left out is reported. A single
+score is written as FastChat's parser typed it (int for "[[6]]", float for "[[5.5]]") when the
+stored score is what the judge's text parses to, otherwise as an int if integral, else a float. An
+answer line needs every turn of its question (FastChat judges turn 2 from it), so a question a
+model answered only in part is left out, per model in `ExportReport.left_out`. A pairwise line
+needs both games, so a match with a game missing is left out too (FastChat's show_result drops
+matches with an "error" game, so the numbers are the same). A label that is no safe file name gets
+a sanitized, hashed stem (`engine.interop_names`) and its real name in each line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
-import tempfile
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,12 +31,12 @@ import orjson
 
 from engine.errors import InputError
 from engine.interop_import import ANSWER_DIR, IMPORT_API, JUDGMENT_DIR
-from engine.judge import parse_rating
+from engine.interop_names import file_stems
+from engine.interop_write import PlannedFile, check_destination, other_files, write_all
+from engine.judge import parse_rating, rating_literal
 from engine.store import JudgeIdentity, Store, open_store
 
-__all__ = ["ExportReport", "ExportedFile", "export_fastchat"]
-
-_UNSAFE = re.compile(r"[/\\\x00]")
+__all__ = ["ExportReport", "ExportedFile", "LeftOut", "export_fastchat"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +48,37 @@ class ExportedFile:
 
 
 @dataclass(frozen=True, slots=True)
+class LeftOut:
+    """What one model's answer file (or one judge's pair file) leaves out, and why."""
+
+    kind: str  # 'answers' | 'matches'
+    name: str  # the model, or the judge
+    question_ids: tuple[int, ...]  # one entry per question or match left out
+
+    @property
+    def reason(self) -> str:
+        if self.kind == "answers":
+            return "a turn is missing (FastChat's answer lines need every turn)"
+        return "a game is missing (a pairwise line needs both games)"
+
+
+@dataclass(frozen=True, slots=True)
 class ExportReport:
     dest: Path
     files: tuple[ExportedFile, ...]
-    incomplete_answers: int  # (model, question) pairs left out: a turn is missing
-    incomplete_matches: int  # pairwise matches left out: a game is missing
+    left_out: tuple[LeftOut, ...] = ()
+    replaced: tuple[Path, ...] = ()  # files that existed and were replaced (with force)
+    others: tuple[Path, ...] = ()  # .jsonl files already in those folders, not from this export
+
+    @property
+    def incomplete_answers(self) -> int:
+        """(model, question) pairs left out: a turn is missing."""
+        return sum(len(o.question_ids) for o in self.left_out if o.kind == "answers")
+
+    @property
+    def incomplete_matches(self) -> int:
+        """Pairwise matches left out: a game is missing."""
+        return sum(len(o.question_ids) for o in self.left_out if o.kind == "matches")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,48 +100,99 @@ class _StoredJudgment:
 
 
 async def export_fastchat(
-    store_path: Path, dest: Path, bench: str = "mt_bench", judge: str | None = None
+    store_path: Path,
+    dest: Path,
+    bench: str = "mt_bench",
+    judge: str | None = None,
+    *,
+    force: bool = False,
 ) -> ExportReport:
     """Write the store's answers and judgments (all judges, or the one labelled `judge`)."""
     store = await open_store(Path(store_path), write=False)
     try:
         answers = await _answer_lines(store, bench)
         judgments = await _stored_judgments(store, bench, judge)
+        if judge is not None and not judgments:
+            raise InputError(await _no_such_judge(store, store_path, bench, judge))
     finally:
         await store.close()
-    if judge is not None and not judgments:
-        raise InputError(f"{store_path}: no judgments by judge {judge!r} for bench {bench}")
-    if not answers.by_model and not judgments:
-        raise InputError(
-            f"{store_path}: no answers or judgments for bench {bench}; nothing to export"
-        )
     dest = Path(dest)
-    stems = _file_stems(answers.by_model)
-    files = [
-        _write_lines(dest / ANSWER_DIR / f"{stems[model]}.jsonl", "answer", model, lines)
-        for model, lines in sorted(answers.by_model.items())
+    files, planned, left_out = _plan_answers(dest, answers)
+    for file, content, skipped in _plan_judgments(dest, judgments):
+        files.append(file)
+        planned.append(PlannedFile(file.path, content))
+        left_out.extend(skipped)
+    if not planned:
+        raise InputError(_nothing_to_export(store_path, bench, left_out))
+    replaced = check_destination(dest, planned, force=force)
+    write_all(planned)
+    others = other_files(planned)
+    return ExportReport(dest, tuple(files), tuple(left_out), tuple(replaced), tuple(others))
+
+
+async def _no_such_judge(store: Store, store_path: Path, bench: str, judge: str) -> str:
+    rows = await store.fetch("SELECT DISTINCT judge FROM judgments WHERE bench = ?", (bench,))
+    names = ", ".join(sorted(repr(row[0]) for row in rows)) or "none"
+    return (
+        f"{store_path}: no judgments by judge {judge!r} for bench {bench}; "
+        f"judges in the store: {names}"
+    )
+
+
+def _nothing_to_export(store_path: Path, bench: str, left_out: list[LeftOut]) -> str:
+    if not left_out:
+        return f"{store_path}: no answers or judgments for bench {bench}; nothing to export"
+    parts = [f"{len(o.question_ids)} {o.kind} of {o.name!r}" for o in left_out[:3]]
+    more = f" and {len(left_out) - 3} more" if len(left_out) > 3 else ""
+    return (
+        f"{store_path}: nothing to export for bench {bench}: {', '.join(parts)}{more} left out "
+        f"because {left_out[0].reason}; finish them (rerun `mtbench run` or `generate`) first"
+    )
+
+
+def _plan_answers(
+    dest: Path, answers: _AnswerLines
+) -> tuple[list[ExportedFile], list[PlannedFile], list[LeftOut]]:
+    stems = file_stems(answers.by_model)
+    files, planned = [], []
+    for model, lines in sorted(answers.by_model.items()):
+        # A label the file name cannot carry travels in each line, for import to take back.
+        named = lines if stems[model] == model else [{**line, "model": model} for line in lines]
+        path = dest / ANSWER_DIR / f"{stems[model]}.jsonl"
+        files.append(ExportedFile(path, "answer", model, len(lines)))
+        planned.append(PlannedFile(path, _jsonl(named)))
+    left_out = [
+        LeftOut("answers", model, tuple(qids)) for model, qids in sorted(answers.incomplete.items())
     ]
-    incomplete_matches = 0
+    return files, planned, left_out
+
+
+def _plan_judgments(
+    dest: Path, judgments: list[_StoredJudgment]
+) -> Iterable[tuple[ExportedFile, bytes, list[LeftOut]]]:
+    folder = dest / JUDGMENT_DIR
     for stem, identity, rows in _judge_files(judgments):
         about = _identity_field(identity, rows)
         single = [{**_single_line(row), **about} for row in rows if row.kind == "single"]
         pair, skipped = _pair_lines(row for row in rows if row.kind == "pair")
         pair = [{**line, **about} for line in pair]
-        incomplete_matches += skipped
-        folder = dest / JUDGMENT_DIR
+        left_out = [LeftOut("matches", identity.name, skipped)] if skipped else []
         if single:
-            files.append(
-                _write_lines(folder / f"{stem}_single.jsonl", "single", identity.name, single)
-            )
+            path = folder / f"{stem}_single.jsonl"
+            yield ExportedFile(path, "single", identity.name, len(single)), _jsonl(single), []
         if pair:
-            files.append(_write_lines(folder / f"{stem}_pair.jsonl", "pair", identity.name, pair))
-    return ExportReport(dest, tuple(files), answers.incomplete, incomplete_matches)
+            path = folder / f"{stem}_pair.jsonl"
+            yield ExportedFile(path, "pair", identity.name, len(pair)), _jsonl(pair), left_out
+
+
+def _jsonl(lines: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
 class _AnswerLines:
     by_model: dict[str, list[dict[str, Any]]]
-    incomplete: int
+    incomplete: dict[str, list[int]]  # model -> questions left out: a turn is missing
 
 
 async def _answer_lines(store: Store, bench: str) -> _AnswerLines:
@@ -130,10 +208,10 @@ async def _answer_lines(store: Store, bench: str) -> _AnswerLines:
     for row in rows:
         grouped[(row[0], row[1])].append(row)
     by_model: dict[str, list[dict[str, Any]]] = {}
-    incomplete = 0
+    incomplete: dict[str, list[int]] = defaultdict(list)
     for (model, qid), turns in grouped.items():
         if [row[2] for row in turns] != list(range(1, turn_counts[qid] + 1)):
-            incomplete += 1
+            incomplete[model].append(qid)
             continue
         by_model.setdefault(model, []).append(
             {
@@ -144,7 +222,7 @@ async def _answer_lines(store: Store, bench: str) -> _AnswerLines:
                 "tstamp": max(row[3] for row in turns),
             }
         )
-    return _AnswerLines(by_model, incomplete)
+    return _AnswerLines(by_model, dict(incomplete))
 
 
 async def _turn_counts(store: Store, bench: str, rows: Iterable[Any]) -> dict[int, int]:
@@ -230,7 +308,7 @@ def _judge_files(
         else f"{identity.name}-{identity.model}-{identity.api}"
         for identity in by_identity
     }
-    stems = _file_stems(names.values())
+    stems = file_stems(names.values())
     return [(stems[names[identity]], identity, rows) for identity, rows in by_identity.items()]
 
 
@@ -264,19 +342,25 @@ def _single_line(row: _StoredJudgment) -> dict[str, Any]:
 def _fastchat_score(score: float | None, text: str) -> int | float:
     if score is None:
         return -1
+    if not math.isfinite(score):
+        # A rating too large for a float: FastChat's file holds the int its parser read.
+        literal = rating_literal(text)
+        return literal if literal is not None else -1
     parsed = parse_rating(text).score
-    if parsed == score:
+    if float(parsed) == score:  # the stored float of a 23-digit rating: write FastChat's int
         return parsed
     return int(score) if score == int(score) else score
 
 
-def _pair_lines(rows: Iterable[_StoredJudgment]) -> tuple[list[dict[str, Any]], int]:
+def _pair_lines(rows: Iterable[_StoredJudgment]) -> tuple[list[dict[str, Any]], tuple[int, ...]]:
     matches: dict[tuple[str, str, int, int, int], dict[int, _StoredJudgment]] = defaultdict(dict)
     for row in rows:
         matches[(row.model, row.opponent, row.question_id, row.turn, row.sample)][row.game] = row
     lines = []
-    for games in matches.values():
+    skipped = []
+    for (_, _, qid, _, _), games in matches.items():
         if 1 not in games or 2 not in games:
+            skipped.append(qid)
             continue
         g1, g2 = games[1], games[2]
         lines.append(
@@ -296,34 +380,4 @@ def _pair_lines(rows: Iterable[_StoredJudgment]) -> tuple[list[dict[str, Any]], 
                 "sample": g1.sample,
             }
         )
-    return lines, len(matches) - len(lines)
-
-
-def _file_stems(names: Iterable[str]) -> dict[str, str]:
-    """A file name for each label: path separators become '_' so a label never escapes its
-    folder; two labels that would then share a name get a short hash each, never overwrite."""
-    safe = {name: _UNSAFE.sub("_", name) for name in names}
-    safe = {name: "_" + stem if stem in ("", ".", "..") else stem for name, stem in safe.items()}
-    used: dict[str, int] = defaultdict(int)
-    for stem in safe.values():
-        used[stem] += 1
-    return {
-        name: stem if used[stem] == 1 else f"{stem}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
-        for name, stem in safe.items()
-    }
-
-
-def _write_lines(path: Path, kind: str, name: str, lines: list[dict[str, Any]]) -> ExportedFile:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(line) + "\n" for line in lines)
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-    ) as handle:
-        temporary = Path(handle.name)
-        try:
-            handle.write(text)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-    os.replace(temporary, path)
-    return ExportedFile(path, kind, name, len(lines))
+    return lines, tuple(skipped)

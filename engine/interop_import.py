@@ -7,9 +7,14 @@ anywhere leaves the store untouched. Rows get synthetic response keys hashed fro
 `created` = the file's `tstamp`, so importing the same files again changes nothing.
 
 FastChat's rules are kept: the model name is the answer file's stem (not `model_id`), and a later
-line for the same question wins. For judgments the slot (judge, model, question, turn, game) is the
-store's primary key, so a repeated line replaces the earlier one where `show_result` would count
-both; `ImportReport.superseded` says how often that happened.
+line for the same question wins. One exception makes export and import a round trip: a file our
+export named with a sanitized stem (a label such as `a/b` is no file name) carries the real label
+in each line, and that label is used (`engine.interop_names`); two files naming the same model are
+refused. For judgments the slot (judge, model, question, turn, game, sample) is the store's primary
+key, so a repeated line replaces the earlier one where `show_result` would count both;
+`ImportReport.superseded` says how often that happened. Our exported judgment lines also say which
+sample they are and who judged (`judge_identity`): both are kept, so two judges that share a label,
+or the samples of a repeated judging, stay apart.
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ import orjson
 
 from engine.data import read_jsonl
 from engine.errors import DataError
+from engine.interop_conflicts import Replaced, check_replacements
+from engine.interop_fields import IMPORT_API, judge_model_field, sample_field
+from engine.interop_names import label_for_stem, refuse_duplicate_labels
 from engine.jobs import INSERT_RESPONSE, UPSERT_ANSWER, UPSERT_JUDGMENT
-from engine.judge import parse_rating
+from engine.judge import parse_rating, rating_in_range
 from engine.store import open_store
 
 __all__ = [
@@ -45,13 +53,13 @@ log = logging.getLogger(__name__)
 
 ANSWER_DIR = "model_answer"
 JUDGMENT_DIR = "model_judgment"
-IMPORT_API = "import"
 DATA_FILES = ("judge_prompts.jsonl", "question.jsonl")
 PAIR_WINNERS = frozenset({"model_1", "model_2", "tie", "error"})
 
 Params = tuple[Any, ...]
-# (judge, bench, kind, model, opponent, question_id, turn, game): a judgment's primary key here
-_Slot = tuple[str, str, str, str, str, int, int, int]
+# (judge, judge model, bench, kind, model, opponent, question_id, turn, game, sample): a
+# judgment's primary key here
+_Slot = tuple[str, str, str, str, str, str, int, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +89,10 @@ class ImportReport:
     source: FastChatSource
     models: tuple[ImportedModel, ...]
     judges: tuple[ImportedJudge, ...]
-    superseded: int  # judgment lines replaced by a later line for the same slot
+    superseded: int  # lines replaced by a later line for the same question or judgment slot
+    replaced: Replaced = field(
+        default_factory=Replaced
+    )  # stored rows with other content, replaced (with force)
 
     @property
     def answer_rows(self) -> int:
@@ -123,28 +134,35 @@ def resolve_fastchat_source(source: Path, bench: str) -> FastChatSource:
     )
 
 
-async def import_fastchat(store_path: Path, source: Path, bench: str = "mt_bench") -> ImportReport:
-    """Import every answer and judgment file found at `source` into the store, atomically."""
+async def import_fastchat(
+    store_path: Path, source: Path, bench: str = "mt_bench", *, force: bool = False
+) -> ImportReport:
+    """Import every answer and judgment file found at `source` into the store, atomically;
+    stored answers or judgments with other content are replaced only with `force`."""
     found = resolve_fastchat_source(Path(source), bench)
     batch = _Batch()
     models = tuple(_parse_answer_file(path, bench, batch) for path in found.answer_files)
+    refuse_duplicate_labels(found.answer_files, [m.model for m in models])
     for path in found.judgment_files:
         _parse_judgment_file(path, bench, batch)
     store = await open_store(Path(store_path), write=True)
     try:
-        await _write(store.db, batch)
+        replaced = await _write(store.db, store_path, batch, force=force)
     finally:
         await store.close()
-    report = ImportReport(found, models, _judge_counts(batch), batch.superseded)
+    report = ImportReport(found, models, _judge_counts(batch), batch.superseded, replaced)
     log.info("imported %d answer and %d judgment rows", report.answer_rows, report.judgment_rows)
     return report
 
 
-async def _write(db: aiosqlite.Connection, batch: _Batch) -> None:
+async def _write(
+    db: aiosqlite.Connection, store_path: Path, batch: _Batch, *, force: bool
+) -> Replaced:
     judgment_responses = [response for response, _ in batch.judgments.values()]
     judgments = [judgment for _, judgment in batch.judgments.values()]
     await db.execute("BEGIN IMMEDIATE")
     try:
+        replaced = await check_replacements(db, store_path, batch.answers, judgments, force=force)
         await db.executemany(INSERT_RESPONSE, batch.responses + judgment_responses)
         await db.executemany(UPSERT_ANSWER, batch.answers)
         await db.executemany(UPSERT_JUDGMENT, judgments)
@@ -152,6 +170,7 @@ async def _write(db: aiosqlite.Connection, batch: _Batch) -> None:
         await db.execute("ROLLBACK")
         raise
     await db.execute("COMMIT")
+    return replaced
 
 
 def _files(folder: Path | None, pattern: str) -> tuple[Path, ...]:
@@ -165,11 +184,14 @@ def _judgment_files(folder: Path | None) -> tuple[Path, ...]:
 
 
 def _parse_answer_file(path: Path, bench: str, batch: _Batch) -> ImportedModel:
-    model = path.stem
     latest: dict[int, tuple[int, dict[str, Any], list[str]]] = {}
-    for number, obj in read_jsonl(path):
+    lines = read_jsonl(path)
+    model = label_for_stem(path.stem, (obj.get("model") for _, obj in lines))
+    for number, obj in lines:
         turns = _answer_turns(path, number, obj)
-        latest[_get(path, number, obj, "question_id", int)] = (number, obj, turns)
+        qid = _get(path, number, obj, "question_id", int)
+        batch.superseded += qid in latest
+        latest[qid] = (number, obj, turns)
     fallback_time = path.stat().st_mtime
     rows = 0
     for qid, (number, obj, turns) in sorted(latest.items()):
@@ -213,6 +235,8 @@ class _JudgmentLine:
     file: str
     judge: str
     prompt_name: str
+    judge_model: str  # the judge's model string, when our export recorded it; else its label
+    sample: int
     bench: str
     question_id: int
     turn: int
@@ -223,9 +247,13 @@ def _parse_judgment_file(path: Path, bench: str, batch: _Batch) -> None:
     pair = path.name.endswith("_pair.jsonl")
     fallback_time = path.stat().st_mtime
     for number, obj in read_jsonl(path):
+        judge, prompt_name = _judge(path, number, obj)
         line = _JudgmentLine(
             path.name,
-            *_judge(path, number, obj),
+            judge,
+            prompt_name,
+            judge_model_field(path, number, obj, judge),
+            sample_field(path, number, obj),
             bench,
             _get(path, number, obj, "question_id", int),
             _get(path, number, obj, "turn", int),
@@ -251,8 +279,12 @@ def _parse_judgment_file(path: Path, bench: str, batch: _Batch) -> None:
             text = _get(path, number, obj, "judgment", str)
             score = _get(path, number, obj, "score", (int, float))
             rating = parse_rating(text)
-            # The file's score is what FastChat's show_result averages; keep it even if we disagree.
-            status = rating.status if rating.score == score else "imported"
+            # The file's score is what FastChat's show_result averages; keep it even if we disagree,
+            # and flag it when it is off the 1-10 scale.
+            if not rating_in_range(score):
+                status = "out_of_range"
+            else:
+                status = rating.status if rating.score == score else "imported"
             slot = ("single", _get(path, number, obj, "model", str), "", 0)
             _add_judgment(batch, line, slot, prompt, text, float(score), None, status)
 
@@ -270,6 +302,8 @@ def _add_judgment(
     kind, model, opponent, game = slot
     identity = {
         "judge": [line.judge, line.prompt_name],
+        **({} if line.judge_model == line.judge else {"judge_model": line.judge_model}),
+        **({"sample": line.sample} if line.sample else {}),
         "bench": line.bench,
         "question_id": line.question_id,
         "turn": line.turn,
@@ -290,28 +324,23 @@ def _add_judgment(
         }
     )
     judgment = (
-        line.judge, line.judge, IMPORT_API, line.bench, kind, model, opponent, line.question_id,
-        line.turn, game, 0, line.prompt_name, score, winner, status, key, None, line.tstamp,
+        line.judge, line.judge_model, IMPORT_API, line.bench, kind, model, opponent,
+        line.question_id, line.turn, game, line.sample, line.prompt_name, score, winner, status,
+        key, None, line.tstamp,
     )  # fmt: skip
     where: _Slot = (
-        line.judge,
-        line.bench,
-        kind,
-        model,
-        opponent,
-        line.question_id,
-        line.turn,
-        game,
-    )
+        line.judge, line.judge_model, line.bench, kind, model, opponent, line.question_id,
+        line.turn, game, line.sample,
+    )  # fmt: skip
     if where in batch.judgments:
         batch.superseded += 1
-    response = _response(key, line.judge, line.judge, request, text, line.tstamp)
+    response = _response(key, line.judge, line.judge_model, request, text, line.tstamp)
     batch.judgments[where] = (response, judgment)
 
 
 def _judge_counts(batch: _Batch) -> tuple[ImportedJudge, ...]:
     counts: dict[str, list[int]] = {}
-    for judge, _, kind, *_ in batch.judgments:
+    for judge, _, _, kind, *_ in batch.judgments:
         tally = counts.setdefault(judge, [0, 0])
         tally[kind == "pair"] += 1
     return tuple(

@@ -13,7 +13,9 @@ system message set to the prompt's `system_prompt`; FastChat omits an empty syst
 from __future__ import annotations
 
 import ast
+import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +24,8 @@ from engine.errors import DataError
 
 __all__ = [
     "NEED_REF_CATEGORIES",
+    "RATING_MAX",
+    "RATING_MIN",
     "TIE_DELTA",
     "RatingParse",
     "RenderedJudgePrompt",
@@ -30,6 +34,8 @@ __all__ = [
     "pair_prompt_name",
     "parse_pair_verdict",
     "parse_rating",
+    "rating_in_range",
+    "rating_literal",
     "reference_turns",
     "render_pair",
     "render_pair_game",
@@ -40,11 +46,17 @@ __all__ = [
 NEED_REF_CATEGORIES = ("math", "reasoning", "coding", "arena-hard-200")
 # Two-score verdicts closer than this count as a tie (FastChat's `TIE_DELTA`).
 TIE_DELTA = 0.1
+# The scale every single-grading prompt asks for ("on a scale of 1 to 10").
+RATING_MIN = 1
+RATING_MAX = 10
+MISSING_RATING = -1
 
 _ONE_SCORE = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 _ONE_SCORE_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
 _TWO_SCORE = re.compile(r"\[\[(\d+\.?\d*),\s?(\d+\.?\d*)\]\]")
 _TWO_SCORE_BACKUP = re.compile(r"\[(\d+\.?\d*),\s?(\d+\.?\d*)\]")
+
+_LARGEST_FLOAT_INT = int(sys.float_info.max)
 
 _GAME_WINNERS = {1: {"A": "model_1", "B": "model_2"}, 2: {"A": "model_2", "B": "model_1"}}
 
@@ -61,8 +73,11 @@ class RenderedJudgePrompt:
 @dataclass(frozen=True, slots=True)
 class RatingParse:
     """A `[[rating]]` verdict. `status` is "ok" (`[[n]]`), "fallback" (`[n]`), "missing" (no
-    rating; FastChat records -1) or "invalid" (a match `ast.literal_eval` rejects, such as "[[05]]":
-    FastChat's run crashes there, we record -1)."""
+    rating; FastChat records -1), "invalid" (a match `ast.literal_eval` rejects, such as "[[05]]"
+    or a number of more than 4300 digits: FastChat's run crashes there, we record -1) or
+    "out_of_range" (a number outside 1-10, such as "[[11]]" or "[[0]]": FastChat averages it as it
+    is, and so do we, but it is flagged). `score` is always a float-convertible number: a rating
+    too large for a float (FastChat keeps the int, and its averages fail) is infinity."""
 
     score: int | float
     status: str
@@ -175,11 +190,31 @@ def parse_rating(text: str) -> RatingParse:
         match = _ONE_SCORE_BACKUP.search(text)
         status = "fallback"
     if match is None:
-        return RatingParse(-1, "missing")
+        return RatingParse(MISSING_RATING, "missing")
     score = _literal_number(match.group(1))
     if score is None:
-        return RatingParse(-1, "invalid")
+        return RatingParse(MISSING_RATING, "invalid")
+    if not rating_in_range(score):
+        return RatingParse(_float_safe(score), "out_of_range")
     return RatingParse(score, status)
+
+
+def rating_literal(text: str) -> int | float | None:
+    """The number FastChat's parser takes from `text`, exactly as it types it (an int may exceed
+    a float's range), or None when it finds no rating or rejects it."""
+    match = _ONE_SCORE.search(text) or _ONE_SCORE_BACKUP.search(text)
+    return None if match is None else _literal_number(match.group(1))
+
+
+def rating_in_range(score: float) -> bool:
+    """Whether a rating is on the 1-10 scale; -1 (no rating) is not a rating and counts as in."""
+    return score == MISSING_RATING or RATING_MIN <= score <= RATING_MAX
+
+
+def _float_safe(score: int | float) -> int | float:
+    if isinstance(score, int) and abs(score) > _LARGEST_FLOAT_INT:
+        return math.inf
+    return score
 
 
 def parse_pair_verdict(text: str, output_format: str) -> str:
@@ -223,14 +258,15 @@ def _parse_two_scores(text: str) -> str:
 def _literal_number(token: str) -> int | float | None:
     # `ast.literal_eval` is what keeps "7" an int and turns "5." into 5.0, as in FastChat's files.
     # Its answer for ASCII digits is computed directly (it costs ~20 µs a call); a leading zero
-    # ("05") is a SyntaxError for it, so None here too.
-    if token.isascii():
-        if "." in token:
-            return float(token)
-        if token[0] == "0" and token.strip("0"):
-            return None
-        return int(token)
+    # ("05") is a SyntaxError for it, and an int of more than 4300 digits a ValueError, so None
+    # here too.
     try:
+        if token.isascii():
+            if "." in token:
+                return float(token)
+            if token[0] == "0" and token.strip("0"):
+                return None
+            return int(token)
         value = ast.literal_eval(token)
     except (SyntaxError, ValueError):
         return None

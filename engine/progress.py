@@ -4,6 +4,10 @@ A sampler turns the pipeline's tally and the endpoint pools' counters into one s
 endpoint and per phase (generation, judging), with rates over the last few seconds. Three views
 show it: a rich live table when stdout is a terminal, a plain log line every few seconds when it
 is not, and JSON lines for machines. The views only read; the run never waits on them.
+
+Endpoints are told apart by role as well as name (a model may be called "judge gpt-4" next to the
+judge "gpt-4"): each endpoint row sits under its phase, and JSON snapshots carry the role. Names
+are escaped for the terminal, and never read as rich markup.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from typing import TYPE_CHECKING, Protocol
 import orjson
 
 from engine.config import EndpointConfig, JudgeConfig
+from engine.display import terminal_text
 from engine.scheduler import RunTally
-from engine.tables import format_dollars
+from engine.tables import endpoint_role, format_dollars
 
 if TYPE_CHECKING:
     from engine.endpoint import EndpointPool
@@ -28,12 +33,14 @@ if TYPE_CHECKING:
 __all__ = ["PROGRESS_MODES", "ProgressSampler", "Snapshot", "report_progress"]
 
 PROGRESS_MODES = ("auto", "rich", "plain", "json", "quiet")
+PHASES = ("generation", "judging")
 RATE_WINDOW = 10.0  # seconds of history behind requests/s, tokens/s and the ETA
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    name: str
+    name: str  # the model's or judge's name, or the phase's
+    role: str  # 'model' | 'judge' | 'phase'
     phase: str  # 'generation' | 'judging'
     jobs: int
     finished: int
@@ -67,25 +74,25 @@ class ProgressSampler:
     def __init__(self, tally: RunTally, pools: Mapping[EndpointConfig, EndpointPool]) -> None:
         self.tally = tally
         self.pools = pools
-        self._history: dict[str, deque[tuple[float, _Counters]]] = {}
+        self._history: dict[EndpointConfig, deque[tuple[float, _Counters]]] = {}
 
     def sample(self) -> list[Snapshot]:
-        """One snapshot per endpoint, then one per phase (their sums)."""
+        """Per phase (generation, judging): the phase's sums, then each of its endpoints."""
         now = time.monotonic()
         endpoints = [
             snapshot
             for config, pool in self.pools.items()
             if (snapshot := self._endpoint(config, pool, now)) is not None
         ]
-        phases = [
-            _sum(phase, [s for s in endpoints if s.phase == phase])
-            for phase in ("generation", "judging")
-            if any(s.phase == phase for s in endpoints)
-        ]
-        return phases + endpoints
+        snapshots = []
+        for phase in PHASES:
+            members = [s for s in endpoints if s.phase == phase]
+            if members:
+                snapshots += [_sum(phase, members), *members]
+        return snapshots
 
     def _endpoint(self, config: EndpointConfig, pool: EndpointPool, now: float) -> Snapshot | None:
-        tally = self.tally.endpoints.get(config.label)
+        tally = self.tally.endpoints.get(config)
         if tally is None:
             return None
         counters = _Counters(
@@ -95,7 +102,7 @@ class ProgressSampler:
             pool.stats.retries,
             pool.stats.rate_limited,
         )
-        history = self._history.setdefault(config.label, deque())
+        history = self._history.setdefault(config, deque())
         history.append((now, counters))
         while len(history) > 2 and now - history[1][0] >= RATE_WINDOW:
             history.popleft()
@@ -104,7 +111,8 @@ class ProgressSampler:
         finish_rate = (counters.finished - old.finished) / span if span > 0 else 0.0
         remaining = tally.jobs - counters.finished
         return Snapshot(
-            name=config.label,
+            name=config.name,
+            role=endpoint_role(config),
             phase="judging" if isinstance(config, JudgeConfig) else "generation",
             jobs=tally.jobs,
             finished=counters.finished,
@@ -131,6 +139,7 @@ def _sum(phase: str, parts: list[Snapshot]) -> Snapshot:
     etas = [p.eta for p in parts if p.eta is not None]
     return Snapshot(
         name=phase,
+        role="phase",
         phase=phase,
         jobs=sum(p.jobs for p in parts),
         finished=sum(p.finished for p in parts),
@@ -157,7 +166,7 @@ def _clock(seconds: float | None) -> str:
 
 def plain_line(snapshot: Snapshot) -> str:
     line = (
-        f"{snapshot.name}: {snapshot.finished}/{snapshot.jobs} done "
+        f"{terminal_text(snapshot.name, name=True)}: {snapshot.finished}/{snapshot.jobs} done "
         f"({snapshot.cached} cached, {snapshot.failed} failed), "
         f"{snapshot.requests_per_s:.1f} req/s, {snapshot.tokens_per_s:.0f} tok/s, "
         f"{snapshot.retries} retries, {snapshot.rate_limited} 429s, "
@@ -169,11 +178,12 @@ def plain_line(snapshot: Snapshot) -> str:
 
 
 def pause_line(snapshot: Snapshot) -> str | None:
-    """`judge: paused until 23:14:05 (the server asked to wait; 429)`, while a pause is on."""
+    """`judge: paused until 23:14:05 (rate limited: ...)`, while a 429 pause is on."""
     if snapshot.paused_until is None:
         return None
     until = time.strftime("%H:%M:%S", time.localtime(snapshot.paused_until))
-    return f"{snapshot.name}: paused until {until} (rate limited: the server asked to wait)"
+    name = terminal_text(snapshot.name, name=True)
+    return f"{name}: paused until {until} (rate limited: the server asked to wait)"
 
 
 class View(Protocol):
@@ -192,7 +202,7 @@ class PlainView:
 
     def show(self, snapshots: list[Snapshot]) -> None:
         for snapshot in snapshots:
-            if snapshot.name in ("generation", "judging"):
+            if snapshot.role == "phase":
                 print(f"progress {plain_line(snapshot)}", file=sys.stderr, flush=True)
             elif (paused := pause_line(snapshot)) is not None:
                 print(f"progress {paused}", file=sys.stderr, flush=True)
@@ -229,6 +239,7 @@ class RichView:
     def _table(self, snapshots: list[Snapshot]) -> object:
         from rich.progress_bar import ProgressBar
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(box=None, pad_edge=False)
         for header in ("", "", "done", "cached", "req/s", "tok/s", "retries", "429s", "failed"):
@@ -237,9 +248,10 @@ class RichView:
         table.add_column("cost", justify="right")
         table.add_column("")
         for s in snapshots:
-            phase = s.name in ("generation", "judging")
+            # Text, not a markup string: a name like "[red]x" is shown as it is.
+            name = terminal_text(s.name, name=True)
             table.add_row(
-                f"[bold]{s.name}[/bold]" if phase else f"  {s.name}",
+                Text(name, style="bold") if s.role == "phase" else Text(f"  {name}"),
                 ProgressBar(total=max(1, s.jobs), completed=s.finished, width=24),
                 f"{s.finished}/{s.jobs}",
                 str(s.cached),

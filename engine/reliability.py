@@ -30,8 +30,9 @@ __all__ = [
     "position_bias",
 ]
 
-# The statuses the engine writes, in the order a reader wants them: good first.
-PARSE_STATUSES = ("ok", "fallback", "imported", "missing", "invalid")
+# The statuses the engine writes, in the order a reader wants them: good first. An out_of_range
+# rating (not on the 1-10 scale) still counts, as in FastChat, so it is flagged, not a failure.
+PARSE_STATUSES = ("ok", "fallback", "imported", "out_of_range", "missing", "invalid")
 # A rating the judge did not give in the canonical form, or did not give at all.
 FAILED_STATUSES = frozenset({"missing", "invalid"})
 

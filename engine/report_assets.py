@@ -95,7 +95,7 @@ REPORT_JS = r"""
   "use strict";
   const data = JSON.parse(document.getElementById("report-data").textContent);
   const byId = (id) => document.getElementById(id);
-  const STATUSES = ["ok", "fallback", "imported", "missing", "invalid"];
+  const STATUSES = ["ok", "fallback", "imported", "out_of_range", "missing", "invalid"];
   const FAILED = ["missing", "invalid"];
 
   function node(tag, className, text) {
@@ -112,6 +112,8 @@ REPORT_JS = r"""
   }
 
   function formatScore(score) {
+    if (typeof score === "string") return score;  // "inf": JSON has no infinity
+    if (Math.abs(score) >= 1e6) return score.toPrecision(3);
     return Number.isInteger(score) ? String(score) : score.toFixed(2).replace(/0$/, "");
   }
 

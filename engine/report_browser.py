@@ -9,6 +9,7 @@ every `<`, `>` and `&` so that no text, however hostile, can end that block earl
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -61,8 +62,8 @@ def browser_payload(data: ReportData, colors: dict[str, str]) -> dict[str, Any]:
             key = str(j.question_id)
             if j.kind == "single":
                 single.setdefault(key, []).append(
-                    [j_index, model_index[j.model], j.turn, j.score, j.parse_status, j.text,
-                     j.sample]
+                    [j_index, model_index[j.model], j.turn, _score(j.score), j.parse_status,
+                     j.text, j.sample]
                 )  # fmt: skip
             else:
                 pair.setdefault(key, []).append(
@@ -86,3 +87,10 @@ def browser_payload(data: ReportData, colors: dict[str, str]) -> dict[str, Any]:
         "single": single,
         "pair": pair,
     }
+
+
+def _score(score: float | None) -> float | str | None:
+    """JSON has no infinity (orjson would write null, read as "no rating"): say "inf"."""
+    if score is not None and not math.isfinite(score):
+        return str(score)
+    return score

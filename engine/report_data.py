@@ -16,6 +16,8 @@ from pathlib import Path
 import orjson
 
 from engine.errors import InputError
+from engine.judge import rating_in_range
+from engine.judged_views import JudgeViews, judge_views
 from engine.reliability import (
     JudgeReliability,
     consistency,
@@ -26,12 +28,10 @@ from engine.reliability import (
 from engine.results import (
     UNKNOWN_CATEGORY,
     LastRun,
-    StoredJudge,
     expected_single_judgments,
     last_run,
     load_pair_matches,
     load_single_scores,
-    stored_judges,
 )
 from engine.scoring import (
     PairModelSummary,
@@ -92,7 +92,8 @@ class JudgeReport:
     model: str
     api: str
     single: tuple[SingleModelSummary, ...]
-    pairwise: tuple[PairModelSummary, ...]  # pairwise-all, as `show` defaults to
+    pairwise: tuple[PairModelSummary, ...]  # in the mode the matches were played, as in `show`
+    pair_baseline: str | None  # the baseline of `pairwise`, None for all pairs
     expected: int | None  # single judgments each model should have
     reliability: JudgeReliability
     judgments: tuple[JudgmentText, ...]
@@ -124,15 +125,17 @@ async def gather_report(store_path: Path, bench: str, *, judge: str | None = Non
     """Read a store into a `ReportData`; `judge` keeps only judges with that label."""
     store = await open_store(Path(store_path), write=False)
     try:
-        judges = [j for j in await stored_judges(store, bench) if judge in (None, j.identity.name)]
+        every_judge = await judge_views(store, bench)
+        judges = [j for j in every_judge if judge in (None, j.name)]
         if judge is not None and not judges:
+            names = ", ".join(sorted({repr(j.name) for j in every_judge})) or "none"
             raise InputError(
-                f"{store_path}: no judgments by judge {judge!r} for bench {bench}; "
-                "leave out --judge to report every judge"
+                f"{store_path}: no judgments by judge {judge!r} for bench {bench}; judges in "
+                f"the store: {names} (leave out --judge to report every judge)"
             )
         answered = await store.answered_models(bench)
         texts = await store.answer_texts(bench, answered)
-        reports = [await _judge_report(store, bench, stored, texts) for stored in judges]
+        reports = [await _judge_report(store, bench, views, texts) for views in judges]
         questions = await _questions(store, bench)
         latest = await last_run(store)
     finally:
@@ -187,14 +190,16 @@ def _with_unrecorded(questions: list[QuestionView], seen_ids: set[int]) -> tuple
 
 
 async def _judge_report(
-    store: Store, bench: str, stored: StoredJudge, answers: dict[tuple[str, int, int], str]
+    store: Store, bench: str, views: JudgeViews, answers: dict[tuple[str, int, int], str]
 ) -> JudgeReport:
+    stored = views.judge
     identity = stored.identity
-    judgments = await _judgment_texts(store, bench, stored)
+    judgments = await _judgment_texts(store, bench, views)
     scores = await load_single_scores(store, bench, identity) if "single" in stored.kinds else []
     single = summarize_single(scores) if scores else ()
     matches = await load_pair_matches(store, bench, identity) if "pair" in stored.kinds else []
-    pairwise = summarize_pairwise(matches) if matches else ()
+    baseline = views.pair_view().baseline
+    pairwise = summarize_pairwise(matches, baseline=baseline) if matches else ()
     # The judged turn's own answer: a turn-2 judgment grades the second answer.
     lengths = [
         (s.score, len(answers[(s.model, s.question_id, s.turn)]))
@@ -202,7 +207,7 @@ async def _judge_report(
         if (s.model, s.question_id, s.turn) in answers
     ]
     reliability = JudgeReliability(
-        parse=parse_rates((j.kind, j.parse_status) for j in judgments),
+        parse=parse_rates((j.kind, _flagged_status(j)) for j in judgments),
         position=position_bias(matches) if matches else None,
         consistency=consistency(matches) if matches else None,
         length=length_correlation(lengths) if single else None,
@@ -213,6 +218,7 @@ async def _judge_report(
         api=identity.api,
         single=single,
         pairwise=pairwise,
+        pair_baseline=baseline if pairwise else None,
         expected=await expected_single_judgments(store, bench) if single else None,
         reliability=reliability,
         judgments=judgments,
@@ -220,10 +226,16 @@ async def _judge_report(
     )
 
 
-async def _judgment_texts(
-    store: Store, bench: str, stored: StoredJudge
-) -> tuple[JudgmentText, ...]:
-    identity = stored.identity
+def _flagged_status(judgment: JudgmentText) -> str:
+    """Stores written before ratings were range-checked hold 'ok' for a rating of 11."""
+    score = judgment.score
+    if judgment.kind == "single" and score is not None and not rating_in_range(score):
+        return "out_of_range"
+    return judgment.parse_status
+
+
+async def _judgment_texts(store: Store, bench: str, views: JudgeViews) -> tuple[JudgmentText, ...]:
+    identity = views.judge.identity
     rows = await store.fetch(
         "SELECT j.kind, j.model, j.opponent, j.question_id, j.turn, j.game, j.sample, j.score, "
         "j.winner, j.parse_status, COALESCE(r.text, '') FROM judgments j "

@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.display import format_number
 from engine.errors import InputError
 from engine.reliability import PARSE_STATUSES, JudgeReliability
 from engine.report_assets import REPORT_CSS, REPORT_JS
@@ -130,7 +131,7 @@ def _last_run_note(data: ReportData) -> str:
 
 
 def _num(value: float | None, digits: int = 6) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    return format_number(value, digits)
 
 
 def _model_cell(model: str, colors: dict[str, str]) -> str:
@@ -181,7 +182,8 @@ def _judge_section(index: int, judge: JudgeReport, colors: dict[str, str]) -> st
             _category_table(judge.single, colors),
         ]
     if judge.pairwise:
-        parts.append("<h3>Leaderboard (pairwise, all pairs)</h3>")
+        against = "all pairs" if judge.pair_baseline is None else f"against {judge.pair_baseline}"
+        parts.append(f"<h3>Leaderboard (pairwise, {_e(against)})</h3>")
         parts.append(
             '<p class="note">A match is two games with the answers swapped; games that disagree, '
             "or a tie in game 1, count as a tie; matches with a game without verdict are left "
@@ -203,7 +205,7 @@ def _single_table(judge: JudgeReport, colors: dict[str, str]) -> str:
     domain = _domain([c.low for c in intervals], [c.high for c in intervals], (1.0, 10.0))
     rows = []
     for rank, s in enumerate(judge.single, 1):
-        ci_text = "-" if s.ci is None else f"[{s.ci.low:.2f}, {s.ci.high:.2f}]"
+        ci_text = "-" if s.ci is None else f"[{_num(s.ci.low, 2)}, {_num(s.ci.high, 2)}]"
         bar = "" if s.ci is None else ci_bar(s.score, s.ci.low, s.ci.high, domain)
         unjudged = judge.unjudged(s)
         rows.append(
@@ -264,7 +266,7 @@ def _radar_block(summaries: Sequence[SingleModelSummary], colors: dict[str, str]
 def _pair_table(judge: JudgeReport, colors: dict[str, str]) -> str:
     rows = []
     for rank, s in enumerate(judge.pairwise, 1):
-        ci_text = "-" if s.ci is None else f"[{s.ci.low:.3f}, {s.ci.high:.3f}]"
+        ci_text = "-" if s.ci is None else f"[{_num(s.ci.low, 3)}, {_num(s.ci.high, 3)}]"
         bar = "" if s.ci is None else ci_bar(s.win_rate_adjusted, s.ci.low, s.ci.high, (0.0, 1.0))
         rows.append(
             f'<tr data-model="{_e(s.model)}"><td class="rank">{rank}</td>'
@@ -287,9 +289,10 @@ def _reliability_section(judges: Sequence[JudgeReport]) -> str:
         '<h3>Parse status</h3><p class="note">How the judge\'s replies parsed: <b>ok</b> the '
         "canonical <code>[[rating]]</code> / <code>[[A]]</code>; <b>fallback</b> the one-bracket "
         "<code>[rating]</code> FastChat falls back to; <b>imported</b> an imported file's score "
-        "that differs from what the parser reads in its reply; <b>missing</b> no rating or verdict "
-        "(-1, or a game without verdict); <b>invalid</b> a rating FastChat's parser rejects "
-        "(-1). Failure rate = missing + invalid.</p>",
+        "that differs from what the parser reads in its reply; <b>out_of_range</b> a rating "
+        "off the 1-10 scale (such as [[11]]), averaged as given, as FastChat does, but suspect; "
+        "<b>missing</b> no rating or verdict (-1, or a game without verdict); <b>invalid</b> a "
+        "rating FastChat's parser rejects (-1). Failure rate = missing + invalid.</p>",
     ]
     rows = []
     for judge in judges:

@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from engine.display import format_number
+
 __all__ = [
     "TURN_COLORS",
     "RadarSeries",
@@ -45,6 +47,10 @@ class RadarSeries:
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+def _on_scale(value: float) -> float:
+    return min(max(0.0, value), MAX_SCORE) if math.isfinite(value) else MAX_SCORE
 
 
 def _clip(name: str) -> str:
@@ -141,8 +147,9 @@ def turn_bars(rows: Sequence[tuple[str, float | None, float | None]]) -> str:
         )
         for turn, value in enumerate((turn_1, turn_2)):
             bar_y = y + 3 + turn * 11
-            width = 0.0 if value is None else bar_width * max(0.0, value) / MAX_SCORE
-            shown = "-" if value is None else f"{value:.2f}"
+            # A mean off the scale (a judge that rated 11) ends at the axis, with its number.
+            width = 0.0 if value is None else bar_width * _on_scale(value) / MAX_SCORE
+            shown = format_number(value, 2)
             parts.append(
                 f'<rect class="bar turn-{turn + 1}" data-model="{_e(model)}" x="{label_width}" '
                 f'y="{bar_y}" width="{width:.1f}" height="10" fill="{TURN_COLORS[turn]}">'

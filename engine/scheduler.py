@@ -74,7 +74,8 @@ class FailureRecord:
 
 @dataclass(slots=True)
 class RunTally:
-    endpoints: dict[str, EndpointTally] = field(default_factory=dict)
+    # Keyed by the endpoint itself: a model named "judge x" and the judge "x" share a label.
+    endpoints: dict[EndpointConfig, EndpointTally] = field(default_factory=dict)
     failures: list[FailureRecord] = field(default_factory=list)
     elapsed: float = 0.0
 
@@ -138,10 +139,9 @@ class Pipeline:
         self._finished.set()
 
     def _tally(self, job: Job) -> EndpointTally:
-        name = job.endpoint.label
-        tally = self.tally.endpoints.get(name)
+        tally = self.tally.endpoints.get(job.endpoint)
         if tally is None:
-            tally = self.tally.endpoints[name] = EndpointTally()
+            tally = self.tally.endpoints[job.endpoint] = EndpointTally()
         return tally
 
     def _attach(self, job: Job) -> None:

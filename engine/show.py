@@ -1,8 +1,11 @@
 """`mtbench show`: leaderboards from the store, FastChat's numbers first, then what it leaves out.
 
-One leaderboard per judge identity in the store (or the one `--judge` names), in the mode asked for:
-single grading (turn 1, turn 2, overall, per category, -1 counts, bootstrap CI) or pairwise
-(win / loss / tie and FastChat's three rates, against a baseline or all pairs).
+One leaderboard per judge identity in the store (or the one `--judge` names), in the mode asked for
+or else the one its judgments were played in (`engine.judged_views`): single grading (turn 1,
+turn 2, overall, per category, -1 counts, ratings outside 1-10, bootstrap CI) or pairwise (win /
+loss / tie and FastChat's three rates, against a baseline or all pairs). A judge, mode or baseline
+the store does not hold is refused with what it does hold; a judge left out because it lacks the
+mode asked for is named under the tables. Names are escaped for the terminal.
 """
 
 from __future__ import annotations
@@ -11,7 +14,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from engine.display import format_number, terminal_text
 from engine.errors import InputError
+from engine.judged_views import (
+    JudgeViews,
+    View,
+    out_of_range_counts,
+    select_judges,
+    unavailable,
+)
 from engine.results import (
     LastRun,
     StoredJudge,
@@ -22,7 +33,6 @@ from engine.results import (
     load_pair_matches,
     load_single_samples,
     load_single_scores,
-    stored_judges,
 )
 from engine.scoring import (
     PairModelSummary,
@@ -61,9 +71,13 @@ class Leaderboard:
     spread: tuple[SampleSpread, ...] = ()  # single, samples > 1: per-sample overall scores
     judge_cost: float | None = None  # dollars paid for these judgments, when priced
     generation_cost: tuple[tuple[str, float], ...] = ()  # model -> dollars for its answers
+    out_of_range: tuple[tuple[str, int], ...] = ()  # single: model -> ratings outside 1-10
 
     def cost_of(self, model: str) -> float | None:
         return dict(self.generation_cost).get(model)
+
+    def out_of_range_of(self, model: str) -> int:
+        return dict(self.out_of_range).get(model, 0)
 
     def spread_of(self, model: str) -> SampleSpread | None:
         return next((s for s in self.spread if s.model == model), None)
@@ -79,6 +93,7 @@ class Leaderboard:
 class Scoreboard:
     boards: tuple[Leaderboard, ...]
     last_run: LastRun | None
+    skipped: tuple[str, ...] = ()  # judges without the mode asked for, and what they have
 
 
 async def leaderboards(
@@ -87,42 +102,43 @@ async def leaderboards(
     *,
     judge: str | None = None,
     mode: str | None = None,
-    baseline: str = "gpt-3.5-turbo",
+    baseline: str | None = None,
 ) -> Scoreboard:
+    if baseline is not None and mode not in (None, "pairwise-baseline"):
+        raise InputError(f"--baseline goes with --mode pairwise-baseline, not --mode {mode}")
     store = await open_store(store_path, write=False)
     try:
-        judges = [j for j in await stored_judges(store, bench) if judge in (None, j.identity.name)]
-        if not judges:
-            where = f"by judge {judge!r} " if judge else ""
-            raise InputError(
-                f"{store_path}: no judgments {where}for bench {bench}; run `mtbench judge` first"
-            )
+        judges = await select_judges(store, store_path, bench, judge)
+        chosen = [(views, views.choose(mode, baseline)) for views in judges]
+        if all(view is None for _, view in chosen):
+            raise InputError(f"{store_path}: {unavailable(judges, mode, baseline)}")
         answer_costs = tuple(sorted((await generation_costs(store, bench)).items()))
         boards = []
-        for stored in judges:
-            board_mode = mode or ("single" if "single" in stored.kinds else "pairwise-all")
-            if ("single" if board_mode == "single" else "pair") not in stored.kinds:
+        for views, view in chosen:
+            if view is None:
                 continue
-            board = await _leaderboard(store, bench, stored, board_mode, baseline)
+            board = await _leaderboard(store, bench, views.judge, view)
             boards.append(
                 replace(
                     board,
-                    judge_cost=await judge_cost(store, bench, stored.identity),
+                    judge_cost=await judge_cost(store, bench, views.judge.identity),
                     generation_cost=answer_costs,
                 )
             )
         latest = await last_run(store)
     finally:
         await store.close()
-    if not boards:
-        raise InputError(f"{store_path}: no {mode} judgments for bench {bench}")
-    return Scoreboard(tuple(boards), latest)
+    skipped = tuple(_skipped(views, mode, baseline) for views, view in chosen if view is None)
+    return Scoreboard(tuple(boards), latest, skipped)
 
 
-async def _leaderboard(
-    store: Any, bench: str, stored: StoredJudge, mode: str, baseline: str
-) -> Leaderboard:
+def _skipped(views: JudgeViews, mode: str | None, baseline: str | None) -> str:
+    return f"not shown: {unavailable([views], mode, baseline)}"
+
+
+async def _leaderboard(store: Any, bench: str, stored: StoredJudge, view: View) -> Leaderboard:
     identity = stored.identity
+    mode = view.mode
     if mode == "single":
         rows = await load_single_scores(store, bench, identity)
         expected = await expected_single_judgments(store, bench)
@@ -138,9 +154,10 @@ async def _leaderboard(
             prompts=stored.prompts["single"],
             samples=stored.samples,
             spread=spread,
+            out_of_range=tuple(sorted((await out_of_range_counts(store, bench, identity)).items())),
         )
     matches = await load_pair_matches(store, bench, identity)
-    chosen = baseline if mode == "pairwise-baseline" else None
+    chosen = view.baseline
     return Leaderboard(
         identity,
         mode,
@@ -154,31 +171,38 @@ async def _leaderboard(
 def _ci(summary: SingleModelSummary | PairModelSummary) -> str:
     if summary.ci is None:
         return "-"
-    return f"[{summary.ci.low:.2f}, {summary.ci.high:.2f}]"
+    return f"[{format_number(summary.ci.low, 2)}, {format_number(summary.ci.high, 2)}]"
 
 
 def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6f}"
+    return format_number(value, 6)
+
+
+def _name(value: str) -> str:
+    return terminal_text(value, name=True)
 
 
 def _title(board: Leaderboard) -> str:
     judge = board.judge
-    against = f", baseline {board.baseline}" if board.baseline else ""
+    against = f", baseline {_name(board.baseline)}" if board.baseline else ""
     samples = f", median of {board.samples} samples" if board.samples > 1 else ""
-    cost = "" if board.judge_cost is None else f", cost ${board.judge_cost:,.2f}"
+    cost = "" if board.judge_cost is None else f", cost {format_dollars(board.judge_cost)}"
+    prompts = ", ".join(_name(prompt) for prompt in board.prompts)
     return (
-        f"Judge {judge.name} (model {judge.model}, api {judge.api}, "
-        f"prompts {', '.join(board.prompts)}{samples}{cost}) · mode {board.mode}{against}"
+        f"Judge {_name(judge.name)} (model {_name(judge.model)}, api {_name(judge.api)}, "
+        f"prompts {prompts}{samples}{cost}) · mode {board.mode}{against}"
     )
 
 
 def format_scoreboard(scoreboard: Scoreboard) -> str:
     text = "\n\n".join(_format_board(board) for board in scoreboard.boards)
+    for note in scoreboard.skipped:
+        text += f"\n\n{terminal_text(note)}"
     run = scoreboard.last_run
     if run is not None and run.failures:
-        classes = ", ".join(f"{name} {count}" for name, count in run.failures.items())
+        classes = ", ".join(f"{_name(name)} {count}" for name, count in run.failures.items())
         text += (
-            f"\n\nlast run #{run.id} ({run.command}, {run.status}): "
+            f"\n\nlast run #{run.id} ({_name(run.command)}, {_name(run.status)}): "
             f"{sum(run.failures.values())} jobs failed ({classes}); see the failures table"
         )
     return text
@@ -212,6 +236,7 @@ def _format_board(board: Leaderboard) -> str:
             "errors",
         ]
         return f"{_title(board)}\n{format_table(headers, rows)}"
+    flagged = sum(count for _, count in board.out_of_range)
     rows = [
         [
             s.model,
@@ -221,6 +246,7 @@ def _format_board(board: Leaderboard) -> str:
             _ci(s),
             *([_spread(board.spread_of(s.model))] if board.spread else []),
             s.missing,
+            *([board.out_of_range_of(s.model)] if flagged else []),
             board.unjudged(s),
             s.rows,
             *([format_dollars(board.cost_of(s.model))] if board.generation_cost else []),
@@ -229,12 +255,17 @@ def _format_board(board: Leaderboard) -> str:
     ]
     headers = ["model", "turn 1", "turn 2", "overall", "95% CI"]
     headers += ["sample std"] if board.spread else []
-    headers += ["-1s", "unjudged", "rows"]
+    headers += ["-1s", *(["not 1-10"] if flagged else []), "unjudged", "rows"]
     headers += ["answer cost"] if board.generation_cost else []
     table = format_table(headers, rows)
+    if flagged:
+        table += (
+            f"\n{flagged} ratings outside 1-10 (parse status out_of_range) are averaged as given, "
+            "as FastChat does: check the judge's replies"
+        )
     categories = sorted({c.category for s in board.single for c in s.categories})
     per_category = [[s.model, *[_category(s, name) for name in categories]] for s in board.single]
-    turn_order = ", ".join(s.model for s in rank_by_turn(board.single, 1))
+    turn_order = ", ".join(_name(s.model) for s in rank_by_turn(board.single, 1))
     return (
         f"{_title(board)}\n{table}\n\nPer category (mean score)\n"
         f"{format_table(['model', *categories], per_category)}\n\nturn 1 ranking: {turn_order}"
@@ -242,13 +273,13 @@ def _format_board(board: Leaderboard) -> str:
 
 
 def _spread(spread: SampleSpread | None) -> str:
-    return "-" if spread is None or spread.std is None else f"{spread.std:.3f}"
+    return format_number(None if spread is None else spread.std, 3)
 
 
 def _category(summary: SingleModelSummary, name: str) -> str:
     for category in summary.categories:
         if category.category == name:
-            return f"{category.score:.2f}"
+            return format_number(category.score, 2)
     return "-"
 
 
@@ -262,6 +293,7 @@ def scoreboard_json(scoreboard: Scoreboard) -> dict[str, Any]:
     run = scoreboard.last_run
     return {
         "leaderboards": [_board_json(board) for board in scoreboard.boards],
+        "not_shown": list(scoreboard.skipped),
         "last_run": None
         if run is None
         else {"id": run.id, "command": run.command, "status": run.status, "failures": run.failures},
@@ -287,6 +319,7 @@ def _board_json(board: Leaderboard) -> dict[str, Any]:
                 "turn_2": s.turn_2,
                 "ci_95": None if s.ci is None else [s.ci.low, s.ci.high],
                 "missing": s.missing,
+                "out_of_range": board.out_of_range_of(s.model),
                 "unjudged": board.unjudged(s),
                 "rows": s.rows,
                 "answer_cost": board.cost_of(s.model),

@@ -19,8 +19,14 @@ def plan(capsys: pytest.CaptureFixture[str], config: Path) -> dict[str, Any]:
     return orjson.loads(out)
 
 
+def endpoints(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Models by name, judges as "judge <name>" (the summary keeps the two roles apart)."""
+    judges = {f"judge {name}": e for name, e in summary["judges"].items()}
+    return {**summary["models"], **judges}
+
+
 def split(summary: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
-    table = {n: (e["jobs"], e["to_send"], e["cached"]) for n, e in summary["endpoints"].items()}
+    table = {n: (e["jobs"], e["to_send"], e["cached"]) for n, e in endpoints(summary).items()}
     total = summary["total"]
     table["total"] = (total["jobs"], total["to_send"], total["cached"])
     return table
@@ -78,7 +84,7 @@ def test_plan_estimates_tokens_and_dollars_then_run_reports_what_was_paid(
     prices = {"price_in": 2.0, "price_out": 8.0}
     judge = {"name": "judge-x", "base_url": fake.base_url, **prices}
     config = write_config(tmp_path, models=[model("alpha", fake.base_url, **prices)], judge=judge)
-    cold = plan(capsys, config)["endpoints"]
+    cold = endpoints(plan(capsys, config))
     # nothing paid yet: answers are estimated at max_tokens
     assert cold["alpha"]["completion_tokens"] == 160 * 1024
     assert cold["judge judge-x"]["completion_tokens"] == 160 * 2048
@@ -106,7 +112,7 @@ def test_plan_estimates_tokens_and_dollars_then_run_reports_what_was_paid(
         models=[model("alpha", fake.base_url, max_tokens=2000, **prices)],
         judge=judge,
     )
-    warm = plan(capsys, config)["endpoints"]["alpha"]
+    warm = plan(capsys, config)["models"]["alpha"]
     assert warm["to_send"] == 160
     assert warm["completion_tokens"] < 160 * 200  # the fake answers ~20-120 words, not 2000
 

@@ -50,7 +50,15 @@ def test_json_progress_lines_and_a_json_summary(
     ticks = [orjson.loads(line)["progress"] for line in err.splitlines() if line.startswith("{")]
     assert len(ticks) >= 2
     final = {snapshot["name"]: snapshot for snapshot in ticks[-1]}
-    assert set(final) == {"generation", "judging", "alpha", "beta", "judge judge-a"}
+    assert set(final) == {"generation", "judging", "alpha", "beta", "judge-a"}
+    roles = [(s["role"], s["name"]) for s in ticks[-1]]
+    assert roles == [
+        ("phase", "generation"),
+        ("model", "alpha"),
+        ("model", "beta"),
+        ("phase", "judging"),
+        ("judge", "judge-a"),
+    ]
     assert all(s["finished"] == s["jobs"] for s in final.values())
     assert final["generation"]["cost"] == pytest.approx(
         final["alpha"]["cost"] + final["beta"]["cost"]
@@ -95,7 +103,7 @@ def test_a_terminal_gets_a_live_table_redrawn_in_place(tmp_path: Path, fake: Fak
     os.close(controller)
     assert process.returncode == 0
     text = output.decode("utf-8", "replace")
-    for part in ("generation", "judging", "alpha", "judge judge-a", "320/320", "req/s", "ETA"):
+    for part in ("generation", "judging", "alpha", "judge-a", "320/320", "req/s", "ETA"):
         assert part in text
     assert "\x1b[" in text  # cursor control: the table is redrawn, not appended
     assert "━" in text  # the bars
