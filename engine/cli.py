@@ -1,7 +1,9 @@
 """The `mtbench` command line: parse arguments, call into the engine, print, pick the exit code.
 
-Exit codes: 0 every job succeeded; 1 some jobs failed (summary printed); 2 bad config, data or
-store (one line, nothing sent, nothing stored touched); 130/143 interrupted by SIGINT/SIGTERM.
+Exit codes: 0 every job succeeded; 1 some jobs failed (summary printed), or the engine failed
+internally (one line); 2 bad config, data or store (one line, nothing sent, nothing stored
+touched); 3 the store could not be written during a run (one line; everything committed is kept,
+rerunning resumes); 130/143 interrupted by SIGINT/SIGTERM (one line).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import argparse
 import asyncio
 import logging
 import sys
+import traceback
 from collections.abc import Callable, Coroutine, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from engine import __version__
 from engine.config import JUDGE_MODES, load_config
 from engine.errors import MtbenchError
 from engine.progress import PROGRESS_MODES
+from engine.signals import SignalExit, exits_on_signals
 
 __all__ = ["main"]
 
@@ -236,7 +241,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        with exits_on_signals():
+            return handler(args)
     except MtbenchError as error:
-        print(f"mtbench: error: {error}", file=sys.stderr)
+        _say(f"mtbench: error: {error}")
         return error.exit_code
+    except SignalExit as stop:
+        _say(f"mtbench: stopped by {stop}; nothing received is lost: rerun the same command")
+        return 128 + stop.signum
+    except Exception as error:
+        if args.verbose:
+            traceback.print_exc()
+        _say(
+            f"mtbench: internal error: {type(error).__name__}: {error}; please report this "
+            "(-v prints the traceback)"
+        )
+        return 1
+
+
+def _say(line: str) -> None:
+    """The one line a failure prints (stderr may itself be gone: then the exit code speaks)."""
+    with suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)

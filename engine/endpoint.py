@@ -119,8 +119,9 @@ class EndpointPool:
     def name(self) -> str:
         return self.config.name
 
-    def start(self) -> None:
+    def start(self) -> asyncio.Task[None]:
         self._dispatcher = asyncio.create_task(self._dispatch(), name=f"dispatch:{self.name}")
+        return self._dispatcher
 
     def submit(self, request: ChatRequest, on_done: OnDone) -> None:
         """Queue a request; `on_done` is called exactly once, from the event loop."""

@@ -4,6 +4,10 @@ Graceful: send nothing new, let the requests in flight finish (they may already 
 commit everything received, then exit 130 (SIGINT) or 143 (SIGTERM) with a line saying how to
 resume. A second signal cancels what is still in flight; whatever was received is still committed,
 and SQLite's transactions keep the store consistent either way.
+
+Outside a run (reading the config and data, opening the store, printing the summary) the CLI's
+own handlers apply (`exits_on_signals`): a signal there ends the command with one line and the
+same exit codes, since nothing is in flight that a graceful stop could save.
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
 from engine.errors import MtbenchError
 
-__all__ = ["Interrupted", "StopSignals"]
+__all__ = ["Interrupted", "SignalExit", "StopSignals", "exits_on_signals"]
 
 _NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
@@ -40,6 +47,7 @@ class StopSignals:
         self.on_abort: Callable[[], None] = _nothing
         self.received: int | None = None
         self._count = 0
+        self._previous: dict[int, Any] = {}
 
     @property
     def name(self) -> str:
@@ -48,6 +56,7 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         loop = asyncio.get_running_loop()
         for signum in _NAMES:
+            self._previous[signum] = signal.getsignal(signum)
             loop.add_signal_handler(signum, self._handle, signum)
         return self
 
@@ -60,6 +69,10 @@ class StopSignals:
         loop = asyncio.get_running_loop()
         for signum in _NAMES:
             loop.remove_signal_handler(signum)
+            # asyncio leaves the default behind, not what was there before (the CLI's handler)
+            previous = self._previous.pop(signum, None)
+            if previous is not None:
+                signal.signal(signum, previous)
 
     def _handle(self, signum: int) -> None:
         self._count += 1
@@ -75,3 +88,30 @@ class StopSignals:
         else:
             print("aborting: cancelling the requests in flight", file=sys.stderr, flush=True)
             self.on_abort()
+
+
+class SignalExit(BaseException):
+    """SIGINT or SIGTERM outside a run: unwinds everything (not an Exception, so nothing that
+    handles errors swallows it) to the CLI, which prints one line and exits 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(_NAMES.get(signal.Signals(signum), "signal"))
+        self.signum = signum
+
+
+def _raise_signal_exit(signum: int, frame: object) -> None:
+    raise SignalExit(signum)
+
+
+@contextmanager
+def exits_on_signals() -> Iterator[None]:
+    """While active (in the main thread), SIGINT and SIGTERM raise `SignalExit`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, _raise_signal_exit) for signum in _NAMES}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
