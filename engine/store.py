@@ -85,13 +85,16 @@ class Store:
         try:
             await self.db.close()
         finally:
-            if discard and self._created is not None:
-                _remove_new_store(self.path, self._created)
+            new = self._created if discard else None
+            if new is not None:
+                _remove_store_files(self.path)  # while still locked: nobody else has it
             if self._lock is not None:
                 if discard:
                     self._lock.discard()
                 else:
                     self._lock.release()
+            if new is not None:
+                _remove_directories(new)
 
     @contextmanager
     def _io(self) -> Iterator[None]:
@@ -278,9 +281,11 @@ async def _connect(
             await store.close(discard=True)
         else:
             if created is not None:
-                _remove_new_store(path, created)
+                _remove_store_files(path)
             if lock is not None:
                 lock.discard()
+            if created is not None:
+                _remove_directories(created)
         if isinstance(exc, (sqlite3.Error, OSError)):
             raise StoreError(f"{path}: cannot open the store ({exc}); {_advice(path)}") from None
         raise
@@ -298,10 +303,9 @@ def _exists(path: Path) -> bool:
         return True  # let the checks say what is wrong with it
 
 
-def _remove_new_store(path: Path, created: _Created) -> None:
+def _remove_store_files(path: Path) -> None:
     for suffix in ("", *JOURNAL_SUFFIXES):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
-    _remove_directories(created)
 
 
 def _remove_directories(created: _Created) -> None:
