@@ -24,7 +24,7 @@ from engine import __version__
 from engine.config import JUDGE_MODES, load_config
 from engine.errors import MtbenchError
 from engine.progress import PROGRESS_MODES
-from engine.signals import SignalExit, exits_on_signals
+from engine.signals import SignalExit, exits_on_signals, run_command
 
 __all__ = ["main"]
 
@@ -60,7 +60,7 @@ def _cmd_requests(args: argparse.Namespace) -> int:
 
 def _run_result(coroutine: Coroutine[Any, Any, Any]) -> Any:
     _install_loop_policy()
-    return asyncio.run(coroutine)
+    return asyncio.run(run_command(coroutine))
 
 
 def _cmd_data_fetch(args: argparse.Namespace) -> int:

@@ -13,19 +13,22 @@ same exit codes, since nothing is in flight that a graceful stop could save.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from types import TracebackType
-from typing import Any
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+from typing import Any, TypeVar
 
 from engine.errors import MtbenchError
 
-__all__ = ["Interrupted", "SignalExit", "StopSignals", "exits_on_signals"]
+__all__ = ["Interrupted", "SignalExit", "StopSignals", "exits_on_signals", "run_command"]
 
 _NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+T = TypeVar("T")
 
 
 class Interrupted(MtbenchError):
@@ -99,17 +102,57 @@ class SignalExit(BaseException):
         self.signum = signum
 
 
-def _raise_signal_exit(signum: int, frame: object) -> None:
+@dataclass(slots=True)
+class _Command:
+    """The command's task while `run_command` awaits it, and the signal that cancelled it."""
+
+    task: asyncio.Future[Any] | None = None
+    signum: int | None = None
+
+
+_command = _Command()
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    task = _command.task
+    if task is not None and not task.done() and _loop_is_waiting(frame):
+        # uvloop runs Python-level handlers inside its own callbacks, where an exception is
+        # logged and dropped: cancel the command instead, and `run_command` says why
+        _command.signum = signum
+        task.cancel()
+        return
     raise SignalExit(signum)
+
+
+def _loop_is_waiting(frame: FrameType | None) -> bool:
+    """True when no Python code but the event loop's own was running (it waits for I/O)."""
+    return frame is None or frame.f_code.co_filename.endswith(RUNNER_FILE)
+
+
+RUNNER_FILE = os.path.join("asyncio", "runners.py")
+
+
+async def run_command(command: Awaitable[T]) -> T:
+    """Await a command as the task that SIGINT/SIGTERM cancel (outside a run's StopSignals)."""
+    task = asyncio.ensure_future(command)
+    _command.task, _command.signum = task, None
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if _command.signum is None:
+            raise
+        raise SignalExit(_command.signum) from None
+    finally:
+        _command.task = None
 
 
 @contextmanager
 def exits_on_signals() -> Iterator[None]:
-    """While active (in the main thread), SIGINT and SIGTERM raise `SignalExit`."""
+    """While active (in the main thread), SIGINT and SIGTERM end the command: `SignalExit`."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _raise_signal_exit) for signum in _NAMES}
+    previous = {signum: signal.signal(signum, _on_signal) for signum in _NAMES}
     try:
         yield
     finally:
