@@ -3,7 +3,7 @@
 Exit codes: 0 every job succeeded; 1 some jobs failed (summary printed), or the engine failed
 internally (one line); 2 bad config, data or store (one line, nothing sent, nothing stored
 touched); 3 the store could not be written during a run (one line; everything committed is kept,
-rerunning resumes); 130/143 interrupted by SIGINT/SIGTERM (one line).
+rerunning resumes); 130/143 interrupted by SIGINT/SIGTERM.
 """
 
 from __future__ import annotations

@@ -14,11 +14,13 @@ import asyncio
 import gc
 import logging
 import sys
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 
@@ -39,6 +41,7 @@ from engine.writer import StoreWriter
 __all__ = ["COMMANDS", "ProgressOptions", "RunResult", "execute"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COMMANDS = ("plan", "generate", "run", "judge")
 GC_THRESHOLD = 10_000  # first-generation threshold during a run (Python's default is 700)
@@ -108,14 +111,11 @@ async def _execute(
     config: RunConfig, command: str, *, data_flag: str | None, progress: ProgressOptions
 ) -> RunResult:
     scope = _scope(config, command)
-    bench = _selected(
-        config,
-        load_bench(
-            resolve_data_dir(data_flag, config.data),
-            config.bench,
-            need_judging=scope.judge is not None,
-        ),
+    data_dir = resolve_data_dir(data_flag, config.data)
+    loaded = await _off_loop(
+        lambda: load_bench(data_dir, config.bench, need_judging=scope.judge is not None)
     )
+    bench = _selected(config, loaded)
     judged = _judged_models(config, scope, command)
     if command == "plan":
         return await _plan(config, scope, bench, judged)
@@ -131,6 +131,29 @@ async def _execute(
         return await _run(config, command, scope, bench, graph, store, progress)
     finally:
         await store.close()
+
+
+async def _off_loop(read: Callable[[], T]) -> T:
+    """Blocking file reads, off the event loop in a daemon thread: a read that hangs (a stuck
+    network mount) must not stop a signal from ending the command, nor the exit from happening."""
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        with suppress(RuntimeError):  # the loop is gone: the command ended without this read
+            loop.call_soon_threadsafe(lambda: None if result.done() else outcome())
+
+    def work() -> None:
+        try:
+            value = read()
+        except Exception as exc:
+            error = exc  # `exc` is unbound once the except clause ends
+            settle(lambda: result.set_exception(error))
+        else:
+            settle(lambda: result.set_result(value))
+
+    threading.Thread(target=work, name="read data", daemon=True).start()
+    return await result
 
 
 def _selected(config: RunConfig, bench: BenchData) -> BenchData:
@@ -262,6 +285,7 @@ async def _drive(
         for pool in endpoints.values():
             await pool.close()
         await writer.close()
+    pipeline.check()  # a commit callback that failed while the writer drained its queue
     return tally
 
 

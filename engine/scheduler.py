@@ -107,8 +107,14 @@ class Pipeline:
         crashed = asyncio.ensure_future(self._crashed.wait())
         await asyncio.wait({waiting, crashed}, return_when=asyncio.FIRST_COMPLETED)
         crashed.cancel()
+        if self._crash is None:
+            await waiting
+        waiting.cancel()  # the crash cancels the requests in flight
+        self.check()
+
+    def check(self) -> None:
+        """Raise what stopped the run, if a supervised task failed (also after `run` returned)."""
         if self._crash is not None:
-            waiting.cancel()
             raise self._crash
 
     def supervise(self, task: asyncio.Task[Any]) -> None:
@@ -274,32 +280,35 @@ class Pipeline:
                 self._job_failed(duplicate, outcome.error, 0)
             return
         response: ChatResponse = outcome.response
-        rows = self._job_step(job, lambda: self._sent_rows(job, request, key, response))
-        if rows is None:
+        paid = self._job_step(job, lambda: self._paid_row(job, request, key, response))
+        if paid is None:
             outcome.release()
             self._fail_duplicates(key, "internal", "its twin request failed")
             return
+        results = self._job_step(job, lambda: self._result_rows(job, key, response.text))
         assert self.writer is not None
+        if results is None:  # the job failed, but its answer is paid for: keep it in the cache
+            self.writer.put_many([paid], outcome.release, lambda _: outcome.release())
+            self._fail_duplicates(key, "internal", "its twin request failed")
+            return
         self.writer.put_many(
-            rows,
+            [paid, *results],
             lambda: self._sent_committed(job, key, response.text, outcome.release),
             lambda reason: self._sent_refused(job, key, reason, outcome.release),
         )
 
-    def _sent_rows(
-        self, job: Job, request: ChatRequest, key: str, response: ChatResponse
-    ) -> list[Row]:
-        """The response and every row pointing at it (this job's and its twins')."""
-        cost = job.endpoint.cost(response.prompt_tokens, response.completion_tokens)
-        rows = [
-            response_row(key, request, response, cost),
-            *job.result_rows(key, response.text, self.run_id),
-        ]
+    def _paid_row(self, job: Job, request: ChatRequest, key: str, response: ChatResponse) -> Row:
+        """The response for the cache, its usage and cost counted (implausible counts as 0)."""
+        prompt, completion = _count(response.prompt_tokens), _count(response.completion_tokens)
+        cost = job.endpoint.cost(prompt, completion)
+        self._tally(job).add_usage(prompt, completion, cost)
+        return response_row(key, request, response, cost)
+
+    def _result_rows(self, job: Job, key: str, text: str) -> list[Row]:
+        """The job's answer or judgment row and its twins' (same request), pointing at `key`."""
+        rows = job.result_rows(key, text, self.run_id)
         for duplicate, _ in self._inflight.get(key, []):
-            rows.extend(duplicate.result_rows(key, response.text, self.run_id))
-        self._tally(job).add_usage(
-            _count(response.prompt_tokens), _count(response.completion_tokens), cost
-        )
+            rows.extend(duplicate.result_rows(key, text, self.run_id))
         return rows
 
     def _sent_refused(self, job: Job, key: str, reason: str, release: Callable[[], None]) -> None:

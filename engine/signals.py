@@ -5,15 +5,16 @@ commit everything received, then exit 130 (SIGINT) or 143 (SIGTERM) with a line 
 resume. A second signal cancels what is still in flight; whatever was received is still committed,
 and SQLite's transactions keep the store consistent either way.
 
-Outside a run (reading the config and data, opening the store, printing the summary) the CLI's
-own handlers apply (`exits_on_signals`): a signal there ends the command with one line and the
-same exit codes, since nothing is in flight that a graceful stop could save.
+Outside a run (reading the config and data, opening the store, `show`, `data fetch`, printing
+the summary) the CLI's own handlers apply (`exits_on_signals`): a signal there ends the command
+with one line and the same exit codes, since nothing is in flight that a graceful stop could
+save. While the event loop runs, that means cancelling the command's task (`run_command`); in
+plain code it means raising `SignalExit`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import threading
@@ -28,6 +29,7 @@ from engine.errors import MtbenchError
 __all__ = ["Interrupted", "SignalExit", "StopSignals", "exits_on_signals", "run_command"]
 
 _NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
 T = TypeVar("T")
 
 
@@ -115,21 +117,12 @@ _command = _Command()
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     task = _command.task
-    if task is not None and not task.done() and _loop_is_waiting(frame):
-        # uvloop runs Python-level handlers inside its own callbacks, where an exception is
-        # logged and dropped: cancel the command instead, and `run_command` says why
-        _command.signum = signum
-        task.cancel()
-        return
-    raise SignalExit(signum)
-
-
-def _loop_is_waiting(frame: FrameType | None) -> bool:
-    """True when no Python code but the event loop's own was running (it waits for I/O)."""
-    return frame is None or frame.f_code.co_filename.endswith(RUNNER_FILE)
-
-
-RUNNER_FILE = os.path.join("asyncio", "runners.py")
+    if task is None or task.done():
+        raise SignalExit(signum)
+    # Inside the event loop an exception may land in one of its callbacks, which log and drop
+    # it (uvloop runs Python-level handlers in one): cancel the command, and say why once it ends
+    _command.signum = signum
+    task.get_loop().call_soon_threadsafe(task.cancel)
 
 
 async def run_command(command: Awaitable[T]) -> T:
