@@ -45,12 +45,15 @@ def config_for(directory: Path, store: Path, fake: FakeServer) -> Path:
 class Tmpfs:
     """A tmpfs mounted for one test: a disk that really fills up."""
 
-    def __init__(self, mountpoint: Path) -> None:
+    def __init__(self, mountpoint: Path, size: int = TMPFS_BYTES) -> None:
         self.mountpoint = mountpoint
+        self.size = size
 
     def mount(self) -> bool:
+        if os.geteuid() != 0:
+            return False
         self.mountpoint.mkdir()
-        command = ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_BYTES}", "tmpfs"]
+        command = ["mount", "-t", "tmpfs", "-o", f"size={self.size}", "tmpfs"]
         return subprocess.run([*command, str(self.mountpoint)], capture_output=True).returncode == 0
 
     def free_space(self) -> None:
@@ -67,7 +70,7 @@ def small_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     """A directory on a 4 MiB tmpfs, or None where mounting is not allowed: then the writer's
     connection gets `PRAGMA max_page_count` instead (in-process runs), until `monkeypatch.undo`."""
     disk = Tmpfs(tmp_path / "disk")
-    if os.geteuid() == 0 and disk.mount():
+    if disk.mount():
         try:
             yield disk.mountpoint
         finally:
@@ -130,6 +133,32 @@ def test_a_full_disk_ends_the_run_with_exit_3_and_a_rerun_after_freeing_space_re
     assert len([s for s in after if s[0] == "answer"]) == 320
     assert len([s for s in after if s[0] == "judgment"]) == 320
     assert integrity(store) == "ok"
+
+
+def test_a_disk_that_fills_while_the_run_records_its_questions_exits_3_before_sending(
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    disk = Tmpfs(tmp_path / "disk", size=96 * 1024)  # room for a new store, not its questions
+    if not disk.mount():
+        pytest.skip(
+            "mounting a tmpfs needs root (CAP_SYS_ADMIN); the page-limit fallback "
+            "cannot reach the connection that records the questions"
+        )
+    try:
+        store = disk.mountpoint / "store.sqlite"
+        config = config_for(tmp_path, store, fake)
+        code, _, err = run_engine(capsys, config, in_process=False)
+        assert code == 3, err
+        (line,) = err.splitlines()
+        assert f"{store}: the store could not be written (database or disk is full)" in line
+        assert fake.stats(arrivals=False)["requests"] == 0
+        assert integrity(store) == "ok"
+        disk.free_space()
+        code, _, err = run_engine(capsys, config, in_process=False)
+        assert code == 0, err
+        assert len(snapshot(store)) == 640
+    finally:
+        disk.unmount()
 
 
 def test_another_program_holding_the_write_lock_past_the_timeout_ends_the_run_with_exit_3(
