@@ -82,7 +82,7 @@ def check_store_path(path: Path, *, write: bool) -> bool:
 
 
 def _check_creatable(path: Path, *, write: bool) -> None:
-    ancestor = path.parent
+    ancestor = path.resolve().parent  # a symlink to a store yet to be made: its target's place
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
