@@ -24,10 +24,15 @@ __all__ = ["ScriptedServer"]
 
 class ScriptedServer:
     def __init__(
-        self, *, poisoned: dict[str, dict[str, Any]] | None = None, latency: float = 0.0
+        self,
+        *,
+        poisoned: dict[str, dict[str, Any]] | None = None,
+        latency: float = 0.0,
+        same_answers: bool = False,
     ) -> None:
         self.poisoned = dict(poisoned or {})
         self.latency = latency
+        self.same_answers = same_answers  # every model answers a question with the same text
         self.answered: Counter[str] = Counter()  # 200s sent, per model
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -73,9 +78,10 @@ class ScriptedServer:
         if self.latency:
             await asyncio.sleep(self.latency)
         question = body["messages"][-1]["content"]
+        who = "a model" if self.same_answers else model
         choice: dict[str, Any] = {
             "index": 0,
-            "message": {"role": "assistant", "content": f"{model} answers: {question[:40]}"},
+            "message": {"role": "assistant", "content": f"{who} answers: {question[:40]}"},
             "finish_reason": "stop",
         }
         usage: dict[str, Any] = {"prompt_tokens": 20, "completion_tokens": 8}
