@@ -109,6 +109,7 @@ def test_sigterm_during_a_poisoned_run_exits_143_with_every_received_answer_kept
         assert integrity(store) == "ok"
 
         server.heal()
+        server.latency = 0.0
         rerun = start_engine("generate", "-c", str(config), "--quiet")
         _, err = ended(rerun, timeout=RUN_SECONDS)
         assert rerun.returncode == 0, err
