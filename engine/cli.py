@@ -1,9 +1,10 @@
 """The `mtbench` command line: parse arguments, call into the engine, print, pick the exit code.
 
-Exit codes: 0 every job succeeded; 1 some jobs failed (summary printed); 2 bad config, data or
-store (one line, nothing sent, nothing stored touched); 130/143 interrupted by SIGINT/SIGTERM.
-Everything printed for a human is escaped for the terminal (`engine.display`); with `--json`,
-every line on stderr is a JSON object.
+Exit codes: 0 every job succeeded; 1 some jobs failed (summary printed), or the engine failed
+internally (one line); 2 bad config, data or store (one line, nothing sent, nothing stored
+touched); 3 the store could not be written during a run (one line; everything committed is kept,
+rerunning resumes); 130/143 interrupted by SIGINT/SIGTERM. Everything printed for a human is
+escaped for the terminal (`engine.display`); with `--json`, every line on stderr is a JSON object.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import argparse
 import asyncio
 import logging
 import sys
+import traceback
 from collections.abc import Callable, Coroutine, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from engine.display import (
 )
 from engine.errors import InputError, MtbenchError
 from engine.progress import PROGRESS_MODES
+from engine.signals import SignalExit, exits_on_signals, run_command
 
 __all__ = ["main"]
 
@@ -71,7 +75,7 @@ def _cmd_requests(args: argparse.Namespace) -> int:
 
 def _run_result(coroutine: Coroutine[Any, Any, Any]) -> Any:
     _install_loop_policy()
-    return asyncio.run(coroutine)
+    return asyncio.run(run_command(coroutine))
 
 
 def _cmd_data_fetch(args: argparse.Namespace) -> int:
@@ -289,11 +293,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        code = handler(args)
+        with exits_on_signals():
+            code = handler(args)
     except MtbenchError as error:
-        print(error_line(str(error), error.exit_code, json_lines=json_lines), file=sys.stderr)
         code = error.exit_code
+        _say(error_line(str(error), code, json_lines=json_lines))
+    except SignalExit as stop:
+        code = 128 + stop.signum
+        _say(
+            _line(
+                f"stopped by {stop}; nothing received is lost: rerun the same command",
+                code,
+                json_lines,
+            )
+        )
+    except Exception as error:
+        if args.verbose:
+            traceback.print_exc()
+        code = 1
+        _say(
+            _line(
+                f"internal error: {type(error).__name__}: {error}; please report this "
+                "(-v prints the traceback)",
+                code,
+                json_lines,
+            )
+        )
     if json_lines:
-        sys.stderr.flush()
+        with suppress(OSError, ValueError):
+            sys.stderr.flush()
         sys.stderr = stderr
     return code
+
+
+def _line(text: str, exit_code: int, json_lines: bool) -> str:
+    """A final line that is not an input error: `mtbench: ...`, or a JSON object with --json."""
+    if json_lines:
+        return orjson.dumps({"error": text, "exit_code": exit_code}).decode()
+    return f"mtbench: {terminal_text(text)}"
+
+
+def _say(line: str) -> None:
+    """The one line a failure prints (stderr may itself be gone: then the exit code speaks)."""
+    with suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)

@@ -146,9 +146,11 @@ class EndpointPool:
         """The monotonic time a 429 pause ends, while one is on."""
         return self._pause.until if self._pause.until > time.monotonic() else None
 
-    def start(self) -> None:
+    def start(self) -> list[asyncio.Task[None]]:
+        """Start the dispatcher and the watchdog; the caller supervises both."""
         self._dispatcher = self._supervised(self._dispatch(), f"dispatch:{self.name}")
         self._watchdog = self._supervised(self._watch(), f"watch:{self.name}")
+        return [self._dispatcher, self._watchdog]
 
     def submit(self, request: ChatRequest, on_done: OnDone) -> None:
         """Queue a request; `on_done` is called exactly once, from the event loop."""

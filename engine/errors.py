@@ -4,8 +4,11 @@ MtbenchError                  anything the user can act on; str() is the one-lin
 ├── InputError                exit 2: nothing was sent, nothing stored was touched
 │   ├── ConfigError           bad TOML, unknown key, wrong type, unset API-key variable
 │   ├── DataError             missing or malformed data file, checksum mismatch
-│   ├── StoreError            not an mtbench store, newer schema, store busy
+│   ├── StoreError            not an mtbench store, newer schema, store busy, no access
 │   └── LocalModelError       (engine.serve_gguf) llama.cpp or SmolLM2 is not installed
+├── StoreWriteError           exit 3: the store failed during a run (disk full, read-only, I/O,
+│                             lock timeout); everything committed is kept, a rerun resumes
+├── InternalError             exit 1: the engine's own machinery failed (a bug); the run stopped
 ├── RequestError              one HTTP attempt failed; `retryable` says whether to try again
 │   ├── RetryableError        429, 5xx, timeouts, resets, malformed bodies
 │   └── FatalRequestError     400/422 (this request is wrong) or 401/403/404 (the endpoint is)
@@ -20,10 +23,12 @@ __all__ = [
     "DataError",
     "FatalRequestError",
     "InputError",
+    "InternalError",
     "MtbenchError",
     "RequestError",
     "RetryableError",
     "StoreError",
+    "StoreWriteError",
 ]
 
 
@@ -49,6 +54,16 @@ class DataError(InputError):
 
 class StoreError(InputError):
     """The SQLite store cannot be used."""
+
+
+class StoreWriteError(MtbenchError):
+    """The store could not be read or written while a run was going; the run stopped."""
+
+    exit_code = 3
+
+
+class InternalError(MtbenchError):
+    """An unexpected exception broke the run's machinery (not one job); the run stopped."""
 
 
 class RequestError(MtbenchError):

@@ -1,19 +1,26 @@
 """The commands that send requests (plan, generate, run, judge), from validated config to summary.
 
 Order matters for the guarantees: config and data are validated and the store is checked before
-anything is created, locked or sent, so bad input exits 2 with the store untouched. Then one run
-row, one writer, one pool per endpoint, the pipeline, and a run row that records how it ended.
+anything is created, locked or sent, so bad input exits 2 with the store untouched (a store this
+command created is removed again if building the run fails). Then one run row, one writer, one
+pool per endpoint, the pipeline, and a run row that records how it ended. Every task the run
+starts is supervised (see engine.scheduler); the progress display is the exception, because it
+must never stop a run: if it fails, that is said once and the run goes on without it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import sys
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 
@@ -21,17 +28,20 @@ from engine import __version__
 from engine.config import EndpointConfig, JudgeConfig, ModelConfig, RunConfig
 from engine.data import BenchData, load_bench, resolve_data_dir
 from engine.endpoint import EndpointPool
-from engine.errors import ConfigError
+from engine.errors import ConfigError, MtbenchError, StoreError
 from engine.graph import RunGraph, build_graph, check_baseline
-from engine.progress import ProgressSampler, make_view, report_progress
+from engine.progress import ProgressSampler, View, make_view, report_progress
 from engine.scheduler import Pipeline, RunTally
 from engine.server_records import StoreServerRecords, reap_leftover_servers
 from engine.signals import Interrupted, StopSignals
-from engine.store import Store, open_store
+from engine.store import Store, open_store, stored_models
 from engine.sweep import ServerLifecycle, SlotPool
 from engine.writer import StoreWriter
 
 __all__ = ["COMMANDS", "ProgressOptions", "RunResult", "execute"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COMMANDS = ("plan", "generate", "run", "judge")
 GC_THRESHOLD = 10_000  # first-generation threshold during a run (Python's default is 700)
@@ -101,23 +111,50 @@ async def _execute(
     config: RunConfig, command: str, *, data_flag: str | None, progress: ProgressOptions
 ) -> RunResult:
     scope = _scope(config, command)
-    bench = _selected(
-        config,
-        load_bench(
-            resolve_data_dir(data_flag, config.data),
-            config.bench,
-            need_judging=scope.judge is not None,
-        ),
+    data_dir = resolve_data_dir(data_flag, config.data)
+    loaded = await _off_loop(
+        lambda: load_bench(data_dir, config.bench, need_judging=scope.judge is not None)
     )
-    judged = await _judged_models(config, scope)
+    bench = _selected(config, loaded)
+    judged = _judged_models(config, scope, command)
     if command == "plan":
         return await _plan(config, scope, bench, judged)
     store = await open_store(config.store, write=True)
     try:
+        graph = await build_graph(
+            store, bench, generate=scope.generate, judge=scope.judge, judged_models=judged
+        )
+    except BaseException:
+        await store.close(discard=True)  # nothing ran: a store this call created goes again
+        raise
+    try:
         await reap_leftover_servers(store)
-        return await _run(config, command, scope, bench, judged, store, progress)
+        return await _run(config, command, scope, bench, graph, store, progress)
     finally:
         await store.close()
+
+
+async def _off_loop(read: Callable[[], T]) -> T:
+    """Blocking file reads, off the event loop in a daemon thread: a read that hangs (a stuck
+    network mount) must not stop a signal from ending the command, nor the exit from happening."""
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        with suppress(RuntimeError):  # the loop is gone: the command ended without this read
+            loop.call_soon_threadsafe(lambda: None if result.done() else outcome())
+
+    def work() -> None:
+        try:
+            value = read()
+        except Exception as exc:
+            error = exc  # `exc` is unbound once the except clause ends
+            settle(lambda: result.set_exception(error))
+        else:
+            settle(lambda: result.set_result(value))
+
+    threading.Thread(target=work, name="read data", daemon=True).start()
+    return await result
 
 
 def _selected(config: RunConfig, bench: BenchData) -> BenchData:
@@ -135,26 +172,21 @@ def _selected(config: RunConfig, bench: BenchData) -> BenchData:
     return replace(bench, questions=questions)
 
 
-async def _judged_models(config: RunConfig, scope: _Scope) -> list[str]:
+def _judged_models(config: RunConfig, scope: _Scope, command: str) -> list[str]:
     """Models to judge: the config's, else (for `judge`) everything answered in the store."""
     if scope.judge is None:
         return []
-    stored = await _stored_models(config.store, config.bench)
+    stored = stored_models(config.store, config.bench)
+    if command == "judge" and not stored:
+        raise StoreError(
+            f"{config.store}: no stored answers in {config.store} for {config.bench}; check "
+            f"`store` in {config.path}, or generate or import answers first"
+        )
     judged = list(scope.judged_from_config) or stored
     check_baseline(scope.judge, [*stored, *(m.name for m in scope.generate)], config.store)
     if scope.judge.mode == "pairwise-baseline" and scope.judge.baseline not in judged:
         judged.append(scope.judge.baseline)
     return judged
-
-
-async def _stored_models(path: Path, bench: str) -> list[str]:
-    if not path.exists():
-        return []
-    store = await open_store(path, write=False)
-    try:
-        return await store.answered_models(bench)
-    finally:
-        await store.close()
 
 
 async def _plan(config: RunConfig, scope: _Scope, bench: BenchData, judged: list[str]) -> RunResult:
@@ -189,29 +221,38 @@ async def _run(
     command: str,
     scope: _Scope,
     bench: BenchData,
-    judged: Sequence[str],
+    graph: RunGraph,
     store: Store,
     progress: ProgressOptions,
 ) -> RunResult:
-    graph = await build_graph(
-        store, bench, generate=scope.generate, judge=scope.judge, judged_models=judged
-    )
-    await store.record_questions(bench)
-    run_id = await _begin_run(store, command, config)
+    """The run between its two run-row updates; a signal from here on stops it gracefully."""
     signals = StopSignals()
+    failure: MtbenchError | None = None
     tally: RunTally | None = None
-    try:
-        with _long_lived():
-            pools = _endpoints(scope, config, StoreServerRecords(store))
-            tally = await _drive(store, graph, run_id, pools, signals, progress)
-    finally:
-        await _finish_run(store, run_id, _status(tally, signals), tally)
+    with signals:
+        await store.record_questions(bench)
+        run_id = await store.begin_run(command, _snapshot(config))
+        try:
+            with _long_lived():
+                pools = _endpoints(scope, config, StoreServerRecords(store))
+                tally = await _drive(store, graph, run_id, pools, signals, progress)
+        except MtbenchError as error:
+            failure = error
+        except BaseException:
+            await _record_end(store, run_id, "failed", tally, quiet=True)
+            raise
+        status = _status(tally, signals, failure)
+        await _record_end(store, run_id, status, tally, quiet=bool(failure or signals.received))
     if signals.received is not None:
+        but = f"; but: {failure}" if failure is not None else ""
         raise Interrupted(
             signals.received,
             f"{signals.name}: stopped after committing every answer received; resume with: "
-            f"mtbench {command} -c {config.path}",
+            f"mtbench {command} -c {config.path}{but}",
         )
+    if failure is not None:
+        raise failure
+    assert tally is not None
     return RunResult(command, tally, config.store, run_id)
 
 
@@ -223,24 +264,22 @@ async def _drive(
     signals: StopSignals,
     progress: ProgressOptions,
 ) -> RunTally:
-    """The pipeline with its writer, endpoint pools, signal handlers and progress view."""
+    """The pipeline with its writer and endpoint pools, all supervised, and a progress view."""
     writer = StoreWriter(store.path)
     pipeline = Pipeline(store, graph.jobs, endpoints, writer=writer, run_id=run_id)
     signals.on_stop = lambda: _stop(pipeline, endpoints.values())
     signals.on_abort = lambda: _abort(endpoints.values())
-    writer.start()
+    pipeline.supervise(writer.start())
     for pool in endpoints.values():
-        pool.start()
-    view = make_view(progress.mode, interval=progress.interval)
+        for task in pool.start():
+            pipeline.supervise(task)
+    if signals.received is not None:  # a signal came while the run was being set up
+        signals.on_stop()
     finished = asyncio.Event()
-    reporter = None
-    if view is not None:
-        sampler = ProgressSampler(pipeline.tally, endpoints)
-        reporter = asyncio.create_task(report_progress(sampler, view, finished))
+    reporter = start_progress(progress, ProgressSampler(pipeline.tally, endpoints), finished)
     try:
-        with signals:
-            tally = await pipeline.run()
-            await asyncio.gather(*(pool.drain() for pool in endpoints.values()))
+        tally = await pipeline.run()
+        await pipeline.finish(asyncio.gather(*(pool.drain() for pool in endpoints.values())))
     finally:
         finished.set()
         if reporter is not None:
@@ -248,7 +287,40 @@ async def _drive(
         for pool in endpoints.values():
             await pool.close()
         await writer.close()
+    pipeline.check()  # a commit callback that failed while the writer drained its queue
     return tally
+
+
+def start_progress(
+    progress: ProgressOptions, sampler: ProgressSampler, finished: asyncio.Event
+) -> asyncio.Task[None] | None:
+    """The progress reporter, as a task that never fails: a broken display is noted once."""
+    try:
+        view = make_view(progress.mode, interval=progress.interval)
+    except Exception as exc:
+        _progress_failed(exc)
+        return None
+    if view is None:
+        return None
+    return asyncio.create_task(_report(sampler, view, finished), name="progress")
+
+
+async def _report(sampler: ProgressSampler, view: View, finished: asyncio.Event) -> None:
+    try:
+        await report_progress(sampler, view, finished)
+    except Exception as exc:
+        _progress_failed(exc)
+
+
+def _progress_failed(error: Exception) -> None:
+    log.debug("progress display failed", exc_info=error)
+    with suppress(OSError, ValueError):  # stderr itself may be what broke
+        print(
+            f"mtbench: progress display failed ({type(error).__name__}: {error}); "
+            "the run goes on without it",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 @contextmanager
@@ -281,10 +353,10 @@ def _abort(endpoints: Iterable[EndpointPool]) -> None:
         pool.abort()
 
 
-def _status(tally: RunTally | None, signals: StopSignals) -> str:
+def _status(tally: RunTally | None, signals: StopSignals, failure: MtbenchError | None) -> str:
     if signals.received is not None:
         return "interrupted"
-    return "ok" if tally is not None and not tally.failures else "failed"
+    return "ok" if failure is None and tally is not None and not tally.failures else "failed"
 
 
 def _endpoints(
@@ -302,18 +374,15 @@ def _endpoints(
     return pools
 
 
-async def _begin_run(store: Store, command: str, config: RunConfig) -> int:
-    snapshot = orjson.dumps({"engine": __version__, **config.snapshot()}).decode()
-    cursor = await store.db.execute(
-        "INSERT INTO runs (command, started, status, config) VALUES (?, ?, 'running', ?)",
-        (command, time.time(), snapshot),
-    )
-    run_id = cursor.lastrowid
-    assert run_id is not None
-    return run_id
+def _snapshot(config: RunConfig) -> str:
+    return orjson.dumps({"engine": __version__, **config.snapshot()}).decode()
 
 
-async def _finish_run(store: Store, run_id: int, status: str, tally: RunTally | None) -> None:
+async def _record_end(
+    store: Store, run_id: int, status: str, tally: RunTally | None, *, quiet: bool
+) -> None:
+    """The run row's end; `quiet` when the run already failed or was stopped: the store may be
+    what failed, and recording the end must not hide why."""
     counts = None
     if tally is not None:
         counts = orjson.dumps(
@@ -324,7 +393,9 @@ async def _finish_run(store: Store, run_id: int, status: str, tally: RunTally | 
                 "elapsed": round(tally.elapsed, 3),
             }
         ).decode()
-    await store.db.execute(
-        "UPDATE runs SET finished = ?, status = ?, counts = ? WHERE id = ?",
-        (time.time(), status, counts, run_id),
-    )
+    try:
+        await store.finish_run(run_id, status, counts)
+    except MtbenchError as error:
+        if not quiet:
+            raise
+        log.warning("could not record the end of run %d: %s", run_id, error)

@@ -8,6 +8,12 @@ answer starts the moment it is committed, while other models are still generatin
 
 In plan mode (`dry_run`) misses are counted instead of sent, and everything downstream of a miss is
 counted as a request to send, since its prompt depends on text that does not exist yet.
+
+Nothing dies unobserved. An exception from one job's own code (building its request, its result
+rows) fails that job, class `internal`; a result SQLite refuses fails its job, class `unstorable`,
+and frees its concurrency slot. Every background task (the writer, cache lookups, the dispatchers)
+is supervised: if one fails, the run stops at once and `run` raises the failure, a
+`StoreWriteError` when the store broke, an `InternalError` for anything else.
 """
 
 from __future__ import annotations
@@ -15,16 +21,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.chat import ChatRequest, ChatResponse
 from engine.config import EndpointConfig
-from engine.errors import RequestError
-from engine.jobs import AnswerSlot, Job, SlotState, response_row
+from engine.errors import InternalError, MtbenchError, RequestError
+from engine.jobs import AnswerSlot, Job, Row, SlotState, response_row
 from engine.store import CachedResponse, Store
+from engine.tally import EndpointTally, FailureRecord, RunTally
 from engine.writer import StoreWriter
 
 if TYPE_CHECKING:
@@ -34,6 +39,8 @@ __all__ = ["EndpointTally", "FailureRecord", "Pipeline", "RunTally"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 CHARS_PER_TOKEN = 4
 PLACEHOLDER_CHAR = "x"
 
@@ -41,53 +48,6 @@ INSERT_FAILURE = (
     "INSERT INTO failures (run_id, job, kind, model, question_id, turn, error_class, attempts, "
     "message, created) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
-
-
-@dataclass(slots=True)
-class EndpointTally:
-    """Per endpoint: jobs served from the cache, requests to send (plan) or sent, failures."""
-
-    jobs: int = 0
-    cached: int = 0
-    to_send: int = 0
-    done: int = 0
-    failed: int = 0
-    prompt_tokens: int = 0  # sent this run (plan: estimated for the requests to send)
-    completion_tokens: int = 0
-    cost: float | None = None  # dollars, when the endpoint has prices
-
-    def add_usage(self, prompt: int, completion: int, cost: float | None) -> None:
-        self.prompt_tokens += prompt
-        self.completion_tokens += completion
-        if cost is not None:
-            self.cost = (self.cost or 0.0) + cost
-
-
-@dataclass(frozen=True, slots=True)
-class FailureRecord:
-    job: str
-    endpoint: str
-    error_class: str
-    attempts: int
-    message: str
-
-
-@dataclass(slots=True)
-class RunTally:
-    # Keyed by the endpoint itself: a model named "judge x" and the judge "x" share a label.
-    endpoints: dict[EndpointConfig, EndpointTally] = field(default_factory=dict)
-    failures: list[FailureRecord] = field(default_factory=list)
-    elapsed: float = 0.0
-
-    def total(self, name: str) -> int:
-        return sum(getattr(tally, name) for tally in self.endpoints.values())
-
-    def total_cost(self) -> float | None:
-        costs = [t.cost for t in self.endpoints.values() if t.cost is not None]
-        return sum(costs) if costs else None
-
-    def failure_classes(self) -> Counter[str]:
-        return Counter(f.error_class for f in self.failures)
 
 
 class Pipeline:
@@ -117,17 +77,20 @@ class Pipeline:
         self._lookup_scheduled = False
         self._inflight: dict[str, list[tuple[Job, ChatRequest]]] = {}
         self._background: set[asyncio.Task[None]] = set()
-        self._crash: BaseException | None = None
+        self._crash: MtbenchError | None = None
+        self._crashed = asyncio.Event()
         self.stopped = False
 
     async def run(self) -> RunTally:
+        """Run every job; raises what stopped the run if a supervised task failed."""
         started = time.monotonic()
         for job in self.jobs:
             self._tally(job).jobs += 1
         if self._remaining:
             for job in self.jobs:
                 self._attach(job)
-            await self._finished.wait()
+            if self._crash is None:
+                await self._finished.wait()
         if self._crash is not None:
             raise self._crash
         self.tally.elapsed = time.monotonic() - started
@@ -136,6 +99,47 @@ class Pipeline:
     def stop(self) -> None:
         """Release no more jobs; `run` returns now, results still arriving are committed."""
         self.stopped = True
+        self._finished.set()
+
+    async def finish(self, work: Awaitable[Any]) -> None:
+        """Wait for `work` (requests still in flight after a stop) unless the run breaks first."""
+        waiting = asyncio.ensure_future(work)
+        crashed = asyncio.ensure_future(self._crashed.wait())
+        await asyncio.wait({waiting, crashed}, return_when=asyncio.FIRST_COMPLETED)
+        crashed.cancel()
+        if self._crash is None:
+            await waiting
+        waiting.cancel()  # the crash cancels the requests in flight
+        self.check()
+
+    def check(self) -> None:
+        """Raise what stopped the run, if a supervised task failed (also after `run` returned)."""
+        if self._crash is not None:
+            raise self._crash
+
+    def supervise(self, task: asyncio.Task[Any]) -> None:
+        """If `task` fails while the run goes, the run stops and `run` raises why."""
+        task.add_done_callback(self._supervised_done)
+
+    def _supervised_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._abort(task.get_name(), task.exception())  # type: ignore[arg-type]
+
+    def _abort(self, where: str, error: BaseException) -> None:
+        if self._crash is None:
+            self._crash = (
+                error
+                if isinstance(error, MtbenchError)
+                else InternalError(
+                    f"internal error in {where}: {type(error).__name__}: {error}; the run "
+                    "stopped with everything received committed; rerun the same command to "
+                    "resume, and please report this"
+                )
+            )
+            if not isinstance(error, MtbenchError):
+                log.error("internal error in %s", where, exc_info=error)
+        self.stopped = True
+        self._crashed.set()
         self._finished.set()
 
     def _tally(self, job: Job) -> EndpointTally:
@@ -159,11 +163,15 @@ class Pipeline:
     def _ready(self, job: Job) -> None:
         if self.stopped:
             return
-        request = job.build_request()
+        request = self._job_step(job, job.build_request)
+        if request is None:
+            return
         if any(slot.state == SlotState.UNKNOWN for slot in job.needs):
             self._would_send(job, request)
             return
-        key = request.cache_key()
+        key = self._job_step(job, request.cache_key)
+        if key is None:
+            return
         waiting = self._inflight.get(key)
         if waiting is not None:
             waiting.append((job, request))
@@ -174,6 +182,16 @@ class Pipeline:
             self._lookup_scheduled = True
             asyncio.get_running_loop().call_soon(self._start_lookup)
 
+    def _job_step(self, job: Job, step: Callable[[], T]) -> T | None:
+        """One of the job's own steps; if it raises, the job fails (class `internal`), alone."""
+        try:
+            return step()
+        except Exception as exc:
+            log.debug("internal error in %s", job.describe(), exc_info=True)
+            self._record_failure(job, "internal", 0, f"{type(exc).__name__}: {exc}")
+            self._fail_produced(job)
+            return None
+
     def _start_lookup(self) -> None:
         self._lookup_scheduled = False
         batch, self._lookup_batch = self._lookup_batch, []
@@ -181,18 +199,10 @@ class Pipeline:
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)
+        task.set_name("cache lookup")
         self._background.add(task)
-        task.add_done_callback(self._background_done)
-
-    def _background_done(self, task: asyncio.Task[None]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._abort(task.exception())  # type: ignore[arg-type]
-
-    def _abort(self, error: BaseException) -> None:
-        if self._crash is None:
-            self._crash = error
-        self._finished.set()
+        task.add_done_callback(self._background.discard)
+        self.supervise(task)
 
     async def _lookup(self, batch: list[tuple[Job, ChatRequest, str]]) -> None:
         found = await self.store.lookup([key for _, _, key in batch])
@@ -233,14 +243,35 @@ class Pipeline:
     def _complete_cached(
         self, job: Job, request: ChatRequest, key: str, cached: CachedResponse
     ) -> None:
+        if not self.dry_run:
+            rows = self._job_step(job, lambda: self._cached_rows(job, key, cached.text))
+            if rows is None:
+                self._fail_duplicates(key, "internal", "its twin request failed")
+                return
+            if rows:
+                assert self.writer is not None
+                self.writer.put_many(rows, on_error=lambda why: self._cached_refused(job, why))
         self._tally(job).cached += 1
-        if job.stored != key and not self.dry_run:
-            assert self.writer is not None
-            self.writer.put_many(job.result_rows(key, cached.text, self.run_id))
         self._job_done(job, cached.text)
         self._release_duplicates(key, cached.text)
 
+    def _cached_rows(self, job: Job, key: str, text: str) -> list[Row]:
+        """Rows linking the job and its twins (same request) to a cached response, if new."""
+        twins = (job, *(twin for twin, _ in self._inflight.get(key, [])))
+        return [
+            row
+            for twin in twins
+            if twin.stored != key
+            for row in twin.result_rows(key, text, self.run_id)
+        ]
+
+    def _cached_refused(self, job: Job, reason: str) -> None:
+        """The cached answer served its waiters, but its row is not stored: the job failed."""
+        self._tally(job).cached -= 1
+        self._record_failure(job, "unstorable", 0, reason)
+
     def _on_outcome(self, job: Job, request: ChatRequest, key: str, outcome: Outcome) -> None:
+        """Called by the endpoint with the slot still held; never raises (that would leak it)."""
         if outcome.response is None:
             assert outcome.error is not None
             self._job_failed(job, outcome.error, outcome.attempts)
@@ -248,20 +279,48 @@ class Pipeline:
                 self._job_failed(duplicate, outcome.error, 0)
             return
         response: ChatResponse = outcome.response
-        cost = job.endpoint.cost(response.prompt_tokens, response.completion_tokens)
-        self._tally(job).add_usage(
-            response.prompt_tokens or 0, response.completion_tokens or 0, cost
-        )
-        rows = [
-            response_row(key, request, response, cost),
-            *job.result_rows(key, response.text, self.run_id),
-        ]
-        for duplicate, _ in self._inflight.get(key, []):
-            rows.extend(duplicate.result_rows(key, response.text, self.run_id))
+        paid = self._job_step(job, lambda: self._paid_row(job, request, key, response))
+        if paid is None:
+            outcome.release()
+            self._fail_duplicates(key, "internal", "its twin request failed")
+            return
+        results = self._job_step(job, lambda: self._result_rows(job, key, response.text))
         assert self.writer is not None
+        if results is None:  # the job failed, but its answer is paid for: keep it in the cache
+            self.writer.put_many([paid], outcome.release, lambda _: outcome.release())
+            self._fail_duplicates(key, "internal", "its twin request failed")
+            return
         self.writer.put_many(
-            rows, lambda: self._sent_committed(job, key, response.text, outcome.release)
+            [paid, *results],
+            lambda: self._sent_committed(job, key, response.text, outcome.release),
+            lambda reason: self._sent_refused(job, key, reason, outcome.release),
         )
+
+    def _paid_row(self, job: Job, request: ChatRequest, key: str, response: ChatResponse) -> Row:
+        """The response for the cache, its usage and cost counted (implausible counts as 0)."""
+        prompt, completion = _count(response.prompt_tokens), _count(response.completion_tokens)
+        cost = job.endpoint.cost(prompt, completion)
+        self._tally(job).add_usage(prompt, completion, cost)
+        return response_row(key, request, response, cost)
+
+    def _result_rows(self, job: Job, key: str, text: str) -> list[Row]:
+        """The job's answer or judgment row and its twins' (same request), pointing at `key`."""
+        rows = job.result_rows(key, text, self.run_id)
+        for duplicate, _ in self._inflight.get(key, []):
+            rows.extend(duplicate.result_rows(key, text, self.run_id))
+        return rows
+
+    def _sent_refused(self, job: Job, key: str, reason: str, release: Callable[[], None]) -> None:
+        release()
+        message = f"{job.endpoint.label} answered with a value the store cannot hold: {reason}"
+        self._record_failure(job, "unstorable", 1, message)
+        self._fail_produced(job)
+        self._fail_duplicates(key, "unstorable", message)
+
+    def _fail_duplicates(self, key: str, error_class: str, message: str) -> None:
+        for duplicate, _ in self._inflight.pop(key, []):
+            self._record_failure(duplicate, error_class, 0, message)
+            self._fail_produced(duplicate)
 
     def _sent_committed(self, job: Job, key: str, text: str, release: Callable[[], None]) -> None:
         release()
@@ -314,6 +373,7 @@ class Pipeline:
         self._job_finished(job)
 
     def _record_failure(self, job: Job, error_class: str, attempts: int, message: str) -> None:
+        """Count the failure and store it (a failure row cannot itself be refused: all ours)."""
         self._tally(job).failed += 1
         self.tally.failures.append(
             FailureRecord(job.describe(), job.endpoint.label, error_class, attempts, message)
@@ -344,3 +404,8 @@ class Pipeline:
         self._remaining -= 1
         if self._remaining == 0:
             self._finished.set()
+
+
+def _count(tokens: object) -> int:
+    """A token count for the tally: what the server said, if it is a plausible count."""
+    return tokens if isinstance(tokens, int) and 0 <= tokens < 2**62 else 0

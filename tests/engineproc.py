@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["integrity", "start_engine", "wait_until"]
+__all__ = ["ended", "integrity", "start_engine", "wait_until"]
 
 
 def start_engine(*argv: str) -> subprocess.Popen[str]:
@@ -20,6 +20,19 @@ def start_engine(*argv: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def ended(process: subprocess.Popen[str], *, timeout: float) -> tuple[str, str]:
+    """(stdout, stderr) of an engine that must end by itself within `timeout` seconds.
+
+    One that does not is killed, so a hang fails its test instead of outliving it.
+    """
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+        raise AssertionError(f"the engine did not end within {timeout}s; stderr: {err}") from None
 
 
 def wait_until(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.01) -> Any:

@@ -1,0 +1,42 @@
+"""Jobs that send the very same request (two models with identical answers, judged alike) share
+one response, and each keeps its own answer or judgment row, whether sent or found in the cache."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.runconfig import model, mtbench, write_config
+from tests.scriptedserver import ScriptedServer
+
+
+def judged(store: Path) -> dict[str, int]:
+    with sqlite3.connect(store) as db:
+        rows = db.execute("SELECT model, COUNT(*) FROM judgments GROUP BY model").fetchall()
+    return dict(rows)
+
+
+def test_a_model_whose_judge_requests_are_cached_under_a_twin_gets_its_judgments_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with ScriptedServer(same_answers=True) as server:
+        judge = {"name": "judge-a", "base_url": server.base_url}
+        both = [model("alpha", server.base_url), model("beta", server.base_url)]
+        generate = write_config(tmp_path, models=both, name="generate.toml")
+        assert mtbench(capsys, "generate", "-c", str(generate))[0] == 0
+        alpha_only = write_config(
+            tmp_path, models=both[:1], judge=judge, name="alpha.toml", questions=[81, 82]
+        )
+        assert mtbench(capsys, "judge", "-c", str(alpha_only))[0] == 0
+        assert judged(tmp_path / "store.sqlite") == {"alpha": 4}
+
+        sent = server.answered["judge-a"]
+        config = write_config(
+            tmp_path, models=both, judge=judge, name="both.toml", questions=[81, 82]
+        )
+        code, out, _ = mtbench(capsys, "judge", "-c", str(config))
+        assert code == 0, out
+        assert server.answered["judge-a"] == sent  # beta's judge requests were alpha's: cached
+    assert judged(tmp_path / "store.sqlite") == {"alpha": 4, "beta": 4}

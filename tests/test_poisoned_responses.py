@@ -1,0 +1,117 @@
+"""A server that answers 200 with values SQLite cannot hold fails its own jobs, and nothing else.
+
+Over a real socket: one model's server answers every request with a poisoned field while another
+model is healthy. The run must end by itself, exit 1, keep every healthy answer, record the
+poisoned jobs in `failures` (class `unstorable`, or `malformed` where the provider already
+refuses the field), and a rerun once the server is healed must complete without losing or
+re-buying anything.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.engineproc import ended, integrity, start_engine, wait_until
+from tests.runconfig import model, write_config
+from tests.scriptedserver import ScriptedServer
+
+POISONS: dict[str, dict[str, Any]] = {
+    "finish-reason-object": {"finish_reason": {"why": "stop"}},
+    "prompt-tokens-beyond-64-bits": {"prompt_tokens": 2**63 + 1},
+}
+RUN_SECONDS = 60
+
+
+def rows(store: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(store) as db:
+        return db.execute(sql).fetchall()
+
+
+def answers(store: Path, name: str) -> dict[tuple[int, int], str]:
+    found = rows(
+        store,
+        "SELECT a.question_id, a.turn, r.text FROM answers a JOIN responses r "
+        f"ON r.key = a.response_key WHERE a.model = '{name}'",
+    )
+    return {(q, t): text for q, t, text in found}
+
+
+def config_for(directory: Path, server: ScriptedServer) -> Path:
+    return write_config(
+        directory,
+        models=[
+            model("healthy", server.base_url, concurrency=4),
+            model("poisoned", server.base_url, concurrency=4, max_attempts=2),
+        ],
+    )
+
+
+@pytest.mark.parametrize("poison", list(POISONS))
+def test_a_poisoned_model_fails_alone_and_every_healthy_answer_is_kept(
+    tmp_path: Path, poison: str
+) -> None:
+    store = tmp_path / "store.sqlite"
+    with ScriptedServer(poisoned={"poisoned": POISONS[poison]}) as server:
+        config = config_for(tmp_path, server)
+        process = start_engine("generate", "-c", str(config), "--quiet")
+        out, err = ended(process, timeout=RUN_SECONDS)
+        assert "unstorable" in out or "malformed" in out  # the summary names the class
+        assert process.returncode == 1, err
+        assert "Traceback" not in err
+        assert len(answers(store, "healthy")) == 160
+        assert answers(store, "poisoned") == {}
+        classes = dict(
+            rows(store, "SELECT error_class, COUNT(*) FROM failures GROUP BY error_class")
+        )
+        refused = classes.get("unstorable", 0) + classes.get("malformed", 0)
+        assert refused == 80  # every turn 1 of the poisoned model, each recorded
+        assert classes["dependency"] == 80  # and the turn 2s that needed them
+        if classes.get("unstorable"):
+            field = next(iter(POISONS[poison]))
+            ((message,), *_) = rows(
+                store, "SELECT message FROM failures WHERE error_class = 'unstorable'"
+            )
+            assert f"{field} = " in message and "poisoned" in message
+        assert integrity(store) == "ok"
+
+        healthy_before = answers(store, "healthy")
+        healthy_paid = server.answered["healthy"]
+        server.heal()
+        rerun = start_engine("generate", "-c", str(config), "--quiet")
+        _, err = ended(rerun, timeout=RUN_SECONDS)
+        assert rerun.returncode == 0, err
+        assert server.answered["healthy"] == healthy_paid  # nothing bought twice
+    assert answers(store, "healthy") == healthy_before
+    assert len(answers(store, "poisoned")) == 160
+    assert integrity(store) == "ok"
+
+
+def test_sigterm_during_a_poisoned_run_exits_143_with_every_received_answer_kept(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "store.sqlite"
+    poison = POISONS["finish-reason-object"]
+    with ScriptedServer(poisoned={"poisoned": poison}, latency=0.1) as server:
+        config = config_for(tmp_path, server)
+        process = start_engine("generate", "-c", str(config), "--quiet")
+        wait_until(lambda: server.answered["healthy"] >= 12 and server.answered["poisoned"] >= 4)
+        process.send_signal(signal.SIGTERM)
+        _, err = ended(process, timeout=15)
+        assert process.returncode == 143, err
+        assert "Traceback" not in err
+        assert err.splitlines()[-1].startswith("mtbench: error: SIGTERM: stopped")
+        assert len(answers(store, "healthy")) == server.answered["healthy"]
+        assert integrity(store) == "ok"
+
+        server.heal()
+        server.latency = 0.0
+        rerun = start_engine("generate", "-c", str(config), "--quiet")
+        _, err = ended(rerun, timeout=RUN_SECONDS)
+        assert rerun.returncode == 0, err
+    assert len(answers(store, "healthy")) == 160
+    assert len(answers(store, "poisoned")) == 160
