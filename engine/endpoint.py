@@ -62,6 +62,7 @@ class Outcome:
 
 
 OnDone = Callable[[Outcome], None]
+Supervise = Callable[[asyncio.Task[Any]], None]
 
 
 @dataclass(slots=True)
@@ -109,7 +110,6 @@ class EndpointPool:
         *,
         rng: random.Random | None = None,
         lifecycle: ServerLifecycle | None = None,
-        on_crash: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.config = config
         self.provider: Provider = provider_for(config.api)
@@ -134,7 +134,7 @@ class EndpointPool:
         self._lifecycle = lifecycle
         self._needs_server = lifecycle is not None
         self._release_task: asyncio.Task[None] | None = None
-        self._on_crash = on_crash
+        self._supervise: Supervise | None = None
         self._warned_retry_after = False
 
     @property
@@ -146,11 +146,12 @@ class EndpointPool:
         """The monotonic time a 429 pause ends, while one is on."""
         return self._pause.until if self._pause.until > time.monotonic() else None
 
-    def start(self) -> list[asyncio.Task[None]]:
-        """Start the dispatcher and the watchdog; the caller supervises both."""
+    def start(self, supervise: Supervise | None = None) -> None:
+        """Start the dispatcher and the watchdog. `supervise` is handed every task the pool
+        starts (theirs, each attempt's, a server's release), so that none can die unseen."""
+        self._supervise = supervise
         self._dispatcher = self._supervised(self._dispatch(), f"dispatch:{self.name}")
         self._watchdog = self._supervised(self._watch(), f"watch:{self.name}")
-        return [self._dispatcher, self._watchdog]
 
     def submit(self, request: ChatRequest, on_done: OnDone) -> None:
         """Queue a request; `on_done` is called exactly once, from the event loop."""
@@ -202,18 +203,15 @@ class EndpointPool:
     def _supervised(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """A task whose unexpected death is reported, never silently dropped."""
         task = asyncio.get_running_loop().create_task(coroutine, name=name)
-        task.add_done_callback(self._task_ended)
+        if self._supervise is not None:
+            self._supervise(task)
+        else:
+            task.add_done_callback(self._log_crash)
         return task
 
-    def _task_ended(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or task.exception() is None:
-            return
-        error = task.exception()
-        assert error is not None
-        if self._on_crash is not None:
-            self._on_crash(error)
-        else:
-            log.error("%s: internal error in %s: %r", self.name, task.get_name(), error)
+    def _log_crash(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: internal error in %s: %r", self.name, task.get_name(), task.exception())
 
     async def _dispatch(self) -> None:
         while not self._stopping:

@@ -271,8 +271,7 @@ async def _drive(
     signals.on_abort = lambda: _abort(endpoints.values())
     pipeline.supervise(writer.start())
     for pool in endpoints.values():
-        for task in pool.start():
-            pipeline.supervise(task)
+        pool.start(pipeline.supervise)
     if signals.received is not None:  # a signal came while the run was being set up
         signals.on_stop()
     finished = asyncio.Event()
