@@ -2,15 +2,17 @@
 
 Exit codes: 0 every job succeeded; 1 some jobs failed (summary printed); 2 bad config, data or
 store (one line, nothing sent, nothing stored touched); 130/143 interrupted by SIGINT/SIGTERM.
+Everything written to stdout and stderr has API keys masked.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,20 @@ from engine import __version__
 from engine.config import JUDGE_MODES, load_config
 from engine.errors import MtbenchError
 from engine.progress import PROGRESS_MODES
+from engine.redact import RedactingStream, redact_log_records
 
 __all__ = ["main"]
+
+
+@contextlib.contextmanager
+def _redacted_output() -> Iterator[None]:
+    """Mask API keys in everything printed, whoever prints it (tables, progress, errors)."""
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
 
 
 def _install_loop_policy() -> None:
@@ -229,6 +243,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with _redacted_output():
+        redact_log_records()
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

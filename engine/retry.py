@@ -18,11 +18,13 @@ from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 
 from engine.errors import FatalRequestError, RequestError, RetryableError
+from engine.redact import redact
 
 __all__ = ["backoff_delay", "error_for_status", "retry_after_seconds"]
 
 _ENDPOINT_FATAL = {401: "auth", 403: "forbidden", 404: "not_found"}
 _REQUEST_FATAL = {400: "bad_request", 422: "bad_request"}
+DETAIL_CHARS = 300  # of a server's error message, in a failure message
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 # Python 3.10's fromisoformat rejects `Z` and fractions that are not 3 or 6 digits; spell RFC 3339.
@@ -40,7 +42,8 @@ def error_for_status(
     status: int, headers: Mapping[str, str], detail: str, where: str
 ) -> RequestError:
     """Classify a non-2xx answer. `where` names the endpoint for the message."""
-    message = f"{where} answered HTTP {status}: {detail[:300]}".rstrip(": ")
+    # Masked before it is cut: a cut could leave too little of a key to recognise.
+    message = f"{where} answered HTTP {status}: {redact(detail)[:DETAIL_CHARS]}".rstrip(": ")
     if status in _ENDPOINT_FATAL:
         hint = {
             401: "check api_key_env",

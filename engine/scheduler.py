@@ -24,6 +24,7 @@ from engine.chat import ChatRequest, ChatResponse
 from engine.config import EndpointConfig
 from engine.errors import RequestError
 from engine.jobs import AnswerSlot, Job, SlotState, response_row
+from engine.redact import redact, redact_fields
 from engine.store import CachedResponse, Store
 from engine.writer import StoreWriter
 
@@ -247,7 +248,8 @@ class Pipeline:
             for duplicate, _ in self._inflight.pop(key, []):
                 self._job_failed(duplicate, outcome.error, 0)
             return
-        response: ChatResponse = outcome.response
+        # A server may echo the key: mask it before the text is stored or goes into a prompt.
+        response: ChatResponse = redact_fields(outcome.response, "text", "finish_reason")
         cost = job.endpoint.cost(response.prompt_tokens, response.completion_tokens)
         self._tally(job).add_usage(
             response.prompt_tokens or 0, response.completion_tokens or 0, cost
@@ -314,6 +316,7 @@ class Pipeline:
         self._job_finished(job)
 
     def _record_failure(self, job: Job, error_class: str, attempts: int, message: str) -> None:
+        message = redact(message)
         self._tally(job).failed += 1
         self.tally.failures.append(
             FailureRecord(job.describe(), job.endpoint.label, error_class, attempts, message)

@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 from engine.errors import ConfigError, MtbenchError
+from engine.redact import redact
 
 if TYPE_CHECKING:
     import aiohttp
@@ -192,7 +193,7 @@ class ManagedServer:
                 raw = b"(an over-long line was skipped)"
             if not raw:
                 return
-            line = raw.decode("utf-8", "replace").rstrip()
+            line = redact(raw.decode("utf-8", "replace").rstrip())  # it may print the key we send
             self._tail.append(line)
             if self._log is not None:
                 self._log.write(line + "\n")
