@@ -264,7 +264,9 @@ class EndpointPool:
         )
         where = f"{self.name} at {base_url}"
         try:
-            async with session.post(call.url, data=call.body, headers=call.headers) as resp:
+            async with session.post(
+                call.url, data=call.body, headers=call.headers, allow_redirects=False
+            ) as resp:
                 if resp.status >= 300:
                     detail = self.provider.error_detail(await resp.read())
                     raise error_for_status(resp.status, resp.headers, detail, where)
