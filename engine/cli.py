@@ -2,29 +2,36 @@
 
 Exit codes: 0 every job succeeded; 1 some jobs failed (summary printed); 2 bad config, data or
 store (one line, nothing sent, nothing stored touched); 130/143 interrupted by SIGINT/SIGTERM.
-Everything written to stdout and stderr has API keys masked.
+
+A signal ends a command with one line and 130/143 from the first line of `main` on, while the
+engine is still importing (`engine.interrupts`; a run that is sending stops gracefully instead,
+`engine.signals`): so this module imports only what `main` needs before it takes the signals, and
+the rest where it is used. Everything written to stdout and stderr has API keys masked.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import orjson
+from typing import Any, NoReturn
 
 from engine import __version__
-from engine.config import JUDGE_MODES, load_config
 from engine.errors import MtbenchError
-from engine.progress import PROGRESS_MODES
+from engine.interrupts import SignalExit, exit_with, run_async, signals_end_the_command
 from engine.redact import RedactingStream, redact_log_records
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
+
+
+def _interrupted(stop: KeyboardInterrupt) -> int:
+    signum = stop.signum if isinstance(stop, SignalExit) else signal.SIGINT
+    print(f"mtbench: interrupted by {signal.Signals(signum).name}", file=sys.stderr, flush=True)
+    return 128 + signum
 
 
 @contextlib.contextmanager
@@ -39,6 +46,8 @@ def _redacted_output() -> Iterator[None]:
 
 
 def _install_loop_policy() -> None:
+    import asyncio
+
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
@@ -47,6 +56,9 @@ def _install_loop_policy() -> None:
 
 
 def _cmd_requests(args: argparse.Namespace) -> int:
+    import orjson
+
+    from engine.config import load_config
     from engine.runner import ProgressOptions, execute
     from engine.tables import format_plan, format_run_summary, tally_json
 
@@ -68,8 +80,7 @@ def _cmd_requests(args: argparse.Namespace) -> int:
 
 
 def _run_result(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    _install_loop_policy()
-    return asyncio.run(coroutine)
+    return run_async(coroutine)
 
 
 def _cmd_data_fetch(args: argparse.Namespace) -> int:
@@ -83,6 +94,8 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    import orjson
+
     from engine.show import format_scoreboard, leaderboards, scoreboard_json
 
     scoreboard = _run_result(
@@ -160,6 +173,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from engine.config import JUDGE_MODES
+    from engine.progress import PROGRESS_MODES
+
     parser = argparse.ArgumentParser(prog="mtbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mtbench-engine {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -243,13 +259,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with _redacted_output():
-        redact_log_records()
-        return _main(argv)
+    try:
+        with signals_end_the_command(), _redacted_output():
+            redact_log_records()
+            return _main(argv)
+    except KeyboardInterrupt as stop:
+        return _interrupted(stop)
+
+
+def run() -> NoReturn:
+    """The `mtbench` console script: `main`, then exit with its code."""
+    exit_with(main())
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
+    _install_loop_policy()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

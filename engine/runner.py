@@ -235,17 +235,19 @@ async def _drive(
     if view is not None:
         sampler = ProgressSampler(pipeline.tally, endpoints)
         reporter = asyncio.create_task(report_progress(sampler, view, finished))
-    try:
-        with signals:
+    # The signal handlers cover the teardown too: a signal there only marks the run interrupted,
+    # where the CLI's own handler would cancel the writer's last commits.
+    with signals:
+        try:
             tally = await pipeline.run()
             await asyncio.gather(*(pool.drain() for pool in endpoints.values()))
-    finally:
-        finished.set()
-        if reporter is not None:
-            await reporter
-        for pool in endpoints.values():
-            await pool.close()
-        await writer.close()
+        finally:
+            finished.set()
+            if reporter is not None:
+                await reporter
+            for pool in endpoints.values():
+                await pool.close()
+            await writer.close()
     return tally
 
 

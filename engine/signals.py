@@ -13,8 +13,10 @@ import signal
 import sys
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from engine.errors import MtbenchError
+from engine.interrupts import take_pending_signal
 
 __all__ = ["Interrupted", "StopSignals"]
 
@@ -40,6 +42,7 @@ class StopSignals:
         self.on_abort: Callable[[], None] = _nothing
         self.received: int | None = None
         self._count = 0
+        self._before: dict[int, Any] = {}
 
     @property
     def name(self) -> str:
@@ -48,7 +51,11 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         loop = asyncio.get_running_loop()
         for signum in _NAMES:
+            self._before[signum] = signal.getsignal(signum)
             loop.add_signal_handler(signum, self._handle, signum)
+        early = take_pending_signal()  # one that came while the run was being prepared
+        if early is not None:
+            self._handle(early)
         return self
 
     def __exit__(
@@ -60,6 +67,10 @@ class StopSignals:
         loop = asyncio.get_running_loop()
         for signum in _NAMES:
             loop.remove_signal_handler(signum)
+            # The loop resets the signal to Python's default (for SIGTERM: die without a word);
+            # put back what handled it before, e.g. the CLI's one-line exit.
+            if self._before.get(signum) is not None:
+                signal.signal(signum, self._before[signum])
 
     def _handle(self, signum: int) -> None:
         self._count += 1
