@@ -3,43 +3,60 @@
 Exit codes: 0 every job succeeded; 1 some jobs failed (summary printed), or the engine failed
 internally (one line); 2 bad config, data or store (one line, nothing sent, nothing stored
 touched); 3 the store could not be written during a run (one line; everything committed is kept,
-rerunning resumes); 130/143 interrupted by SIGINT/SIGTERM. Everything printed for a human is
-escaped for the terminal (`engine.display`); with `--json`, every line on stderr is a JSON object.
+rerunning resumes); 130/143 interrupted by SIGINT/SIGTERM.
+
+A signal ends a command with one line and 130/143 from the first line of `main` on, while the
+engine is still importing (`engine.interrupts`; a run that is sending stops gracefully instead,
+`engine.signals`): so this module imports only what `main` needs before it takes the signals, and
+the rest where it is used. Everything written to stdout and stderr has API keys masked, and
+everything printed for a human is escaped for the terminal (`engine.display`); with `--json`,
+every line on stderr is a JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
+import json
 import logging
+import signal
 import sys
 import traceback
-from collections.abc import Callable, Coroutine, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import orjson
+from typing import Any, NoReturn
 
 from engine import __version__
-from engine.config import JUDGE_MODES, load_config
-from engine.display import (
-    JsonLinesStderr,
-    JsonLogFormatter,
-    TerminalLogFormatter,
-    error_line,
-    terminal_text,
-)
 from engine.errors import InputError, MtbenchError
-from engine.progress import PROGRESS_MODES
-from engine.signals import SignalExit, exits_on_signals, run_command
+from engine.interrupts import SignalExit, exit_with, run_async, signals_end_the_command
+from engine.redact import RedactingStream, redact_log_records
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
+
+
+def _interrupted(stop: KeyboardInterrupt, json_lines: bool = False) -> int:
+    signum = stop.signum if isinstance(stop, SignalExit) else signal.SIGINT
+    _say(_line(f"interrupted by {signal.Signals(signum).name}", 128 + signum, json_lines))
+    return 128 + signum
+
+
+@contextlib.contextmanager
+def _redacted_output() -> Iterator[None]:
+    """Mask API keys in everything printed, whoever prints it (tables, progress, errors)."""
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _install_loop_policy() -> None:
+    import asyncio
+
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
@@ -48,6 +65,10 @@ def _install_loop_policy() -> None:
 
 
 def _cmd_requests(args: argparse.Namespace) -> int:
+    import orjson
+
+    from engine.config import load_config
+    from engine.display import terminal_text
     from engine.runner import ProgressOptions, execute
     from engine.tables import format_plan, format_run_summary, tally_json
 
@@ -74,12 +95,12 @@ def _cmd_requests(args: argparse.Namespace) -> int:
 
 
 def _run_result(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    _install_loop_policy()
-    return asyncio.run(run_command(coroutine))
+    return run_async(coroutine)
 
 
 def _cmd_data_fetch(args: argparse.Namespace) -> int:
     from engine.datafetch import fetch_data
+    from engine.display import terminal_text
 
     report = _run_result(fetch_data(Path(args.dest) if args.dest else None))
     print(
@@ -90,6 +111,8 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    import orjson
+
     from engine.show import format_scoreboard, leaderboards, scoreboard_json
 
     scoreboard = _run_result(
@@ -126,6 +149,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from engine.display import terminal_text
     from engine.report_html import write_report
 
     out = _run_result(
@@ -137,6 +161,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from engine.data import resolve_data_dir
+    from engine.display import terminal_text
     from engine.errors import DataError
     from engine.interop import import_fastchat, record_questions
 
@@ -176,6 +201,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from engine.config import JUDGE_MODES
+    from engine.progress import PROGRESS_MODES
+
     parser = argparse.ArgumentParser(prog="mtbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mtbench-engine {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -271,6 +299,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _log_handler(json_lines: bool) -> logging.Handler:
+    from engine.display import JsonLogFormatter, TerminalLogFormatter
+
     handler = logging.StreamHandler(sys.stderr)
     if json_lines:
         handler.setFormatter(JsonLogFormatter())
@@ -280,6 +310,22 @@ def _log_handler(json_lines: bool) -> logging.Handler:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        with signals_end_the_command(), _redacted_output():
+            redact_log_records()
+            return _main(argv)
+    except KeyboardInterrupt as stop:
+        return _interrupted(stop)
+
+
+def run() -> NoReturn:
+    """The `mtbench` console script: `main`, then exit with its code."""
+    exit_with(main())
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from engine.display import JsonLinesStderr, error_line
+
     args = _parser().parse_args(argv)
     json_lines = bool(getattr(args, "json", False))
     stderr = sys.stderr
@@ -287,26 +333,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Kept if an unexpected exception escapes: its traceback, printed after `main`, is
         # wrapped into JSON lines too.
         sys.stderr = JsonLinesStderr(stderr)
+    _install_loop_policy()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         handlers=[_log_handler(json_lines)],
     )
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        with exits_on_signals():
-            code = handler(args)
+        code = handler(args)
     except MtbenchError as error:
         code = error.exit_code
         _say(error_line(str(error), code, json_lines=json_lines))
-    except SignalExit as stop:
-        code = 128 + stop.signum
-        _say(
-            _line(
-                f"stopped by {stop}; nothing received is lost: rerun the same command",
-                code,
-                json_lines,
-            )
-        )
+    except KeyboardInterrupt as stop:
+        code = _interrupted(stop, json_lines)
     except Exception as error:
         if args.verbose:
             traceback.print_exc()
@@ -319,21 +358,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 json_lines,
             )
         )
-    if json_lines:
-        with suppress(OSError, ValueError):
-            sys.stderr.flush()
-        sys.stderr = stderr
+    finally:
+        if json_lines:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            sys.stderr = stderr
     return code
 
 
 def _line(text: str, exit_code: int, json_lines: bool) -> str:
     """A final line that is not an input error: `mtbench: ...`, or a JSON object with --json."""
     if json_lines:
-        return orjson.dumps({"error": text, "exit_code": exit_code}).decode()
+        return json.dumps({"error": text, "exit_code": exit_code})
+    from engine.display import terminal_text
+
     return f"mtbench: {terminal_text(text)}"
 
 
 def _say(line: str) -> None:
     """The one line a failure prints (stderr may itself be gone: then the exit code speaks)."""
-    with suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ValueError):
         print(line, file=sys.stderr, flush=True)

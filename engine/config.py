@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from engine.errors import ConfigError
+from engine.redact import register_secret
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -397,6 +398,8 @@ def _api_key(check: _Checker) -> str | None:
             variable,
             f"environment variable {variable} is not set; export it or remove api_key_env",
         )
+    else:
+        register_secret(key, variable)  # so that no output, log or store row can show it
     return key
 
 

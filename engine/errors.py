@@ -18,6 +18,8 @@ MtbenchError                  anything the user can act on; str() is the one-lin
 
 from __future__ import annotations
 
+from engine.redact import redact
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -71,6 +73,8 @@ class RequestError(MtbenchError):
 
     `error_class` is a short stable name (`rate_limit`, `server_error`, `timeout`, ...) used in
     failure summaries; `retry_after` is the server's requested wait in seconds, if it gave one.
+    The message often quotes the server, which may quote the key: it is stored with every known
+    key masked (`engine.redact`).
     """
 
     retryable = False
@@ -83,7 +87,7 @@ class RequestError(MtbenchError):
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.error_class = error_class
         self.status = status
         self.retry_after = retry_after

@@ -2,9 +2,13 @@
 
 Retry 408, 409, 429, 5xx, 529, timeouts, connection errors and truncated or malformed bodies.
 Do not retry 400/422 (the request itself is wrong) nor 401/403/404 (the endpoint is unusable: fail
-it fast instead of hammering it). Waits use exponential backoff with full jitter, unless the server
-said how long to wait (`Retry-After`, `retry-after-ms`, OpenAI's `x-ratelimit-reset-*` durations,
-Anthropic's `anthropic-ratelimit-*-reset` RFC 3339 timestamps).
+it fast instead of hammering it), nor a redirect: requests to model APIs never follow one, since
+the key would go along to wherever it points (aiohttp drops `Authorization` on a cross-origin
+redirect, but not Anthropic's `x-api-key`) and a 302/303 would turn the POST into a GET whose reply
+would be taken for an answer. The message names the target, so the user can fix `base_url`.
+Waits use exponential backoff with full jitter, unless the server said how long to wait
+(`Retry-After`, `retry-after-ms`, OpenAI's `x-ratelimit-reset-*` durations, Anthropic's
+`anthropic-ratelimit-*-reset` RFC 3339 timestamps).
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 
 from engine.errors import FatalRequestError, RequestError, RetryableError
+from engine.redact import redact
 
-__all__ = ["backoff_delay", "error_for_status", "retry_after_seconds"]
+__all__ = ["backoff_delay", "error_for_status", "redirect_error", "retry_after_seconds"]
 
 _ENDPOINT_FATAL = {401: "auth", 403: "forbidden", 404: "not_found"}
 _REQUEST_FATAL = {400: "bad_request", 422: "bad_request"}
+DETAIL_CHARS = 300  # of a server's error message, in a failure message
+LOCATION_CHARS = 200
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 # Python 3.10's fromisoformat rejects `Z` and fractions that are not 3 or 6 digits; spell RFC 3339.
@@ -40,7 +47,10 @@ def error_for_status(
     status: int, headers: Mapping[str, str], detail: str, where: str
 ) -> RequestError:
     """Classify a non-2xx answer. `where` names the endpoint for the message."""
-    message = f"{where} answered HTTP {status}: {detail[:300]}".rstrip(": ")
+    if 300 <= status < 400:
+        return redirect_error(status, headers, where)
+    # Masked before it is cut: a cut could leave too little of a key to recognise.
+    message = f"{where} answered HTTP {status}: {redact(detail)[:DETAIL_CHARS]}".rstrip(": ")
     if status in _ENDPOINT_FATAL:
         hint = {
             401: "check api_key_env",
@@ -64,6 +74,26 @@ def error_for_status(
         return FatalRequestError("client_error", message, status=status, endpoint_fatal=False)
     return RetryableError(
         error_class, message, status=status, retry_after=retry_after_seconds(headers)
+    )
+
+
+def redirect_error(status: int, headers: Mapping[str, str], where: str) -> FatalRequestError:
+    """A 3xx: not followed, not retried; the message says where it pointed.
+
+    Not endpoint-fatal: a redirect may be one replica's or one path's, and each costs a request
+    that is answered at once and never paid for.
+    """
+    location = headers.get("Location")
+    target = "no Location header"
+    if location:
+        printable = "".join(c if c.isprintable() else "?" for c in redact(location))
+        target = f"Location: {printable[:LOCATION_CHARS]}"
+    return FatalRequestError(
+        "redirect",
+        f"{where} answered HTTP {status} ({target}); requests to model APIs do not follow "
+        "redirects, which would carry the key elsewhere: set base_url to the final URL",
+        status=status,
+        endpoint_fatal=False,
     )
 
 

@@ -28,6 +28,7 @@ from engine.chat import ChatRequest, ChatResponse
 from engine.config import EndpointConfig
 from engine.errors import InternalError, MtbenchError, RequestError
 from engine.jobs import AnswerSlot, Job, Row, SlotState, response_row
+from engine.redact import redact, redact_fields
 from engine.store import CachedResponse, Store
 from engine.tally import EndpointTally, FailureRecord, RunTally
 from engine.writer import StoreWriter
@@ -278,7 +279,8 @@ class Pipeline:
             for duplicate, _ in self._inflight.pop(key, []):
                 self._job_failed(duplicate, outcome.error, 0)
             return
-        response: ChatResponse = outcome.response
+        # A server may echo the key: mask it before the text is stored or goes into a prompt.
+        response: ChatResponse = redact_fields(outcome.response, "text", "finish_reason")
         paid = self._job_step(job, lambda: self._paid_row(job, request, key, response))
         if paid is None:
             outcome.release()
@@ -374,6 +376,7 @@ class Pipeline:
 
     def _record_failure(self, job: Job, error_class: str, attempts: int, message: str) -> None:
         """Count the failure and store it (a failure row cannot itself be refused: all ours)."""
+        message = redact(message)
         self._tally(job).failed += 1
         self.tally.failures.append(
             FailureRecord(job.describe(), job.endpoint.label, error_class, attempts, message)

@@ -36,6 +36,7 @@ from typing import IO, TYPE_CHECKING, Protocol
 
 from engine.errors import ConfigError, MtbenchError
 from engine.processes import ProcessIdentity, exit_with_parent, group_alive, identify, signal_group
+from engine.redact import redact
 
 if TYPE_CHECKING:
     import aiohttp
@@ -232,7 +233,7 @@ class ManagedServer:
                 raw = b"(an over-long line was skipped)"
             if not raw:
                 return
-            line = raw.decode("utf-8", "replace").rstrip()
+            line = redact(raw.decode("utf-8", "replace").rstrip())  # it may print the key we send
             self._tail.append(line)
             if self._log is not None:
                 self._log.write(line + "\n")

@@ -6,10 +6,9 @@ resume. A second signal cancels what is still in flight; whatever was received i
 and SQLite's transactions keep the store consistent either way.
 
 Outside a run (reading the config and data, opening the store, `show`, `data fetch`, printing
-the summary) the CLI's own handlers apply (`exits_on_signals`): a signal there ends the command
+the summary) the CLI's own handlers apply (`engine.interrupts`): a signal there ends the command
 with one line and the same exit codes, since nothing is in flight that a graceful stop could
-save. While the event loop runs, that means cancelling the command's task (`run_command`); in
-plain code it means raising `SignalExit`.
+save.
 """
 
 from __future__ import annotations
@@ -17,20 +16,16 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-import threading
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from types import FrameType, TracebackType
-from typing import Any, TypeVar
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
 
 from engine.errors import MtbenchError
+from engine.interrupts import take_pending_signal
 
-__all__ = ["Interrupted", "SignalExit", "StopSignals", "exits_on_signals", "run_command"]
+__all__ = ["Interrupted", "StopSignals"]
 
 _NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
-
-T = TypeVar("T")
 
 
 class Interrupted(MtbenchError):
@@ -52,7 +47,7 @@ class StopSignals:
         self.on_abort: Callable[[], None] = _nothing
         self.received: int | None = None
         self._count = 0
-        self._previous: dict[int, Any] = {}
+        self._before: dict[int, Any] = {}
 
     @property
     def name(self) -> str:
@@ -61,8 +56,11 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         loop = asyncio.get_running_loop()
         for signum in _NAMES:
-            self._previous[signum] = signal.getsignal(signum)
+            self._before[signum] = signal.getsignal(signum)
             loop.add_signal_handler(signum, self._handle, signum)
+        early = take_pending_signal()  # one that came while the run was being prepared
+        if early is not None:
+            self._handle(early)
         return self
 
     def __exit__(
@@ -74,10 +72,10 @@ class StopSignals:
         loop = asyncio.get_running_loop()
         for signum in _NAMES:
             loop.remove_signal_handler(signum)
-            # asyncio leaves the default behind, not what was there before (the CLI's handler)
-            previous = self._previous.pop(signum, None)
-            if previous is not None:
-                signal.signal(signum, previous)
+            # The loop resets the signal to Python's default (for SIGTERM: die without a word);
+            # put back what handled it before, e.g. the CLI's one-line exit.
+            if self._before.get(signum) is not None:
+                signal.signal(signum, self._before[signum])
 
     def _handle(self, signum: int) -> None:
         self._count += 1
@@ -93,61 +91,3 @@ class StopSignals:
         else:
             print("aborting: cancelling the requests in flight", file=sys.stderr, flush=True)
             self.on_abort()
-
-
-class SignalExit(BaseException):
-    """SIGINT or SIGTERM outside a run: unwinds everything (not an Exception, so nothing that
-    handles errors swallows it) to the CLI, which prints one line and exits 128 + signum."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(_NAMES.get(signal.Signals(signum), "signal"))
-        self.signum = signum
-
-
-@dataclass(slots=True)
-class _Command:
-    """The command's task while `run_command` awaits it, and the signal that cancelled it."""
-
-    task: asyncio.Future[Any] | None = None
-    signum: int | None = None
-
-
-_command = _Command()
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    task = _command.task
-    if task is None or task.done():
-        raise SignalExit(signum)
-    # Inside the event loop an exception may land in one of its callbacks, which log and drop
-    # it (uvloop runs Python-level handlers in one): cancel the command, and say why once it ends
-    _command.signum = signum
-    task.get_loop().call_soon_threadsafe(task.cancel)
-
-
-async def run_command(command: Awaitable[T]) -> T:
-    """Await a command as the task that SIGINT/SIGTERM cancel (outside a run's StopSignals)."""
-    task = asyncio.ensure_future(command)
-    _command.task, _command.signum = task, None
-    try:
-        return await task
-    except asyncio.CancelledError:
-        if _command.signum is None:
-            raise
-        raise SignalExit(_command.signum) from None
-    finally:
-        _command.task = None
-
-
-@contextmanager
-def exits_on_signals() -> Iterator[None]:
-    """While active (in the main thread), SIGINT and SIGTERM end the command: `SignalExit`."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.signal(signum, _on_signal) for signum in _NAMES}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)

@@ -24,6 +24,7 @@ import orjson
 
 from engine.data import BenchData
 from engine.errors import StoreError
+from engine.interrupts import critical
 from engine.schema import MIGRATIONS, SCHEMA_VERSION
 from engine.storefile import (
     SchemaInfo,
@@ -83,7 +84,8 @@ class Store:
     async def close(self, *, discard: bool = False) -> None:
         """Close; with `discard`, also remove what opening created (nothing was run yet)."""
         try:
-            await self.db.close()
+            with critical():  # a signal waits: a half-closed connection's thread would complain
+                await self.db.close()
         finally:
             new = self._created if discard else None
             if new is not None:
@@ -272,7 +274,8 @@ async def _connect(
 ) -> Store:
     store: Store | None = None
     try:
-        db = await aiosqlite.connect(target, isolation_level=None, uri=not write)
+        with critical():  # a cancelled connect would leave aiosqlite's thread without a loop
+            db = await aiosqlite.connect(target, isolation_level=None, uri=not write)
         store = Store(path, db, lock, created)
         db.row_factory = sqlite3.Row
         await _prepare(db, path, write=write)

@@ -5,8 +5,7 @@ Nothing above this module catches an `aiohttp` exception. Two choices here prote
 
 - **Redirects are never followed.** aiohttp re-sends custom headers (Anthropic's `x-api-key`) to
   another host, and turns a 302'd POST into a GET whose reply would be stored as an answer. A 3xx
-  fails the endpoint at once (every request to that base URL would be redirected) and names where
-  the server wanted to send us.
+  fails its request, naming where the server wanted to send us (`engine.retry.redirect_error`).
 - **Every byte counts as progress.** The caller passes a `Progress` that is touched when the
   response headers arrive and on every chunk or line of the body after that, so a stalled request
   (no bytes for a long time) can be told apart from a slow one that is still streaming. Bodies are
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from engine.chat import ChatResponse
-from engine.errors import FatalRequestError, RequestError, RetryableError
+from engine.errors import RequestError, RetryableError
 from engine.providers import HttpCall, Provider
 from engine.retry import error_for_status
 
@@ -169,19 +168,9 @@ class HttpTransport:
 async def _refusal(
     provider: Provider, response: aiohttp.ClientResponse, where: str
 ) -> RequestError:
-    """The error for a non-2xx answer: redirects named and never followed, the rest classified."""
-    if response.status < 400:
-        target = response.headers.get("Location", "(no Location header)")
-        return FatalRequestError(
-            "redirect",
-            f"{where} answered HTTP {response.status} redirecting to {target[:200]}; requests "
-            "to model APIs never follow redirects (they would carry the key elsewhere): point "
-            "base_url at the final address",
-            status=response.status,
-            endpoint_fatal=True,
-        )
+    """The error for a non-2xx answer (a 3xx is a redirect, named and never followed)."""
     try:
-        body = await response.content.read(_ERROR_BODY_BYTES)
+        body = b"" if response.status < 400 else await response.content.read(_ERROR_BODY_BYTES)
     except Exception:  # an unreadable error body still leaves a usable status
         body = b""
     return error_for_status(response.status, response.headers, provider.error_detail(body), where)

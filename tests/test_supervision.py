@@ -190,7 +190,7 @@ def test_a_signal_before_the_run_starts_ends_the_command_with_one_line(
     assert process.returncode == code, err
     (line,) = err.splitlines()
     name = signal.Signals(signum).name
-    assert line == f"mtbench: stopped by {name}; nothing received is lost: rerun the same command"
+    assert line == f"mtbench: interrupted by {name}"
     assert not store.exists()
     assert fake.stats(arrivals=False)["requests"] == 0
 
@@ -223,4 +223,4 @@ def test_a_signal_while_the_event_loop_waits_outside_a_run_ends_the_command_with
     assert time.monotonic() - started < 5
     assert process.returncode == code, err
     (line,) = err.splitlines()
-    assert line.startswith(f"mtbench: stopped by {signal.Signals(signum).name}")
+    assert line.startswith(f"mtbench: interrupted by {signal.Signals(signum).name}")
