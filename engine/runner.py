@@ -23,6 +23,7 @@ from engine.data import BenchData, load_bench, resolve_data_dir
 from engine.endpoint import EndpointPool
 from engine.errors import ConfigError
 from engine.graph import RunGraph, build_graph, check_baseline
+from engine.preflight import preflight
 from engine.progress import ProgressSampler, make_view, report_progress
 from engine.scheduler import Pipeline, RunTally
 from engine.serve import SlotPool
@@ -43,6 +44,7 @@ class RunResult:
     tally: RunTally
     store: Path
     run_id: int | None
+    notes: tuple[str, ...] = ()  # what the user should know about the run (engine.preflight)
 
     @property
     def ok(self) -> bool:
@@ -110,11 +112,14 @@ async def _execute(
         ),
     )
     judged = await _judged_models(config, scope)
+    notes = preflight(config, bench, generate=scope.generate, judge=scope.judge, judged=judged)
     if command == "plan":
-        return await _plan(config, scope, bench, judged)
+        return replace(await _plan(config, scope, bench, judged), notes=notes)
     store = await open_store(config.store, write=True)
     try:
-        return await _run(config, command, scope, bench, judged, store, progress)
+        return replace(
+            await _run(config, command, scope, bench, judged, store, progress), notes=notes
+        )
     finally:
         await store.close()
 
