@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import signal
 import sys
 import traceback
@@ -53,6 +54,48 @@ def _redacted_output() -> Iterator[None]:
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+# --progress-interval: below a tenth of a second the display is all the terminal shows.
+PROGRESS_INTERVAL_RANGE = (0.1, 86_400.0)
+
+
+class UsageError(InputError):
+    """A command line argparse refuses: one line and exit 2, like any other bad input."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def _seconds_between(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(
+                f"expected a number of seconds from {low:g} to {high:g}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+def _integer_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer from {low} to {high}, got {text!r}"
+            )
+        return value
+
+    return parse
+
 
 def _install_loop_policy() -> None:
     import asyncio
@@ -83,15 +126,23 @@ def _cmd_requests(args: argparse.Namespace) -> int:
     result = _run_result(execute(config, args.command, data_flag=args.data, progress=progress))
     if args.json:
         summary = {"command": args.command, "store": str(result.store), **tally_json(result.tally)}
+        summary["notes"] = list(result.notes)
         print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     elif args.command == "plan":
         print(format_plan(result.tally))
+        _print_notes(result.notes)
     else:
         print(format_run_summary(result.tally))
+        _print_notes(result.notes)
         print(f"store: {terminal_text(result.store)}")
     if args.command == "plan":
         return 0
     return 0 if result.ok else 1
+
+
+def _print_notes(notes: Sequence[str]) -> None:
+    for note in notes:
+        print(f"note: {note}")
 
 
 def _run_result(coroutine: Coroutine[Any, Any, Any]) -> Any:
@@ -201,10 +252,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from engine.config import JUDGE_MODES
+    from engine.config import JUDGE_MODES, MAX_TOKENS
     from engine.progress import PROGRESS_MODES
 
-    parser = argparse.ArgumentParser(prog="mtbench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="mtbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mtbench-engine {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -231,7 +282,11 @@ def _parser() -> argparse.ArgumentParser:
             choices=PROGRESS_MODES,
             help="auto (default): a live table on a terminal, else a log line every 5 s",
         )
-        sub.add_argument("--progress-interval", type=float, help="seconds between progress updates")
+        sub.add_argument(
+            "--progress-interval",
+            type=_seconds_between(*PROGRESS_INTERVAL_RANGE),
+            help="seconds between progress updates (0.1 to 86400)",
+        )
         sub.set_defaults(handler=_cmd_requests)
     show = commands.add_parser("show", help="leaderboards from the stored judgments")
     show.add_argument("--store", required=True, help="the SQLite store")
@@ -252,9 +307,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--store", default="runs/demo.sqlite", help="default: runs/demo.sqlite")
     demo.add_argument("--data", help="MT-Bench data dir (default: $MTBENCH_DATA or the cache)")
-    demo.add_argument("--per-category", type=int, default=1, help="questions per category")
+    demo.add_argument(
+        "--per-category",
+        type=_integer_between(1, 1000),
+        default=1,
+        help="questions per category",
+    )
     demo.add_argument("--categories", help="comma-separated categories (default: all eight)")
-    demo.add_argument("--max-tokens", type=int, default=200, help="answer length cap")
+    demo.add_argument(
+        "--max-tokens",
+        type=_integer_between(1, MAX_TOKENS),
+        default=200,
+        help="answer length cap",
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress display")
     demo.set_defaults(handler=_cmd_demo)
     report = commands.add_parser("report", help="write a self-contained HTML report")
@@ -326,7 +391,11 @@ def run() -> NoReturn:
 def _main(argv: Sequence[str] | None) -> int:
     from engine.display import JsonLinesStderr, error_line
 
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except InputError as error:  # argparse's refusals: one line, like any other bad input
+        _say(error_line(str(error), error.exit_code, json_lines="--json" in (argv or sys.argv)))
+        return error.exit_code
     json_lines = bool(getattr(args, "json", False))
     stderr = sys.stderr
     if json_lines:

@@ -3,20 +3,36 @@
 Every problem is reported before any request is sent, naming the file, the table, the key and the
 offending value, because a typo found after an hour of paid generation is a typo found too late.
 Relative paths are resolved against the config file's directory, so a config works from any cwd.
+Numbers have ranges the run can live with (finite, within SQLite's 64-bit integers, sane maxima),
+and URLs, serve commands, extra_body and keys are checked as the run will use them
+(`engine.config_schema`).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
+from engine.config_schema import (
+    JUDGE_KEYS,
+    JUDGE_MODES,
+    MAX_ATTEMPTS,
+    MAX_SAMPLES,
+    MAX_SECONDS,
+    MAX_TOKENS,
+    MODEL_KEYS,
+    SUPPORTED_APIS,
+    TOP_KEYS,
+    KeySpec,
+    api_key_problem,
+    redact_url_credentials,
+    serve_problem,
+)
 from engine.errors import ConfigError
 from engine.redact import register_secret
 
@@ -27,6 +43,10 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = [
     "JUDGE_MODES",
+    "MAX_ATTEMPTS",
+    "MAX_SAMPLES",
+    "MAX_SECONDS",
+    "MAX_TOKENS",
     "SUPPORTED_APIS",
     "EndpointConfig",
     "JudgeConfig",
@@ -35,8 +55,6 @@ __all__ = [
     "load_config",
 ]
 
-SUPPORTED_APIS = ("openai", "anthropic")
-JUDGE_MODES = ("single", "pairwise-baseline", "pairwise-all")
 DEFAULT_BASE_URLS = {
     "openai": "https://api.openai.com/v1",
     "anthropic": "https://api.anthropic.com",
@@ -157,97 +175,15 @@ class RunConfig:
         }
 
 
-Check = Callable[[Any], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class _Key:
-    kind: str  # shown to the user: "a string", "an integer >= 1", ...
-    check: Check
-
-
-def _is_int(low: int) -> Check:
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
-
-
-def _is_number(low: float, high: float = math.inf) -> Check:
-    return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
-
-
-def _is_str(v: Any) -> bool:
-    return isinstance(v, str) and v != ""
-
-
-def _is_url_list(v: Any) -> bool:
-    return isinstance(v, list) and len(v) > 0 and all(_is_url(u) for u in v)
-
-
-def _is_url(v: Any) -> bool:
-    return isinstance(v, str) and v.startswith(("http://", "https://"))
-
-
-_ENDPOINT_KEYS: dict[str, _Key] = {
-    "name": _Key("a non-empty string", _is_str),
-    "model": _Key("a non-empty string", _is_str),
-    "base_url": _Key("an http(s) URL", _is_url),
-    "base_urls": _Key("a non-empty list of http(s) URLs", _is_url_list),
-    "api": _Key(f"one of {', '.join(SUPPORTED_APIS)}", lambda v: v in SUPPORTED_APIS),
-    "api_key_env": _Key("an environment variable name", _is_str),
-    "concurrency": _Key("an integer >= 1", _is_int(1)),
-    "rpm": _Key("an integer >= 0 (0 = unlimited)", _is_int(0)),
-    "tpm": _Key("an integer >= 0 (0 = unlimited)", _is_int(0)),
-    "max_tokens": _Key("an integer >= 1", _is_int(1)),
-    "temperature": _Key("a number between 0 and 2", _is_number(0.0, 2.0)),
-    "system_prompt": _Key("a string", lambda v: isinstance(v, str)),
-    "stream": _Key("true or false", lambda v: isinstance(v, bool)),
-    "timeout": _Key("a number of seconds > 0", _is_number(1e-3, 1e6)),
-    "max_attempts": _Key("an integer >= 1", _is_int(1)),
-    "hedge_after": _Key("a number of seconds >= 0 (0 = never hedge)", _is_number(0.0, 1e6)),
-    "stall_timeout": _Key("a number of seconds > 0", _is_number(1e-3, 1e6)),
-    "max_retry_after": _Key("a number of seconds >= 0", _is_number(0.0, 1e6)),
-    "seed": _Key("an integer", _is_int(-(2**63))),
-    "extra_body": _Key("a table of extra request fields", lambda v: isinstance(v, dict)),
-    "price_in": _Key("USD per 1M prompt tokens (a number >= 0)", _is_number(0.0)),
-    "price_out": _Key("USD per 1M completion tokens (a number >= 0)", _is_number(0.0)),
-}
-_MODEL_KEYS: dict[str, _Key] = {
-    **_ENDPOINT_KEYS,
-    "serve": _Key("a command template using {path}, {name} and {port}", _is_str),
-    "checkpoints": _Key("a glob of checkpoint files or directories", _is_str),
-    "ready_path": _Key(
-        "a URL path such as /v1/models or /health", lambda v: _is_str(v) and v.startswith("/")
-    ),
-    "ready_timeout": _Key("a number of seconds > 0", _is_number(1e-3)),
-}
-_JUDGE_KEYS: dict[str, _Key] = {
-    **_ENDPOINT_KEYS,
-    "mode": _Key(f"one of {', '.join(JUDGE_MODES)}", lambda v: v in JUDGE_MODES),
-    "baseline": _Key("a model name", _is_str),
-    "samples": _Key("an integer >= 1", _is_int(1)),
-}
-_TOP_KEYS: dict[str, _Key] = {
-    "store": _Key("a path", _is_str),
-    "data": _Key("a path", _is_str),
-    "bench": _Key("a bench name such as mt_bench", _is_str),
-    "questions": _Key(
-        "a non-empty list of question ids",
-        lambda v: isinstance(v, list) and bool(v) and all(_is_int(0)(q) for q in v),
-    ),
-    "server_slots": _Key("an integer >= 1", _is_int(1)),
-    "model": _Key("an array of [[model]] tables", lambda v: isinstance(v, list)),
-    "judge": _Key("a [judge] table", lambda v: isinstance(v, dict)),
-}
-
-
 def _show(value: Any) -> str:
-    text = repr(value)
+    text = redact_url_credentials(repr(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _Checker:
     """Validates one table against its key schema, naming the file and table in every error."""
 
-    def __init__(self, path: Path, where: str, table: dict[str, Any], keys: dict[str, _Key]):
+    def __init__(self, path: Path, where: str, table: dict[str, Any], keys: dict[str, KeySpec]):
         self.path, self.where, self.table = path, where, table
         for key, value in table.items():
             spec = keys.get(key)
@@ -256,8 +192,10 @@ class _Checker:
                 self.fail(key, value, f"unknown key (known keys: {known})")
             elif not spec.check(value):
                 self.fail(key, value, f"expected {spec.kind}")
+            elif spec.explain is not None and (problem := spec.explain(value)) is not None:
+                self.fail(key, value, problem)
 
-    def fail(self, key: str, value: Any, problem: str) -> None:
+    def fail(self, key: str, value: Any, problem: str) -> NoReturn:
         raise ConfigError(f"{self.path}: {self.where} key {key!r} = {_show(value)}: {problem}")
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -273,10 +211,11 @@ def load_config(path: Path | str) -> RunConfig:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        # ValueError: an integer of thousands of digits, which Python refuses to convert
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
-    top = _Checker(path, "top-level", raw, _TOP_KEYS)
+    top = _Checker(path, "top-level", raw, TOP_KEYS)
     base = path.resolve().parent
     if top.get("store") is None:
         raise ConfigError(f"{path}: top-level key 'store' is missing; give the SQLite file to use")
@@ -285,11 +224,11 @@ def load_config(path: Path | str) -> RunConfig:
         for i, table in enumerate(top.get("model", []))
         for model in _models(path, f"[[model]] #{i + 1}", table, base)
     )
-    _reject_duplicates(path, models)
     judge_table = top.get("judge")
     judge = None
     if judge_table is not None:
-        judge = _endpoint(path, "[judge]", judge_table, JudgeConfig, _JUDGE_KEYS)
+        judge = _endpoint(path, "[judge]", judge_table, JudgeConfig, JUDGE_KEYS)
+    _reject_duplicates(path, models, judge)
     data = top.get("data")
     return RunConfig(
         path=path,
@@ -307,7 +246,7 @@ def _models(path: Path, where: str, table: Any, base: Path) -> list[ModelConfig]
     """One model, or one per checkpoint the `checkpoints` glob matches (label from the path)."""
     pattern = table.get("checkpoints") if isinstance(table, dict) else None
     if pattern is None:
-        return [_endpoint(path, where, table, ModelConfig, _MODEL_KEYS)]
+        return [_endpoint(path, where, table, ModelConfig, MODEL_KEYS)]
     if "serve" not in table:
         raise ConfigError(
             f"{path}: {where} key 'checkpoints' = {_show(pattern)}: needs 'serve', the command "
@@ -316,7 +255,7 @@ def _models(path: Path, where: str, table: Any, base: Path) -> list[ModelConfig]
     from engine.serve import expand_checkpoints
 
     prefix = f"{table['name']}-" if table.get("name") else ""
-    template = _endpoint(path, where, {"name": "checkpoint", **table}, ModelConfig, _MODEL_KEYS)
+    template = _endpoint(path, where, {"name": "checkpoint", **table}, ModelConfig, MODEL_KEYS)
     try:
         found = expand_checkpoints(str(base / pattern))
     except ConfigError as error:
@@ -333,7 +272,7 @@ def _models(path: Path, where: str, table: Any, base: Path) -> list[ModelConfig]
 
 
 def _endpoint(
-    path: Path, where: str, table: Any, cls: type[EndpointConfig], keys: dict[str, _Key]
+    path: Path, where: str, table: Any, cls: type[EndpointConfig], keys: dict[str, KeySpec]
 ) -> Any:
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: {where} must be a table, got {_show(table)}")
@@ -352,6 +291,9 @@ def _endpoint(
     if check.get("serve") is not None:
         if check.get("base_url") or check.get("base_urls"):
             check.fail("serve", check.get("serve"), "the engine serves this model; drop base_url")
+        problem = serve_problem(check.get("serve"), has_checkpoints="checkpoints" in table)
+        if problem is not None:
+            check.fail("serve", check.get("serve"), problem)
         urls = []  # known once the server is up
     skip = ("name", "base_url", "base_urls", "checkpoints")
     options = {k: v for k, v in table.items() if k not in skip}
@@ -398,12 +340,18 @@ def _api_key(check: _Checker) -> str | None:
             variable,
             f"environment variable {variable} is not set; export it or remove api_key_env",
         )
-    else:
-        register_secret(key, variable)  # so that no output, log or store row can show it
+    problem = api_key_problem(key)
+    if problem is not None:
+        check.fail("api_key_env", variable, f"the key in {variable} {problem}; export it again")
+    register_secret(key, variable)  # so that no output, log or store row can show it
     return key
 
 
-def _reject_duplicates(path: Path, models: tuple[ModelConfig, ...]) -> None:
+def _reject_duplicates(
+    path: Path, models: tuple[ModelConfig, ...], judge: JudgeConfig | None
+) -> None:
+    """Model labels must be unique, and none may be the judge's label: results and progress
+    are counted per label."""
     seen: set[str] = set()
     for model in models:
         if model.name in seen:
@@ -411,3 +359,7 @@ def _reject_duplicates(path: Path, models: tuple[ModelConfig, ...]) -> None:
                 f"{path}: [[model]] name {model.name!r} appears twice; labels must be unique"
             )
         seen.add(model.name)
+    if judge is not None and judge.label in seen:
+        raise ConfigError(
+            f"{path}: [[model]] name {judge.label!r} is the judge's label; rename the model"
+        )

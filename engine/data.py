@@ -2,11 +2,13 @@
 
 The files are FastChat's, never copied into this repository: the user points the engine at a
 directory (flag, config or `MTBENCH_DATA`) or lets `mtbench data fetch` download them into a user
-cache. Every malformed line is reported as `file:line` so it can be fixed by hand.
+cache. Every malformed line is reported as `file:line` so it can be fixed by hand, and so is every
+value the run could not use: a question id SQLite cannot store, a temperature no server accepts.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +24,21 @@ __all__ = [
     "BenchData",
     "JudgePrompt",
     "Question",
+    "judge_prompts_file",
     "load_bench",
     "load_judge_prompts",
+    "question_file",
     "read_jsonl",
+    "reference_file",
     "resolve_data_dir",
 ]
 
 DATA_ENV = "MTBENCH_DATA"
 # FastChat looks up references under the judge's model name; every published run used GPT-4's.
 REFERENCE_MODEL = "gpt-4"
+QUESTION_ID_MAX = 2**63 - 1  # question ids are SQLite integers
+# The range OpenAI-compatible servers accept (Anthropic's is 0-1; see engine.preflight).
+TEMPERATURE_RANGE = (0.0, 2.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +66,23 @@ class BenchData:
     questions: tuple[Question, ...]
     judge_prompts: dict[str, JudgePrompt]
     references: dict[int, tuple[str, ...]]  # question_id -> reference turns
+    data_dir: Path | None = None  # where the files were read, to name them in messages
     by_id: dict[int, Question] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_id", {q.question_id: q for q in self.questions})
+
+
+def question_file(data_dir: Path, bench: str) -> Path:
+    return data_dir / bench / "question.jsonl"
+
+
+def judge_prompts_file(data_dir: Path) -> Path:
+    return data_dir / "judge_prompts.jsonl"
+
+
+def reference_file(data_dir: Path, bench: str) -> Path:
+    return data_dir / bench / "reference_answer" / f"{REFERENCE_MODEL}.jsonl"
 
 
 def resolve_data_dir(flag: str | None, configured: Path | None) -> Path:
@@ -130,24 +151,57 @@ def _string_turns(path: Path, number: int, turns: list[Any], key: str) -> tuple[
     return tuple(turns)
 
 
+def _question_id(path: Path, number: int, obj: dict[str, Any]) -> int:
+    qid: int = _field(path, number, obj, "question_id", int)
+    if not 0 <= qid <= QUESTION_ID_MAX:
+        raise DataError(
+            f"{path}:{number}: field 'question_id' = {qid} is out of range; "
+            f"use an integer from 0 to {QUESTION_ID_MAX}"
+        )
+    return qid
+
+
+def _question_turns(path: Path, number: int, obj: dict[str, Any]) -> tuple[str, ...]:
+    turns = _string_turns(path, number, _field(path, number, obj, "turns", list), "turns")
+    for index, turn in enumerate(turns, start=1):
+        if not turn.strip():
+            raise DataError(f"{path}:{number}: field 'turns': turn {index} is empty; write it")
+    return turns
+
+
+def _required_temperature(path: Path, number: int, obj: dict[str, Any]) -> float | None:
+    """FastChat's per-question override of the category temperature, sent as it is."""
+    value = obj.get("required_temperature")
+    if value is None:
+        return None
+    low, high = TEMPERATURE_RANGE
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise DataError(
+            f"{path}:{number}: field 'required_temperature' = {value!r}: expected a number "
+            f"from {low:g} to {high:g}"
+        )
+    return float(value)
+
+
 def load_questions(path: Path) -> tuple[Question, ...]:
     questions: list[Question] = []
     seen: set[int] = set()
     for number, obj in read_jsonl(path):
-        qid = _field(path, number, obj, "question_id", int)
+        qid = _question_id(path, number, obj)
         if qid in seen:
             raise DataError(f"{path}:{number}: duplicate question_id {qid}")
         seen.add(qid)
-        turns = _string_turns(path, number, _field(path, number, obj, "turns", list), "turns")
-        temperature = obj.get("required_temperature")
-        if temperature is not None and not isinstance(temperature, (int, float)):
-            raise DataError(f"{path}:{number}: field 'required_temperature' must be a number")
         questions.append(
             Question(
                 question_id=qid,
                 category=_field(path, number, obj, "category", str),
-                turns=turns,
-                required_temperature=None if temperature is None else float(temperature),
+                turns=_question_turns(path, number, obj),
+                required_temperature=_required_temperature(path, number, obj),
             )
         )
     if not questions:
@@ -173,7 +227,7 @@ def load_references(path: Path) -> dict[int, tuple[str, ...]]:
     """Reference answers in FastChat's answer schema: `choices[0].turns`. Later lines win."""
     references: dict[int, tuple[str, ...]] = {}
     for number, obj in read_jsonl(path):
-        qid = _field(path, number, obj, "question_id", int)
+        qid = _question_id(path, number, obj)
         choices = _field(path, number, obj, "choices", list)
         if not choices or not isinstance(choices[0], dict):
             raise DataError(f"{path}:{number}: field 'choices' must hold at least one object")
@@ -188,12 +242,10 @@ def load_bench(data_dir: Path, bench: str, *, need_judging: bool) -> BenchData:
         raise DataError(
             f"data dir {data_dir} does not exist; run `mtbench data fetch` or fix `data`"
         )
-    questions = load_questions(data_dir / bench / "question.jsonl")
+    questions = load_questions(question_file(data_dir, bench))
     prompts: dict[str, JudgePrompt] = {}
     references: dict[int, tuple[str, ...]] = {}
     if need_judging:
-        prompts = load_judge_prompts(data_dir / "judge_prompts.jsonl")
-        references = load_references(
-            data_dir / bench / "reference_answer" / f"{REFERENCE_MODEL}.jsonl"
-        )
-    return BenchData(bench=bench, questions=questions, judge_prompts=prompts, references=references)
+        prompts = load_judge_prompts(judge_prompts_file(data_dir))
+        references = load_references(reference_file(data_dir, bench))
+    return BenchData(bench, questions, prompts, references, data_dir=data_dir)

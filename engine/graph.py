@@ -18,7 +18,7 @@ from engine.jobs import AnswerSlot, GenerationJob, Job, SlotState
 from engine.judge_jobs import PairJudgeJob, SingleJudgeJob
 from engine.store import JudgeIdentity, Store
 
-__all__ = ["RunGraph", "build_graph", "judge_identity", "judged_pairs"]
+__all__ = ["RunGraph", "build_graph", "judge_identity", "judged_pairs", "judged_turns"]
 
 SlotKey = tuple[str, int, int]
 
@@ -31,6 +31,11 @@ class RunGraph:
 
 def judge_identity(judge: JudgeConfig) -> JudgeIdentity:
     return JudgeIdentity(judge.name, judge.model, judge.api)
+
+
+def judged_turns(question: Question) -> tuple[int, ...]:
+    """FastChat's rule: turn 1 of every question, turn 2 only of questions with exactly two."""
+    return (1, 2) if len(question.turns) == 2 else (1,)
 
 
 def judged_pairs(judge: JudgeConfig, models: Sequence[str]) -> list[tuple[str, str]]:
@@ -106,12 +111,9 @@ async def _judge_jobs(
     identity = judge_identity(judge)
     stored = await store.judgment_index(identity, bench.bench)
     jobs: list[Job] = []
-    turns_judged = (1, 2)
     for question in bench.questions:
         qid = question.question_id
-        # FastChat judges turn 2 only for two-turn questions.
-        turns = [t for t in turns_judged if t == 1 or len(question.turns) == 2]
-        for turn in turns:
+        for turn in judged_turns(question):
             for sample in range(judge.samples):
                 if judge.mode == "single":
                     for model in judged_models:

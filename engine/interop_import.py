@@ -28,7 +28,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from engine.data import read_jsonl
+from engine.data import QUESTION_ID_MAX, read_jsonl
 from engine.errors import DataError
 from engine.interop_conflicts import Replaced, check_replacements
 from engine.interop_fields import IMPORT_API, judge_model_field, sample_field
@@ -189,7 +189,7 @@ def _parse_answer_file(path: Path, bench: str, batch: _Batch) -> ImportedModel:
     model = label_for_stem(path.stem, (obj.get("model") for _, obj in lines))
     for number, obj in lines:
         turns = _answer_turns(path, number, obj)
-        qid = _get(path, number, obj, "question_id", int)
+        qid = _question_id(path, number, obj)
         batch.superseded += qid in latest
         latest[qid] = (number, obj, turns)
     fallback_time = path.stat().st_mtime
@@ -255,8 +255,8 @@ def _parse_judgment_file(path: Path, bench: str, batch: _Batch) -> None:
             judge_model_field(path, number, obj, judge),
             sample_field(path, number, obj),
             bench,
-            _get(path, number, obj, "question_id", int),
-            _get(path, number, obj, "turn", int),
+            _question_id(path, number, obj),
+            _turn(path, number, obj),
             _tstamp(path, number, obj, fallback_time),
         )
         if pair:
@@ -370,6 +370,24 @@ def _get(
         names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         raise DataError(f"{path}:{number}: field {key!r} is missing or not {names}")
     return value
+
+
+def _question_id(path: Path, number: int, obj: dict[str, Any]) -> int:
+    qid: int = _get(path, number, obj, "question_id", int)
+    if not 0 <= qid <= QUESTION_ID_MAX:
+        raise DataError(
+            f"{path}:{number}: field 'question_id' = {qid} is out of range; "
+            f"use an integer from 0 to {QUESTION_ID_MAX}"
+        )
+    return qid
+
+
+def _turn(path: Path, number: int, obj: dict[str, Any]) -> int:
+    """FastChat judges turn 1 or 2; any other turn is no MT-Bench judgment."""
+    turn: int = _get(path, number, obj, "turn", int)
+    if turn not in (1, 2):
+        raise DataError(f"{path}:{number}: field 'turn' = {turn}: expected 1 or 2")
+    return turn
 
 
 def _optional(

@@ -147,6 +147,10 @@ class Job:
     def produces(self) -> AnswerSlot | None:
         return None
 
+    def shown(self) -> Sequence[AnswerSlot]:
+        """The answers whose text this job's prompt shows (plan estimates their tokens)."""
+        return self.needs
+
 
 class GenerationJob(Job):
     __slots__ = ("bench", "history", "question", "slot")
@@ -220,3 +224,6 @@ class GenerationJob(Job):
 
     def produces(self) -> AnswerSlot:
         return self.slot
+
+    def shown(self) -> Sequence[AnswerSlot]:
+        return self.history

@@ -30,6 +30,7 @@ from engine.data import BenchData, load_bench, resolve_data_dir
 from engine.endpoint import EndpointPool
 from engine.errors import ConfigError, MtbenchError, StoreError
 from engine.graph import RunGraph, build_graph, check_baseline
+from engine.preflight import preflight
 from engine.progress import ProgressSampler, View, make_view, report_progress
 from engine.scheduler import Pipeline, RunTally
 from engine.server_records import StoreServerRecords, reap_leftover_servers
@@ -53,6 +54,7 @@ class RunResult:
     tally: RunTally
     store: Path
     run_id: int | None
+    notes: tuple[str, ...] = ()  # what the user should know about the run (engine.preflight)
 
     @property
     def ok(self) -> bool:
@@ -117,8 +119,9 @@ async def _execute(
     )
     bench = _selected(config, loaded)
     judged = _judged_models(config, scope, command)
+    notes = preflight(config, bench, generate=scope.generate, judge=scope.judge, judged=judged)
     if command == "plan":
-        return await _plan(config, scope, bench, judged)
+        return replace(await _plan(config, scope, bench, judged), notes=notes)
     store = await open_store(config.store, write=True)
     try:
         graph = await build_graph(
@@ -129,7 +132,8 @@ async def _execute(
         raise
     try:
         await reap_leftover_servers(store)
-        return await _run(config, command, scope, bench, graph, store, progress)
+        result = await _run(config, command, scope, bench, graph, store, progress)
+        return replace(result, notes=notes)
     finally:
         await store.close()
 

@@ -42,9 +42,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-CHARS_PER_TOKEN = 4
-PLACEHOLDER_CHAR = "x"
-
 INSERT_FAILURE = (
     "INSERT INTO failures (run_id, job, kind, model, question_id, turn, error_class, attempts, "
     "message, created) VALUES (?,?,?,?,?,?,?,?,?,?)"
@@ -71,6 +68,8 @@ class Pipeline:
         self.dry_run = dry_run
         # plan: expected completion tokens per endpoint name (cached usage, else max_tokens)
         self.completion_estimates = completion_estimates or {}
+        # plan: the expected tokens of each answer that would be generated, whose text is unknown
+        self._estimated_tokens: dict[AnswerSlot, int] = {}
         self.tally = RunTally()
         self._remaining = len(jobs)
         self._finished = asyncio.Event()
@@ -225,19 +224,23 @@ class Pipeline:
         return lambda outcome: self._on_outcome(job, request, key, outcome)
 
     def _would_send(self, job: Job, request: ChatRequest) -> None:
-        """Plan: count the request and its estimated tokens. What it would produce is unknown;
-        a placeholder of the expected length stands in, so later prompts can be estimated."""
+        """Plan: count the request and its estimated tokens. What it would produce is unknown:
+        an empty text stands in, and its expected tokens count in every prompt that shows it
+        (a placeholder string of that length would take max_tokens * 4 bytes per answer)."""
         completion = round(
             self.completion_estimates.get(job.endpoint.name, float(job.endpoint.max_tokens))
         )
-        prompt = request.estimated_prompt_tokens()
+        prompt = request.estimated_prompt_tokens() + sum(
+            self._estimated_tokens.get(slot, 0) for slot in job.shown()
+        )
         tally = self._tally(job)
         tally.to_send += 1
         tally.add_usage(prompt, completion, job.endpoint.cost(prompt, completion))
         produced = job.produces()
         if produced is not None:
-            produced.fill(PLACEHOLDER_CHAR * (completion * CHARS_PER_TOKEN))
+            produced.fill("")
             produced.state = SlotState.UNKNOWN
+            self._estimated_tokens[produced] = completion
             self._release(produced)
         self._job_finished(job)
 

@@ -64,25 +64,27 @@ def test_json_refuses_a_text_progress_display_on_the_same_stderr(
     assert "use --progress json or --quiet" in _json_lines(err)[0]["error"]
 
 
-def test_a_model_named_like_the_judge_keeps_its_own_summary_row(
+def test_a_model_and_a_judge_of_one_name_keep_their_own_summary_rows(
     tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # GPT-4 judging GPT-4's answers: one name, two roles (a model *labelled* like the judge,
+    # "judge gpt-4", is refused at load: see test_preflight)
     judge = {"name": "gpt-4", "base_url": fake.base_url}
     config = write_config(
-        tmp_path, models=[model("judge gpt-4", fake.base_url)], judge=judge, questions=[81]
+        tmp_path, models=[model("gpt-4", fake.base_url)], judge=judge, questions=[81]
     )
     code, out, err = mtbench(capsys, "run", "-c", str(config), "--json", "--progress-interval", "9")
     assert code == 0
     summary = orjson.loads(out)
-    assert summary["models"]["judge gpt-4"]["done"] == 2  # its two turns
+    assert summary["models"]["gpt-4"]["done"] == 2  # its two turns
     assert summary["judges"]["gpt-4"]["done"] == 2  # two judgments of them
     final = [line for line in _json_lines(err) if "progress" in line][-1]["progress"]
     rows = {(s["role"], s["name"]): s["finished"] for s in final}
-    assert rows[("model", "judge gpt-4")] == 2 and rows[("judge", "gpt-4")] == 2
+    assert rows[("model", "gpt-4")] == 2 and rows[("judge", "gpt-4")] == 2
     code, out, _ = mtbench(capsys, "run", "-c", str(config), "--quiet")
     assert code == 0
     lines = out.splitlines()
-    assert re.match(r"judge gpt-4\s+model\s+2\s+0\s+2\s", lines[1]), out
+    assert re.match(r"gpt-4\s+model\s+2\s+0\s+2\s", lines[1]), out
     assert re.match(r"gpt-4\s+judge\s+2\s+0\s+2\s", lines[2]), out
 
 
