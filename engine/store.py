@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,8 @@ class Store:
         """Close; with `discard`, also remove what opening created (nothing was run yet)."""
         try:
             with critical():  # a signal waits: a half-closed connection's thread would complain
+                if self._lock is not None and not discard:
+                    await self._at_rest()
                 await self.db.close()
         finally:
             new = self._created if discard else None
@@ -97,6 +99,14 @@ class Store:
                     self._lock.release()
             if new is not None:
                 _remove_directories(new)
+
+    async def _at_rest(self) -> None:
+        """Leave the store as one file: out of WAL mode once its writer is done (the next writer
+        turns WAL back on). Readers (`show`, `report`, `export`) of a WAL store create `-wal` and
+        `-shm` files beside it, which would be left behind; and one file is what users copy. A
+        reader still open keeps the store in WAL mode until the next run ends: harmless."""
+        with suppress(sqlite3.Error):
+            await self.db.execute("PRAGMA journal_mode = DELETE")
 
     @contextmanager
     def _io(self) -> Iterator[None]:

@@ -142,7 +142,7 @@ def test_a_failing_progress_display_is_noted_once_and_the_run_completes(
     monkeypatch.setattr(PlainView, "show", broken_show)
     fake.configure(latency_median=0.01)
     config = write_config(tmp_path, models=[model("alpha", fake.base_url, concurrency=4)])
-    argv = ("generate", "-c", str(config), "--progress", "plain", "--progress-interval", "0.05")
+    argv = ("generate", "-c", str(config), "--progress", "plain", "--progress-interval", "0.1")
     code, out, err = timed_run(capsys, *argv)
     assert code == 0, out + err
     assert err.count("progress display failed") == 1
