@@ -159,7 +159,9 @@ class AnthropicWire:
         """A `message` object with one text block."""
         return orjson.dumps(self._message(call, [{"type": "text", "text": reply.text}], reply))
 
-    def answer_events(self, call: Call, reply: Reply, pieces: list[str]) -> StreamEvents:
+    def answer_events(
+        self, call: Call, reply: Reply, pieces: list[str], thoughts: list[str]
+    ) -> StreamEvents:
         """message_start, content_block_start, ping, text deltas | block stop, delta, stop.
 
         The opening events count as pieces, so a cut stream ("truncate", "stream_error") may end
