@@ -9,6 +9,7 @@ a verdict it does not give, so a parser that reads them is caught.
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import sys
@@ -20,13 +21,19 @@ from tests.fakeclient import (
     PAIRWISE_JUDGE,
     SINGLE_JUDGE,
     Answer,
+    anthropic_events,
     chat,
+    message,
     post,
+    post_message,
 )
 from tests.fakeserver import FAKE_SERVER_SCRIPT, FakeServer
 
 OPENING = "Let me think step by step about"
 EFFORTS = ["minimal", "low", "medium", "high"]
+CLAUDE_DOCS = "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+CONSIDERATIONS = f"{CLAUDE_DOCS}#important-considerations-when-using-extended-thinking"
+THINKING = {"type": "enabled", "budget_tokens": 1024}
 FASTCHAT_RATING = r"\[\[(\d+\.?\d*)\]\]"  # FastChat's single-answer pattern: the first match wins
 ANSWER = r"This is a simulated answer from {}\. .* \(answer id [0-9a-f]{{8}}\)"
 
@@ -41,6 +48,14 @@ def openai_error(message: str, param: str, code: str) -> dict[str, Any]:
     return {
         "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
     }
+
+
+def anthropic_error(message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+
+
+def thinking_message(content: str = "What is the capital of France?", **extra: Any) -> dict:
+    return message(content, **{"max_tokens": 2048, "thinking": THINKING, **extra})
 
 
 def reasoning_tokens(usage: dict[str, Any]) -> int:
@@ -296,6 +311,136 @@ def decoy_rating(thinking: str) -> str:
     decoy = re.search(r"maybe \[\[(\d+)\]\] fits", thinking)
     assert decoy, thinking
     return decoy[1]
+
+
+# --- Anthropic extended thinking ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        (
+            {"thinking": {"type": "enabled", "budget_tokens": 1023}},
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024",
+        ),
+        (
+            {"max_tokens": 1024},
+            "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
+            f"documentation at {CLAUDE_DOCS}#max-tokens-and-context-window-size",
+        ),
+        (
+            {"temperature": 0},
+            "`temperature` may only be set to 1 when thinking is enabled. "
+            f"Please consult our documentation at {CONSIDERATIONS}",
+        ),
+        (
+            {"temperature": 0.7},
+            "`temperature` may only be set to 1 when thinking is enabled. "
+            f"Please consult our documentation at {CONSIDERATIONS}",
+        ),
+        (
+            {"top_k": 40},
+            "`top_k` must be unset when thinking is enabled. "
+            f"Please consult our documentation at {CONSIDERATIONS}",
+        ),
+        (
+            {"top_p": 0.9},
+            "`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled. "
+            f"Please consult our documentation at {CONSIDERATIONS}",
+        ),
+    ],
+)
+def test_extended_thinking_refuses_what_the_messages_api_refuses(
+    server: FakeServer, change: dict, complaint: str
+) -> None:
+    for stream in (False, True):
+        answer = post_message(server, {**thinking_message(stream=stream), **change})
+        assert answer.status == 400 and answer.json() == anthropic_error(complaint)
+    stats = server.stats()
+    assert stats["by_model"] == {"m": 2} and stats["status"] == {"400": 2}
+
+
+def test_extended_thinking_takes_what_the_messages_api_takes(server: FakeServer) -> None:
+    for change in (
+        {"temperature": 1},
+        {"top_p": 0.95},
+        {"top_p": 1},
+        {"thinking": {"type": "enabled", "budget_tokens": 2047}},
+        {"thinking": {"type": "disabled"}, "temperature": 0, "top_k": 5},
+    ):
+        assert post_message(server, {**thinking_message(), **change}).status == 200
+
+
+def test_extended_thinking_answers_with_a_thinking_block_then_the_text(server: FakeServer) -> None:
+    plain = post_message(server, message(max_tokens=2048)).json()
+    body = post_message(server, thinking_message()).json()
+    thinking, text = body["content"]
+    assert thinking.keys() == {"type", "thinking", "signature"} and thinking["type"] == "thinking"
+    assert thinking["thinking"].startswith(OPENING) and thinking["thinking"].count(". ") >= 3
+    assert len(base64.b64decode(thinking["signature"], validate=True)) >= 64
+    assert text == plain["content"][0] and body["stop_reason"] == "end_turn"
+    words = len(thinking["thinking"].split()) + len(text["text"].split())
+    assert body["usage"]["output_tokens"] == words
+    disabled = post_message(server, thinking_message(thinking={"type": "disabled"})).json()
+    assert disabled["content"] == plain["content"] and disabled["usage"] == plain["usage"]
+
+
+def test_extended_thinking_streams_thoughts_and_signature_before_the_text(
+    server: FakeServer,
+) -> None:
+    body = post_message(server, thinking_message()).json()
+    thinking, text = body["content"]
+    events = anthropic_events(post_message(server, thinking_message(stream=True)))
+    names = [name for name, _ in events]
+    assert names[:3] == ["message_start", "content_block_start", "ping"]
+    assert events[1][1]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
+    deltas = [data for name, data in events if name == "content_block_delta"]
+    kinds = [(data["index"], data["delta"]["type"]) for data in deltas]
+    thoughts = kinds.count((0, "thinking_delta"))
+    texts = kinds.count((1, "text_delta"))
+    assert thoughts > 1 and texts > 1
+    assert (
+        kinds
+        == [(0, "thinking_delta")] * thoughts
+        + [(0, "signature_delta")]
+        + [(1, "text_delta")] * texts
+    )
+    middle = names[3 + thoughts + 1 : 3 + thoughts + 3]
+    assert middle == ["content_block_stop", "content_block_start"]
+    assert events[3 + thoughts + 1][1]["index"] == 0
+    assert events[3 + thoughts + 2][1] == {
+        "type": "content_block_start",
+        "index": 1,
+        "content_block": {"type": "text", "text": ""},
+    }
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert events[-3][1]["index"] == 1
+    assert "".join(d["delta"]["thinking"] for d in deltas[:thoughts]) == thinking["thinking"]
+    assert deltas[thoughts]["delta"]["signature"] == thinking["signature"]
+    assert "".join(d["delta"]["text"] for d in deltas[thoughts + 1 :]) == text["text"]
+    assert events[-2][1]["usage"] == {"output_tokens": body["usage"]["output_tokens"]}
+
+
+def test_thinking_claude_judges_rate_only_in_the_text_block(server: FakeServer) -> None:
+    for i in range(8):
+        request = thinking_message(f"The answer {i}", model="judge", system=SINGLE_JUDGE)
+        thinking, text = post_message(server, request).json()["content"]
+        rating = re.search(r"Rating: \[\[(\d+)\]\]$", text["text"])
+        assert rating and rating[1] != decoy_rating(thinking["thinking"])
+        # a parser reading every block in order would take the decoy: the trap works
+        every_block = thinking["thinking"] + text["text"]
+        assert re.search(FASTCHAT_RATING, every_block)[1] == decoy_rating(thinking["thinking"])
+    request = thinking_message("A vs B", model="judge", system=PAIRWISE_JUDGE, stream=True)
+    deltas = [
+        d["delta"]
+        for n, d in anthropic_events(post_message(server, request))
+        if n == "content_block_delta"
+    ]
+    thoughts = "".join(delta.get("thinking", "") for delta in deltas)
+    verdict = "".join(delta.get("text", "") for delta in deltas)
+    decoy = re.search(r"maybe \[\[([ABC])\]\]", thoughts)
+    winner = re.search(r"verdict: \[\[([ABC])\]\]$", verdict)
+    assert decoy and winner and decoy[1] != winner[1] and "[[" not in verdict[: winner.start()]
 
 
 # --- options -----------------------------------------------------------------------------------
