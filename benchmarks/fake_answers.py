@@ -4,7 +4,9 @@ The engine caches answers by request, so tests need "same request, same text" to
 and a judge whose verdicts (including the malformed ones real judges sometimes write) come in
 known proportions to check parsing and scoring. Everything here is a pure function of the request
 key and the options — randomness for `sample_noise` comes in from the caller as extra key bytes —
-and costs a couple of hashes and one join, so it never shows up in benchmark numbers.
+and costs a couple of hashes and one join, so it never shows up in benchmark numbers. A reasoning
+model's reply also thinks first (see fake_thinking.py): its reasoning tokens count in the reply's
+completion tokens and in its max tokens, ahead of the answer.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 from dataclasses import dataclass
 
 from fake_options import FakeServerOptions
+from fake_thinking import Reasoning, hidden_reasoning_tokens, thoughts
 
 __all__ = ["JUDGE_PAIRWISE", "JUDGE_SINGLE", "Prompt", "Reply", "judge_mode", "make_reply"]
 
@@ -32,23 +35,43 @@ result limitation trade off alternative approach summary useful accurate concise
 _VOCABULARY = tuple(_WORDS.split())
 
 
+# What each kind of request thinks about (see fake_thinking.thoughts).
+_SUBJECTS = {
+    None: "what the question asks and what a good answer needs",
+    JUDGE_SINGLE: "how well the assistant's answer does",
+    JUDGE_PAIRWISE: "which of the two assistants answers better",
+}
+
+
 @dataclass(frozen=True)
 class Prompt:
-    """What a reply depends on: `key` hashes (model, messages, temperature, max_tokens, seed)."""
+    """What a reply depends on: `key` hashes (model, messages, temperature, max_tokens, seed).
+
+    `reasoning` is set for a model that thinks before it answers.
+    """
 
     model: str
     key: bytes
     judge: str | None
     max_tokens: int | None
+    reasoning: Reasoning | None = None
 
 
 @dataclass(frozen=True)
 class Reply:
-    """The generated text, its length in tokens (= words), and why it ended."""
+    """The generated text, its length in tokens (= words), and why it ended.
+
+    A reasoning model's reply also carries its visible `thinking` ("" when hidden or none) and
+    `reasoning_tokens`, which `completion_tokens` includes; `thinking_unfinished` when max tokens
+    ran out before the thinking did (then `text` is empty).
+    """
 
     text: str
     completion_tokens: int
     finish_reason: str
+    thinking: str = ""
+    reasoning_tokens: int = 0
+    thinking_unfinished: bool = False
 
 
 def judge_mode(texts: list[str]) -> str | None:
@@ -69,11 +92,43 @@ def make_reply(prompt: Prompt, options: FakeServerOptions, noise: bytes = b"") -
         words = _pairwise_verdict(digest, options)
     else:
         words = _answer(prompt.model, digest, options)
+    if prompt.reasoning is not None:
+        return _reasoned_reply(prompt, prompt.reasoning, digest, words)
     finish_reason = "stop"
     if prompt.max_tokens is not None and len(words) > prompt.max_tokens:
         words = words[: max(prompt.max_tokens, 0)]
         finish_reason = "length"
     return Reply(" ".join(words), len(words), finish_reason)
+
+
+def _reasoned_reply(prompt: Prompt, reasoning: Reasoning, digest: bytes, words: list[str]) -> Reply:
+    """Thinking, then `words`, within max tokens: thinking comes first, so it is served first."""
+    thought: list[str] = []
+    if reasoning.visible:
+        thought = thoughts(digest, _SUBJECTS[prompt.judge], _decoy(prompt.judge, digest))
+        thought = thought[: reasoning.budget]
+        spent = len(thought)
+    else:
+        spent = hidden_reasoning_tokens(digest, reasoning.effort)
+    limit = prompt.max_tokens
+    if limit is not None and spent > limit:
+        spent = max(limit, 0)
+        thinking = " ".join(thought[:spent])
+        return Reply("", spent, "length", thinking, spent, thinking_unfinished=True)
+    finish_reason = "stop"
+    if limit is not None and spent + len(words) > limit:
+        words = words[: limit - spent]
+        finish_reason = "length"
+    return Reply(" ".join(words), spent + len(words), finish_reason, " ".join(thought), spent)
+
+
+def _decoy(judge: str | None, digest: bytes) -> str | None:
+    """A verdict in the judge's format that differs from the one its reply gives."""
+    if judge == JUDGE_SINGLE:
+        return f"[[{_rating(digest) % 10 + 1}]]"
+    if judge == JUDGE_PAIRWISE:
+        return f"[[{_WINNERS[(_WINNERS.index(_winner(digest)) + 1) % 3]}]]"
+    return None
 
 
 def _share(digest: bytes, slot: int) -> float:
@@ -107,7 +162,7 @@ def _single_verdict(digest: bytes, options: FakeServerOptions) -> list[str]:
     ]
     if _share(digest, 1) < options.judge_no_verdict:
         return [*explanation, "I", "would", "rather", "not", "give", "a", "number."]
-    rating = 1 + int.from_bytes(digest[:4], "big") % 10
+    rating = _rating(digest)
     score = f"{min(rating, 9)}.5" if _share(digest, 2) < options.judge_decimal else str(rating)
     verdict = f"[{score}]" if _share(digest, 3) < options.judge_one_bracket else f"[[{score}]]"
     return [*explanation, "Rating:", verdict]
@@ -123,5 +178,15 @@ def _pairwise_verdict(digest: bytes, options: FakeServerOptions) -> list[str]:
     ]
     if _share(digest, 1) < options.judge_no_verdict:
         return [*explanation, "I", "would", "rather", "not", "pick", "a", "winner."]
-    winner = "ABC"[int.from_bytes(digest[:4], "big") % 3]
-    return [*explanation, "Final", "verdict:", f"[[{winner}]]"]
+    return [*explanation, "Final", "verdict:", f"[[{_winner(digest)}]]"]
+
+
+_WINNERS = "ABC"
+
+
+def _rating(digest: bytes) -> int:
+    return 1 + int.from_bytes(digest[:4], "big") % 10
+
+
+def _winner(digest: bytes) -> str:
+    return _WINNERS[int.from_bytes(digest[:4], "big") % 3]

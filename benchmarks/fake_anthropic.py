@@ -4,7 +4,8 @@ Only what is Anthropic-specific lives here — the request fields (top-level `sy
 `max_tokens`, `x-api-key`), the `message` body, the named SSE events, the error object and the
 `anthropic-ratelimit-*-reset` headers — so the route shares `FakeBackend`'s limits, faults, latency,
 fake judge and `/stats` with the OpenAI route. Like the real API it refuses a `system` role inside
-`messages`, so a client that forgets to lift the system prompt out fails loudly here.
+`messages`, so a client that forgets to lift the system prompt out fails loudly here. A request
+with extended thinking (see fake_anthropic_thinking.py) gets a thinking block before its text.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 from aiohttp import web
 from fake_answers import Prompt, Reply, judge_mode
+from fake_anthropic_thinking import signature, thinking_reasoning, thinking_refusal
 from fake_backend import BACKEND, Call, Refusal, StreamEvents
 from fake_openai import body_digest
 
@@ -92,19 +94,57 @@ def parse_messages_request(body: object, api_key: str | None) -> Call:
     texts += [_message_text(index, message) for index, message in enumerate(messages)]
     key = orjson.dumps([model, system, messages, temperature, max_tokens])
     stream = body.get("stream") is True
+    refusal = thinking_refusal(body, max_tokens)
+    reasoning = None if refusal is not None else thinking_reasoning(body)
     return Call(
-        prompt=Prompt(model, key, judge_mode(texts), int(max_tokens)),
+        prompt=Prompt(model, key, judge_mode(texts), int(max_tokens), reasoning),
         digest=body_digest(body),
         prompt_tokens=(sum(map(len, texts)) + 3) // 4,
         temperature=temperature,
         stream=stream,
         stream_usage=stream,  # Anthropic streams always carry usage
         api_key=api_key,
+        refusal=refusal,
     )
 
 
 def _event(name: str, payload: object) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+def _block_start(index: int, block: dict[str, str]) -> bytes:
+    payload = {"type": "content_block_start", "index": index, "content_block": block}
+    return _event("content_block_start", payload)
+
+
+def _block_stop(index: int) -> bytes:
+    return _event("content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+def _delta_prefix(index: int, kind: str, field: str) -> bytes:
+    """A content_block_delta event up to its text: splice each piece in, then `}}\n\n`."""
+    return (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+        + str(index).encode()
+        + b',"delta":{"type":"'
+        + kind.encode()
+        + b'","'
+        + field.encode()
+        + b'":'
+    )
+
+
+def _thinking_events(thinking: str, thoughts: list[str]) -> list[bytes]:
+    """Block 0: the thinking, streamed, then its signature, then its end."""
+    before = _delta_prefix(0, "thinking_delta", "thinking")
+    signed = {"type": "signature_delta", "signature": signature(thinking)}
+    return [
+        _block_start(0, {"type": "thinking", "thinking": "", "signature": ""}),
+        _event("ping", {"type": "ping"}),
+        *(before + orjson.dumps(thought) + b"}}\n\n" for thought in thoughts),
+        _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": signed}),
+        _block_stop(0),
+    ]
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -156,28 +196,33 @@ class AnthropicWire:
         }
 
     def answer_body(self, call: Call, reply: Reply) -> bytes:
-        """A `message` object with one text block."""
-        return orjson.dumps(self._message(call, [{"type": "text", "text": reply.text}], reply))
+        """A `message` object with one text block, after a thinking block if thinking is on."""
+        content: list[object] = [{"type": "text", "text": reply.text}]
+        if call.prompt.reasoning is not None:
+            thinking = {"type": "thinking", "thinking": reply.thinking}
+            content.insert(0, {**thinking, "signature": signature(reply.thinking)})
+        return orjson.dumps(self._message(call, content, reply))
 
-    def answer_events(self, call: Call, reply: Reply, pieces: list[str]) -> StreamEvents:
+    def answer_events(
+        self, call: Call, reply: Reply, pieces: list[str], thoughts: list[str]
+    ) -> StreamEvents:
         """message_start, content_block_start, ping, text deltas | block stop, delta, stop.
 
-        The opening events count as pieces, so a cut stream ("truncate", "stream_error") may end
-        anywhere before `message_stop`, even before the first text.
+        With thinking on, block 0 is the thinking (start, ping, thinking deltas, signature, stop)
+        and the text is block 1. The opening events count as pieces, so a cut stream ("truncate",
+        "stream_error") may end anywhere before `message_stop`, even before the first text.
         """
         start = {"type": "message_start", "message": self._message(call, [], None)}
+        events = [_event("message_start", start)]
         text_block = {"type": "text", "text": ""}
-        block = {"type": "content_block_start", "index": 0, "content_block": text_block}
-        events = [
-            _event("message_start", start),
-            _event("content_block_start", block),
-            _event("ping", {"type": "ping"}),
-        ]
+        if call.prompt.reasoning is None:
+            index = 0
+            events += [_block_start(index, text_block), _event("ping", {"type": "ping"})]
+        else:
+            index = 1
+            events += [*_thinking_events(reply.thinking, thoughts), _block_start(index, text_block)]
         # Streams are most of a benchmark's bytes: splice each piece into pre-encoded JSON.
-        before = (
-            b"event: content_block_delta\ndata: "
-            b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":'
-        )
+        before = _delta_prefix(index, "text_delta", "text")
         events += [before + orjson.dumps(piece) + b"}}\n\n" for piece in pieces]
         delta = {
             "type": "message_delta",
@@ -185,7 +230,7 @@ class AnthropicWire:
             "usage": {"output_tokens": reply.completion_tokens},
         }
         ending = [
-            _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            _block_stop(index),
             _event("message_delta", delta),
             _event("message_stop", {"type": "message_stop"}),
         ]

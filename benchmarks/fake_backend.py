@@ -4,7 +4,8 @@ A wire format (OpenAI chat completions, Anthropic messages) only parses its requ
 and renders bodies through the small `WireFormat` interface (plus, optionally, `RefusalHeaders`);
 `FakeBackend.serve` runs the one pipeline that decides what happens to the request:
 
-    arrival (stats) -> auth / model lists -> rate window -> fault draw -> latency -> answer or fault
+    arrival (stats) -> auth / model lists / refused parameters -> rate window -> fault draw
+        -> latency -> answer or fault
 
 so both formats get the same limits and the same faults, counted in the same `/stats`.
 """
@@ -24,7 +25,7 @@ from typing import Protocol, runtime_checkable
 from aiohttp import web
 from fake_answers import Prompt, Reply, make_reply
 from fake_limits import RateLimiter
-from fake_options import FakeServerOptions, updated_options
+from fake_options import FakeServerOptions, ThinkingStyle, updated_options
 from fake_stats import Exchange, ServerStats
 
 __all__ = [
@@ -40,7 +41,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Call:
-    """One parsed request, in the terms the pipeline needs, whatever its wire format."""
+    """One parsed request, in the terms the pipeline needs, whatever its wire format.
+
+    `refusal` is the error a well-formed request earns by what it asks of its model (a parameter
+    a reasoning model does not take), given once the key and the model have passed.
+    `thinking_style` is how an OpenAI-compatible thinking model shows its thoughts.
+    """
 
     prompt: Prompt
     digest: bytes
@@ -49,6 +55,8 @@ class Call:
     stream: bool
     stream_usage: bool
     api_key: str | None
+    refusal: Refusal | None = None
+    thinking_style: ThinkingStyle | None = None
 
     @property
     def kind(self) -> str:
@@ -58,13 +66,15 @@ class Call:
 
 @dataclass(frozen=True)
 class Refusal:
-    """An error answer; `limit` ("requests"/"tokens") is set for rate-limit 429s."""
+    """An error answer; `limit` ("requests"/"tokens") is set for rate-limit 429s, `param` names
+    the request field a 400 is about."""
 
     status: int
     code: str
     message: str
     retry_after: float | None = None
     limit: str | None = None
+    param: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,9 @@ class WireFormat(Protocol):
 
     def answer_body(self, call: Call, reply: Reply) -> bytes: ...
 
-    def answer_events(self, call: Call, reply: Reply, pieces: list[str]) -> StreamEvents: ...
+    def answer_events(
+        self, call: Call, reply: Reply, pieces: list[str], thoughts: list[str]
+    ) -> StreamEvents: ...
 
 
 @runtime_checkable
@@ -169,7 +181,8 @@ class FakeBackend:
         slow_for = self._slow_seconds(call.kind) if fault == "slow" else 0.0
         if call.stream:
             pieces = _split_words(reply.text, self.options.stream_chunk_words)
-            events = wire.answer_events(call, reply, pieces)
+            thoughts = _split_words(reply.thinking, self.options.stream_chunk_words)
+            events = wire.answer_events(call, reply, pieces, thoughts)
             return await _stream(request, events, exchange, fault, slow_for)
         body = wire.answer_body(call, reply)
         if slow_for:
@@ -195,6 +208,8 @@ class FakeBackend:
         if model in options.reject_models:
             message = f"The model '{model}' does not exist or you do not have access to it."
             return Refusal(404, "model_not_found", message)
+        if call.refusal is not None:
+            return call.refusal
         return self._rate_check(call)
 
     def _rate_check(self, call: Call) -> Refusal | None:

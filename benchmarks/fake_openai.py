@@ -2,7 +2,8 @@
 
 Only what is OpenAI-specific lives here — the request fields, the response and chunk schemas, the
 error object — so that another API (Anthropic messages) can reuse `FakeBackend`'s limits, faults,
-latency and stats by writing just its own version of this module.
+latency and stats by writing just its own version of this module. How reasoning and thinking models
+differ from the others is in fake_openai_reasoning.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ import orjson
 from aiohttp import web
 from fake_answers import Prompt, Reply, judge_mode
 from fake_backend import BACKEND, Call, Refusal, StreamEvents
+from fake_openai_reasoning import (
+    matches,
+    message,
+    reasoning_for,
+    reasoning_refusal,
+    streamed_deltas,
+)
+from fake_options import FakeServerOptions
 
 __all__ = ["OpenAIWire", "add_openai_routes", "body_digest", "parse_chat_request"]
 
@@ -71,8 +80,11 @@ def body_digest(body: dict[str, object]) -> bytes:
     return hashlib.blake2b(encoded, digest_size=16).digest()
 
 
-def parse_chat_request(body: object, authorization: str | None) -> Call:
-    """The `Call` for a decoded request body; BadRequest if it is not a chat request."""
+def parse_chat_request(body: object, authorization: str | None, options: FakeServerOptions) -> Call:
+    """The `Call` for a decoded request body; BadRequest if it is not a chat request.
+
+    `options` say which models are reasoning or thinking models (see fake_openai_reasoning.py).
+    """
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     model = body.get("model")
@@ -90,23 +102,31 @@ def parse_chat_request(body: object, authorization: str | None) -> Call:
     key = orjson.dumps([model, messages, temperature, max_tokens, body.get("seed")])
     limit = None if max_tokens is None else int(max_tokens)
     stream = body.get("stream") is True
+    thinking = matches(model, options.thinking_models)
+    hidden = matches(model, options.reasoning_models)
+    reasoning = reasoning_for(body, thinking=thinking, hidden=hidden)
     return Call(
-        prompt=Prompt(model, key, judge_mode(texts), limit),
+        prompt=Prompt(model, key, judge_mode(texts), limit, reasoning),
         digest=body_digest(body),
         prompt_tokens=(sum(map(len, texts)) + 3) // 4,
         temperature=temperature,
         stream=stream,
         stream_usage=stream and _wants_usage(body),
         api_key=_bearer_key(authorization),
+        refusal=reasoning_refusal(body) if hidden else None,
+        thinking_style=options.thinking_style if thinking else None,
     )
 
 
-def _usage(call: Call, reply: Reply) -> dict[str, int]:
-    return {
+def _usage(call: Call, reply: Reply) -> dict[str, object]:
+    usage: dict[str, object] = {
         "prompt_tokens": call.prompt_tokens,
         "completion_tokens": reply.completion_tokens,
         "total_tokens": call.prompt_tokens + reply.completion_tokens,
     }
+    if call.prompt.reasoning is not None:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens}
+    return usage
 
 
 def _sse(payload: object) -> bytes:
@@ -124,13 +144,17 @@ class OpenAIWire:
         kind = refusal.limit or (
             "server_error" if refusal.status >= 500 else "invalid_request_error"
         )
-        error = {"message": refusal.message, "type": kind, "param": None, "code": refusal.code}
+        error = {
+            "message": refusal.message,
+            "type": kind,
+            "param": refusal.param,
+            "code": refusal.code,
+        }
         return orjson.dumps({"error": error})
 
     def answer_body(self, call: Call, reply: Reply) -> bytes:
         """A `chat.completion` object."""
-        message = {"role": "assistant", "content": reply.text}
-        choice = {"index": 0, "message": message, "finish_reason": reply.finish_reason}
+        choice = {"index": 0, "message": message(call, reply), "finish_reason": reply.finish_reason}
         return orjson.dumps(
             {
                 "id": f"chatcmpl-fake{next(self._ids)}",
@@ -142,23 +166,27 @@ class OpenAIWire:
             }
         )
 
-    def answer_events(self, call: Call, reply: Reply, pieces: list[str]) -> StreamEvents:
-        """`chat.completion.chunk` events: text pieces, finish reason, usage if asked, [DONE]."""
+    def answer_events(
+        self, call: Call, reply: Reply, pieces: list[str], thoughts: list[str]
+    ) -> StreamEvents:
+        """`chat.completion.chunk` events: thoughts and text pieces, finish reason, usage if
+        asked, [DONE]."""
         head = {
             "id": f"chatcmpl-fake{next(self._ids)}",
             "object": "chat.completion.chunk",
             "created": int(time.time()),
             "model": call.prompt.model,
         }
-        first, *rest = pieces or [""]
-        delta = {"role": "assistant", "content": first}
+        (field, first), *rest = streamed_deltas(call, reply, pieces, thoughts) or [("content", "")]
+        delta = {"role": "assistant", field: first}
         text_events = [
             _sse({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
         ]
         # Streams are most of a benchmark's bytes: splice each piece into pre-encoded JSON.
-        before = b"data: " + orjson.dumps(head)[:-1] + b',"choices":[{"index":0,"delta":{"content":'
+        opening = b"data: " + orjson.dumps(head)[:-1] + b',"choices":[{"index":0,"delta":{'
+        before = {name: opening + orjson.dumps(name) + b":" for name in {name for name, _ in rest}}
         after = b'},"finish_reason":null}]}\n\n'
-        text_events += [before + orjson.dumps(piece) + after for piece in rest]
+        text_events += [before[name] + orjson.dumps(piece) + after for name, piece in rest]
         choice = {"index": 0, "delta": {}, "finish_reason": reply.finish_reason}
         ending = [_sse({**head, "choices": [choice]})]
         if call.stream_usage:
@@ -172,7 +200,7 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
     wire = request.app[_WIRE]
     try:
         body = orjson.loads(await request.read())
-        call = parse_chat_request(body, request.headers.get("Authorization"))
+        call = parse_chat_request(body, request.headers.get("Authorization"), backend.options)
     except (orjson.JSONDecodeError, orjson.JSONEncodeError, BadRequest) as exc:
         return backend.refuse_unparsable(wire, f"Invalid request: {exc}")
     return await backend.serve(request, call, wire)

@@ -13,12 +13,14 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 __all__ = [
     "FAULT_NAMES",
+    "THINKING_STYLES",
     "FakeServerOptions",
     "OptionsError",
+    "ThinkingStyle",
     "add_option_flags",
     "options_from_args",
     "options_to_json",
@@ -37,6 +39,12 @@ FAULT_NAMES = (
     "stream_error",
     "slow",
 )
+
+# How an OpenAI-compatible server shows a model's thoughts: a `reasoning_content` field (vLLM,
+# SGLang, DeepSeek), a `reasoning` field (OpenRouter and some servers), or `<think>...</think>`
+# at the start of the content (llama.cpp without a reasoning parser, raw Qwen/R1 templates).
+ThinkingStyle = Literal["reasoning_content", "reasoning", "inline"]
+THINKING_STYLES: tuple[ThinkingStyle, ...] = get_args(ThinkingStyle)
 
 
 class OptionsError(ValueError):
@@ -114,6 +122,21 @@ class FakeServerOptions:
     faults_only_for: tuple[str, ...] = field(
         default=(), metadata=_help("comma-separated models that get faults (default: all)")
     )
+    reasoning_models: tuple[str, ...] = field(
+        default=("o1*", "o3*", "o4*", "gpt-5*"),
+        metadata=_help(
+            "comma-separated fnmatch patterns of OpenAI reasoning models: max_tokens and "
+            "temperature/top_p other than 1 refused, reasoning_effort, reasoning_tokens billed"
+        ),
+    )
+    thinking_models: tuple[str, ...] = field(
+        default=(),
+        metadata=_help("comma-separated fnmatch patterns of models that show their thinking"),
+    )
+    thinking_style: ThinkingStyle = field(
+        default="reasoning_content",
+        metadata=_help(f"how thinking models show it: {', '.join(THINKING_STYLES)}"),
+    )
 
     def __post_init__(self) -> None:
         shares = ["judge_one_bracket", "judge_decimal", "judge_no_verdict"]
@@ -163,6 +186,13 @@ def _to_optional_float(value: object) -> float | None:
     return None if value is None else _to_float(value)
 
 
+def _to_thinking_style(value: object) -> ThinkingStyle:
+    for style in THINKING_STYLES:
+        if value == style:
+            return style
+    raise ValueError(f"one of {', '.join(THINKING_STYLES)}")
+
+
 def _to_names(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(name for name in value.split(",") if name)
@@ -178,6 +208,7 @@ _COERCERS: dict[object, Callable[[object], Any]] = {
     str | None: _to_optional_str,
     float | None: _to_optional_float,
     tuple[str, ...]: _to_names,
+    ThinkingStyle: _to_thinking_style,
 }
 
 _HINTS = get_type_hints(FakeServerOptions)
@@ -187,6 +218,7 @@ _CLI_PARSERS: dict[object, Callable[[str], object]] = {
     str | None: str,
     float | None: float,
     tuple[str, ...]: str,
+    ThinkingStyle: str,
 }
 
 
@@ -224,8 +256,14 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=f.name, action=action, default=f.default, help=help_text)
         else:
             parser_of = _CLI_PARSERS[hint]
+            choices = get_args(hint) if get_origin(hint) is Literal else None
             parser.add_argument(
-                flag, dest=f.name, type=parser_of, default=f.default, help=help_text
+                flag,
+                dest=f.name,
+                type=parser_of,
+                default=f.default,
+                choices=choices,
+                help=help_text,
             )
 
 
