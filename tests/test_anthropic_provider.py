@@ -213,11 +213,12 @@ class RecordedStream:
             b"event: %s\ndata: %s\n\n" % (name.encode(), orjson.dumps(data))
             for name, data in events
         )
-        self.content = self._lines(raw)
+        self.content = self
+        self._raw = raw
 
-    @staticmethod
-    async def _lines(raw: bytes) -> AsyncIterator[bytes]:
-        for line in raw.splitlines(keepends=True):
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        """The bytes as they would arrive: here, one line per network read."""
+        for line in self._raw.splitlines(keepends=True):
             yield line
 
 

@@ -30,7 +30,11 @@ class Provider(Protocol):
         ...
 
     async def read(self, response: aiohttp.ClientResponse, *, stream: bool) -> ChatResponse:
-        """Parse a 2xx answer (JSON body or SSE stream); raise RetryableError if it is malformed."""
+        """Parse a 2xx answer (JSON body or SSE stream) into a ChatResponse whose fields all
+        have their documented types.
+
+        Whatever the server sent, only a RequestError (malformed, truncated, ...) or an error of
+        the transport itself (aiohttp's ClientError, a timeout) may leave it."""
         ...
 
     def error_detail(self, body: bytes) -> str:
