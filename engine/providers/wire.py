@@ -131,7 +131,7 @@ async def read_sse(response: aiohttp.ClientResponse, on_data: Callable[[bytes], 
     or the body ends.
 
     Lines are split here rather than by aiohttp's `readline`, which raises an exception of its
-    own, outside aiohttp's client errors, on a line over 128 KiB: one event can legitimately
+    own, outside aiohttp's client errors, on a line over 512 KiB: one event can legitimately
     carry a whole answer. Comments, `event:`, `id:` and `retry:` lines carry nothing we use.
     """
     parts: list[bytes] = []
