@@ -126,7 +126,10 @@ MALFORMED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "body-deeply-nested": (reply(200, [b"[" * 5000 + b"]" * 5000]), {}),
     "body-nan": (reply(200, [b'{"choices": NaN}']), {}),
     "sse-data-list": (sse_reply([[1, 2], b"data: [DONE]\n\n"]), {"stream": True}),
-    "sse-choices-object": (sse_reply([{"choices": {}}, b"data: [DONE]\n\n"]), {"stream": True}),
+    "sse-choices-object": (
+        sse_reply([{"choices": {"0": {"delta": {"content": "a"}}}}, b"data: [DONE]\n\n"]),
+        {"stream": True},
+    ),
     "sse-delta-content-number": (
         sse_reply([{"choices": [{"delta": {"content": 5}}]}, b"data: [DONE]\n\n"]),
         {"stream": True},
