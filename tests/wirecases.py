@@ -33,12 +33,11 @@ from tests.scripted import reply
 
 __all__ = ["Answer", "WireReply", "scripts"]
 
-Answer = tuple[str, "str | None", "int | None", "int | None"]
+Answer = tuple[str, str | None, int | None, int | None]
 Draw = Callable[[st.SearchStrategy[Any]], Any]
 
 MAX_REASON_CHARS = 64
 MAX_TOKEN_COUNT = 2**62
-NOT_A_STRING = "not-a-string"
 
 
 @dataclass(frozen=True)
