@@ -12,7 +12,8 @@ benchmarks measure the engine's own overhead against a zero-latency instance of 
 prints `LISTENING <port>` and serves until SIGTERM or SIGINT. Every option has a flag (see
 `--help`) and can be changed while running with `POST /admin/config`; `POST /admin/reset` zeroes
 the stats. `GET /stats?arrivals=full` adds each request's applied latency and body digest to its
-`arrivals` entry; `?arrivals=0` leaves the list out. Other modules (run with `benchmarks/` on
+`arrivals` entry; `?arrivals=0` leaves the list out. `POST /admin/script` makes it answer with
+scripted bytes instead (see benchmarks/fake_script.py). Other modules (run with `benchmarks/` on
 sys.path) can `build_app(options)` instead.
 """
 
@@ -36,6 +37,7 @@ from fake_options import (
     options_from_args,
     options_to_json,
 )
+from fake_script import SCRIPT, add_script_routes
 
 __all__ = ["FakeServerOptions", "build_app", "main", "serve"]
 
@@ -83,6 +85,7 @@ async def _post_config(request: web.Request) -> web.Response:
 
 async def _reset(request: web.Request) -> web.Response:
     request.app[BACKEND].reset()
+    request.app[SCRIPT].load([])
     return _json({"status": "ok"})
 
 
@@ -92,6 +95,7 @@ def build_app(options: FakeServerOptions | None = None) -> web.Application:
     app[BACKEND] = FakeBackend(options or FakeServerOptions())
     add_openai_routes(app)
     add_anthropic_routes(app)
+    add_script_routes(app)
     app.router.add_get("/health", _health)
     app.router.add_get("/stats", _stats)
     app.router.add_get("/admin/config", _get_config)

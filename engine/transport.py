@@ -55,42 +55,72 @@ class Progress:
 
 
 class _TrackedBody:
-    """The response as a provider reads it (`read()`, `content`, `content_type`), touching
-    `progress` on every piece that arrives and refusing bodies over MAX_BODY_BYTES."""
+    """The response as a provider reads it (`content_type`, `read()`, `chunks()`): every piece
+    that arrives touches `progress`, bodies over MAX_BODY_BYTES are refused, and aiohttp's
+    errors while reading become the engine's, so no adapter ever sees one."""
 
-    def __init__(self, response: aiohttp.ClientResponse, progress: Progress) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, progress: Progress, errors: _ErrorMap
+    ) -> None:
         self._response = response
         self._progress = progress
+        self._errors = errors
         self.content_type = response.content_type
 
     async def read(self) -> bytes:
-        pieces: list[bytes] = []
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    async def chunks(self) -> AsyncIterator[bytes]:
         size = 0
-        async for chunk in self._response.content.iter_any():
+        stream = self._response.content.iter_any()
+        while True:
+            try:
+                chunk = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except Exception as exc:
+                raise self._errors.translate(exc) from None
             self._progress.touch()
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                raise _too_long()
-            pieces.append(chunk)
-        return b"".join(pieces)
-
-    @property
-    def content(self) -> AsyncIterator[bytes]:
-        return self._lines()
-
-    async def _lines(self) -> AsyncIterator[bytes]:
-        stream = self._response.content
-        size = 0
-        while line := await stream.readline():
-            self._progress.touch()
-            size += len(line)
-            if size > MAX_BODY_BYTES:
-                raise _too_long()
-            yield line
+                raise RetryableError(
+                    "malformed", f"response body over {MAX_BODY_BYTES // 2**20} MiB"
+                )
+            yield chunk
 
 
-def _too_long() -> RetryableError:
-    return RetryableError("malformed", f"response body over {MAX_BODY_BYTES // 2**20} MiB")
+@dataclass(frozen=True, slots=True)
+class _ErrorMap:
+    """aiohttp's exceptions (and a timeout) as the engine's RequestErrors, named by endpoint."""
+
+    where: str
+    total_timeout: float
+
+    def translate(self, exc: BaseException) -> RequestError:
+        import aiohttp
+
+        where = self.where
+        if isinstance(exc, RequestError):
+            return exc
+        if isinstance(exc, asyncio.TimeoutError):
+            return RetryableError(
+                "timeout", f"{where}: no complete answer within {self.total_timeout:g}s (timeout)"
+            )
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return RetryableError("truncated", f"{where}: body cut short ({exc})")
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return RetryableError("unreachable", f"{where}: cannot connect ({exc.os_error})")
+        if isinstance(exc, aiohttp.ClientResponseError):
+            return RetryableError(
+                "malformed", f"{where}: unreadable response ({exc.status}: {exc.message})"
+            )
+        if isinstance(exc, aiohttp.ClientConnectionError):
+            return RetryableError("connection", f"{where}: {type(exc).__name__}: {exc}")
+        # Only the server's bytes are being read here: whatever else goes wrong (an over-long
+        # header, bad encoding, a compression the client lacks) is a malformed answer, retried.
+        return RetryableError(
+            "malformed", f"{where}: unreadable response ({type(exc).__name__}: {exc})"
+        )
 
 
 class HttpTransport:
@@ -122,43 +152,18 @@ class HttpTransport:
         progress: Progress,
     ) -> ChatResponse:
         """One attempt: the parsed answer, or a RequestError saying why there is none."""
-        import aiohttp
 
-        where = f"{self._name} at {base_url}"
+        errors = _ErrorMap(f"{self._name} at {base_url}", self._total_timeout)
         try:
             async with self._http().post(
                 call.url, data=call.body, headers=call.headers, allow_redirects=False
             ) as response:
                 progress.touch()
                 if response.status >= 300:
-                    raise await _refusal(provider, response, where)
-                body = _TrackedBody(response, progress)
-                return await provider.read(body, stream=stream)
-        except RequestError:
-            raise
-        except asyncio.TimeoutError:
-            raise RetryableError(
-                "timeout", f"{where}: no complete answer within {self._total_timeout:g}s (timeout)"
-            ) from None
-        except aiohttp.ClientPayloadError as exc:
-            raise RetryableError("truncated", f"{where}: body cut short ({exc})") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise RetryableError(
-                "unreachable", f"{where}: cannot connect ({exc.os_error})"
-            ) from None
-        except aiohttp.ClientResponseError as exc:
-            raise RetryableError(
-                "malformed", f"{where}: unreadable response ({exc.status}: {exc.message})"
-            ) from None
-        except aiohttp.ClientConnectionError as exc:
-            raise RetryableError("connection", f"{where}: {type(exc).__name__}: {exc}") from None
+                    raise await _refusal(provider, response, errors.where)
+                return await provider.read(_TrackedBody(response, progress, errors), stream=stream)
         except Exception as exc:
-            # Inside the exchange only the server's bytes are being read and parsed: whatever
-            # else goes wrong there (an over-long line, bad encoding, a parser surprised by a
-            # shape no fake anticipated) is a malformed answer, retried, never a dead task.
-            raise RetryableError(
-                "malformed", f"{where}: unreadable response ({type(exc).__name__}: {exc})"
-            ) from None
+            raise errors.translate(exc) from None
 
     async def close(self) -> None:
         if self._session is not None:

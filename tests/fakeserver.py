@@ -139,8 +139,20 @@ class FakeServer:
         return result
 
     def reset(self) -> None:
-        """Zero the stats, the rate-limit windows and the memory of answered requests."""
+        """Zero the stats, the rate-limit windows and the memory of answered requests; unload
+        any script."""
         self._call("POST", "/admin/reset", {})
+
+    def script(self, replies: list[dict[str, Any]]) -> dict[str, int]:
+        """Answer every chat request with the next of `replies` (see tests/scripted.py), cycling;
+        an empty list goes back to normal answers. Returns {"replies": n, "served": 0}."""
+        result: dict[str, int] = self._call("POST", "/admin/script", {"replies": replies})
+        return result
+
+    def scripted_requests(self) -> int:
+        """How many requests the loaded script has answered."""
+        served: int = self._call("GET", "/admin/script")["served"]
+        return served
 
 
 def serve_fake(**options: Any) -> Iterator[FakeServer]:

@@ -213,17 +213,19 @@ class RecordedStream:
             b"event: %s\ndata: %s\n\n" % (name.encode(), orjson.dumps(data))
             for name, data in events
         )
-        self.content = self._lines(raw)
+        self._raw = raw
 
-    @staticmethod
-    async def _lines(raw: bytes) -> AsyncIterator[bytes]:
-        for line in raw.splitlines(keepends=True):
+    async def read(self) -> bytes:
+        return self._raw
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The bytes as they would arrive: here, one line per network read."""
+        for line in self._raw.splitlines(keepends=True):
             yield line
 
 
 def read_recorded(*events: tuple[str, dict[str, Any]]) -> ChatResponse:
-    stream: Any = RecordedStream(*events)
-    return asyncio.run(AnthropicProvider().read(stream, stream=True))
+    return asyncio.run(AnthropicProvider().read(RecordedStream(*events), stream=True))
 
 
 START = ("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 9}}})

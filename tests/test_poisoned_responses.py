@@ -1,10 +1,11 @@
-"""A server that answers 200 with values SQLite cannot hold fails its own jobs, and nothing else.
+"""A server that answers 200 with values SQLite cannot hold costs nothing but its own answers.
 
 Over a real socket: one model's server answers every request with a poisoned field while another
-model is healthy. The run must end by itself, exit 1, keep every healthy answer, record the
-poisoned jobs in `failures` (class `unstorable`, or `malformed` where the provider already
-refuses the field), and a rerun once the server is healed must complete without losing or
-re-buying anything.
+model is healthy. The providers coerce such informational fields (a finish reason that is an
+object, a token count beyond 64 bits) to NULL, so the answers are kept; should one ever reach the
+writer, it fails only its own job (`tests/test_writer_refusals.py`). The run must end by itself,
+keep every healthy answer, store or record every poisoned job, and a rerun once the server is
+healed must complete without losing or re-buying anything.
 """
 
 from __future__ import annotations
@@ -60,23 +61,18 @@ def test_a_poisoned_model_fails_alone_and_every_healthy_answer_is_kept(
         config = config_for(tmp_path, server)
         process = start_engine("generate", "-c", str(config), "--quiet")
         out, err = ended(process, timeout=RUN_SECONDS)
-        assert "unstorable" in out or "malformed" in out  # the summary names the class
-        assert process.returncode == 1, err
+        assert process.returncode in (0, 1), err
         assert "Traceback" not in err
         assert len(answers(store, "healthy")) == 160
-        assert answers(store, "poisoned") == {}
-        classes = dict(
-            rows(store, "SELECT error_class, COUNT(*) FROM failures GROUP BY error_class")
+        field = next(iter(POISONS[poison]))
+        stored = rows(
+            store,
+            f"SELECT r.{field} FROM answers a JOIN responses r ON r.key = a.response_key "
+            "WHERE a.model = 'poisoned'",
         )
-        refused = classes.get("unstorable", 0) + classes.get("malformed", 0)
-        assert refused == 80  # every turn 1 of the poisoned model, each recorded
-        assert classes["dependency"] == 80  # and the turn 2s that needed them
-        if classes.get("unstorable"):
-            field = next(iter(POISONS[poison]))
-            ((message,), *_) = rows(
-                store, "SELECT message FROM failures WHERE error_class = 'unstorable'"
-            )
-            assert f"{field} = " in message and "poisoned" in message
+        failed = rows(store, "SELECT COUNT(*) FROM failures")[0][0]
+        assert len(stored) + failed == 160  # every poisoned job is stored or recorded
+        assert all(value is None for (value,) in stored)  # the poison itself was dropped
         assert integrity(store) == "ok"
 
         healthy_before = answers(store, "healthy")

@@ -9,7 +9,7 @@ complete only once `message_stop` arrived.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -17,6 +17,17 @@ import orjson
 from engine.chat import ChatRequest, ChatResponse, Message
 from engine.errors import RetryableError
 from engine.providers.base import HttpBody, HttpCall, error_body_message
+from engine.providers.wire import (
+    adapter_errors_contained,
+    answer_text,
+    json_object,
+    object_list,
+    optional_object,
+    read_sse,
+    server_error,
+    stop_reason,
+    token_count,
+)
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider", "messages_url"]
 
@@ -58,9 +69,10 @@ class AnthropicProvider:
         return HttpCall(messages_url(base_url), headers, orjson.dumps(body))
 
     async def read(self, response: HttpBody, *, stream: bool) -> ChatResponse:
-        if stream and response.content_type == "text/event-stream":
-            return await _read_stream(response)
-        return _parse_message(await response.read())
+        with adapter_errors_contained():
+            if stream and response.content_type == "text/event-stream":
+                return await _read_stream(response)
+            return _parse_message(await response.read())
 
     def error_detail(self, body: bytes) -> str:
         """`type: message` from `{"type": "error", "error": {"type": ..., "message": ...}}`."""
@@ -85,64 +97,61 @@ def _split_system(messages: tuple[Message, ...]) -> tuple[str, list[Message]]:
     return "\n\n".join(system), turns
 
 
-def _malformed(problem: str) -> RetryableError:
-    return RetryableError("malformed", f"malformed response: {problem}")
-
-
-def _tokens(usage: object, name: str) -> int | None:
-    value = usage.get(name) if isinstance(usage, dict) else None
-    return value if isinstance(value, int) else None
-
-
 def _parse_message(body: bytes) -> ChatResponse:
-    try:
-        parsed = orjson.loads(body)
-        blocks = parsed["content"]
-        texts = [block["text"] for block in blocks if block.get("type") == "text"]
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-        raise _malformed(f"{type(exc).__name__} in body {body[:80]!r}") from None
-    if not all(isinstance(text, str) for text in texts):
-        raise _malformed("a text block's text is not a string")
+    parsed = json_object(body, "the body")
+    if parsed.get("type") == "error" or ("content" not in parsed and "error" in parsed):
+        raise server_error(parsed.get("error"), "a 200 answer")
+    blocks = object_list(parsed.get("content"), "content", non_empty=False)
+    texts = [answer_text(b.get("text"), "a text block's text") for b in blocks if _is_text(b)]
     usage = parsed.get("usage")
     return ChatResponse(
         text="".join(texts),
-        finish_reason=parsed.get("stop_reason"),
-        prompt_tokens=_tokens(usage, "input_tokens"),
-        completion_tokens=_tokens(usage, "output_tokens"),
+        finish_reason=stop_reason(parsed.get("stop_reason")),
+        prompt_tokens=token_count(usage, "input_tokens"),
+        completion_tokens=token_count(usage, "output_tokens"),
     )
+
+
+def _is_text(block: dict[str, Any]) -> bool:
+    # Other blocks (thinking, tool_use, blocks added later) carry no part of the answer.
+    return block.get("type") == "text"
 
 
 @dataclass(slots=True)
 class _StreamState:
     """What the events of one stream have said so far."""
 
-    pieces: list[str]
+    pieces: list[str] = field(default_factory=list)
     stop_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
     stopped: bool = False
 
-    def apply(self, event: dict[str, Any]) -> None:
+    def apply(self, payload: bytes) -> bool:
+        """Take one event's `data:` payload; True once `message_stop` arrived."""
+        event = json_object(payload, "an SSE event")
         kind = event.get("type")
         if kind == "content_block_delta":
-            delta = event.get("delta") or {}
-            if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
-                self.pieces.append(delta["text"])
+            delta = optional_object(event.get("delta"), "a content_block_delta's delta")
+            if delta.get("type") == "text_delta":
+                self.pieces.append(answer_text(delta.get("text"), "a text_delta's text"))
         elif kind == "message_start":
-            usage = (event.get("message") or {}).get("usage")
-            self.input_tokens = _tokens(usage, "input_tokens")
-            self.output_tokens = _tokens(usage, "output_tokens")
+            message = optional_object(event.get("message"), "message_start's message")
+            self.input_tokens = token_count(message.get("usage"), "input_tokens")
+            self.output_tokens = token_count(message.get("usage"), "output_tokens")
         elif kind == "message_delta":
-            self.stop_reason = (event.get("delta") or {}).get("stop_reason") or self.stop_reason
+            delta = optional_object(event.get("delta"), "message_delta's delta")
+            self.stop_reason = stop_reason(delta.get("stop_reason")) or self.stop_reason
             usage = event.get("usage")
             # Counts in message_delta are cumulative, so they replace message_start's.
-            self.input_tokens = _tokens(usage, "input_tokens") or self.input_tokens
-            self.output_tokens = _tokens(usage, "output_tokens") or self.output_tokens
+            self.input_tokens = token_count(usage, "input_tokens") or self.input_tokens
+            self.output_tokens = token_count(usage, "output_tokens") or self.output_tokens
         elif kind == "message_stop":
             self.stopped = True
         elif kind == "error":
             raise _stream_error(event.get("error"))
         # content_block_start/stop, ping and event types added later carry nothing we keep.
+        return self.stopped
 
 
 def _stream_error(error: object) -> RetryableError:
@@ -150,29 +159,16 @@ def _stream_error(error: object) -> RetryableError:
     details = error if isinstance(error, dict) else {}
     kind, message = details.get("type"), details.get("message")
     error_class = _STREAM_ERROR_CLASSES.get(str(kind), "server_error")
-    return RetryableError(error_class, f"stream broke off with an error event: {kind}: {message}")
+    return RetryableError(
+        error_class,
+        f"stream broke off with an error event: {str(kind)[:100]}: {str(message)[:300]}",
+    )
 
 
 async def _read_stream(response: HttpBody) -> ChatResponse:
     """Apply the events' `data:` payloads until `message_stop`; ending sooner is truncation."""
-    state = _StreamState(pieces=[])
-    async for raw_line in response.content:
-        line = raw_line.strip()
-        if not line.startswith(b"data:"):
-            continue  # `event:` names repeat the payload's `type`; blank lines end events
-        payload = line[5:].strip()
-        try:
-            event = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            raise _malformed(f"bad SSE event {payload[:80]!r}") from None
-        if not isinstance(event, dict):
-            raise _malformed(f"SSE event is not an object: {payload[:80]!r}")
-        try:
-            state.apply(event)
-        except (AttributeError, TypeError):
-            raise _malformed(f"unexpected SSE event shape {payload[:80]!r}") from None
-        if state.stopped:
-            break
+    state = _StreamState()
+    await read_sse(response, state.apply)
     if not state.stopped:
         raise RetryableError("truncated", "stream ended before message_stop")
     return ChatResponse(

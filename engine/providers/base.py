@@ -21,14 +21,15 @@ class HttpCall:
 
 
 class HttpBody(Protocol):
-    """A 2xx response as an adapter reads it: whole (`read`) or line by line (`content`)."""
+    """A 2xx response as an adapter reads it: whole (`read`) or piece by piece (`chunks`).
+
+    Reading raises only the engine's RequestErrors (the transport translates aiohttp's)."""
 
     content_type: str
 
     async def read(self) -> bytes: ...
 
-    @property
-    def content(self) -> AsyncIterator[bytes]: ...
+    def chunks(self) -> AsyncIterator[bytes]: ...
 
 
 class Provider(Protocol):
@@ -39,7 +40,10 @@ class Provider(Protocol):
         ...
 
     async def read(self, response: HttpBody, *, stream: bool) -> ChatResponse:
-        """Parse a 2xx answer (JSON body or SSE stream); raise RetryableError if it is malformed."""
+        """Parse a 2xx answer (JSON body or SSE stream) into a ChatResponse whose fields all
+        have their documented types.
+
+        Whatever the server sent, only a RequestError (malformed, truncated, ...) may leave it."""
         ...
 
     def error_detail(self, body: bytes) -> str:

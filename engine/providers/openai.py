@@ -1,7 +1,14 @@
-"""OpenAI-compatible chat completions (OpenAI, vLLM, SGLang, llama.cpp, Ollama, TGI): JSON, SSE."""
+"""OpenAI-compatible chat completions (OpenAI, vLLM, SGLang, llama.cpp, Ollama, TGI): JSON, SSE.
+
+Every value read from an answer goes through engine.providers.wire's checks. A message whose
+content is null is no answer (malformed, retried); a stream is one only if a choice arrived in it.
+A streamed null content is not enough to say so: llama.cpp opens every stream with one, and an
+answer of zero tokens is a real (empty) answer; a streamed refusal with no text is not.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -9,6 +16,18 @@ import orjson
 from engine.chat import ChatRequest, ChatResponse
 from engine.errors import RetryableError
 from engine.providers.base import HttpBody, HttpCall, error_body_message
+from engine.providers.wire import (
+    adapter_errors_contained,
+    answer_text,
+    json_object,
+    malformed,
+    object_list,
+    optional_object,
+    read_sse,
+    server_error,
+    stop_reason,
+    token_count,
+)
 
 __all__ = ["OpenAIProvider"]
 
@@ -35,66 +54,93 @@ class OpenAIProvider:
         return HttpCall(f"{base_url}/chat/completions", headers, orjson.dumps(body))
 
     async def read(self, response: HttpBody, *, stream: bool) -> ChatResponse:
-        if stream and response.content_type == "text/event-stream":
-            return await _read_stream(response)
-        return _parse_completion(await response.read())
+        with adapter_errors_contained():
+            if stream and response.content_type == "text/event-stream":
+                return await _read_stream(response)
+            return _parse_completion(await response.read())
 
     def error_detail(self, body: bytes) -> str:
         return error_body_message(body, with_type=False)
 
 
-def _malformed(problem: str) -> RetryableError:
-    return RetryableError("malformed", f"malformed response: {problem}")
-
-
 def _parse_completion(body: bytes) -> ChatResponse:
-    try:
-        parsed = orjson.loads(body)
-        choice = parsed["choices"][0]
-        text = choice["message"].get("content") or ""
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise _malformed(f"{type(exc).__name__} in body {body[:80]!r}") from None
-    if not isinstance(text, str):
-        raise _malformed("message content is not a string")
-    usage = parsed.get("usage") or {}
+    parsed = json_object(body, "the body")
+    if "choices" not in parsed and "error" in parsed:
+        raise server_error(parsed["error"], "a 200 answer")
+    choice = object_list(parsed.get("choices"), "choices", non_empty=True)[0]
+    message = optional_object(choice.get("message"), "choices[0].message")
+    content = message.get("content")
+    if content is None:
+        raise malformed(_no_content(message.get("refusal")))
+    usage = parsed.get("usage")
     return ChatResponse(
-        text=text,
-        finish_reason=choice.get("finish_reason"),
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
+        text=answer_text(content, "choices[0].message.content"),
+        finish_reason=stop_reason(choice.get("finish_reason")),
+        prompt_tokens=token_count(usage, "prompt_tokens"),
+        completion_tokens=token_count(usage, "completion_tokens"),
     )
+
+
+def _no_content(refusal: object) -> str:
+    """Null content is no answer (a refusal, a tool call, a reasoning model out of tokens): an
+    empty text stored in its place would be judged, and paid for, as the model's answer."""
+    if isinstance(refusal, str) and refusal:
+        return f"the message content is null; the model refused: {refusal[:300]}"
+    return "the message content is null or missing"
+
+
+@dataclass(slots=True)
+class _StreamState:
+    """What the chunks of one stream have said so far."""
+
+    pieces: list[str] = field(default_factory=list)
+    refusal: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: object = None
+    choices_seen: bool = False
+    done: bool = False
+
+    def apply(self, payload: bytes) -> bool:
+        """Take one `data:` payload; True once `[DONE]` arrived."""
+        if payload == b"[DONE]":
+            self.done = True
+            return True
+        chunk = json_object(payload, "an SSE chunk")
+        if "error" in chunk and not chunk.get("choices"):
+            raise server_error(chunk["error"], "the stream")
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        choices = chunk.get("choices")
+        if choices is not None:
+            for choice in object_list(choices, "a chunk's choices", non_empty=False):
+                self._apply_choice(choice)
+        return False
+
+    def _apply_choice(self, choice: dict[str, Any]) -> None:
+        self.choices_seen = True
+        delta = optional_object(choice.get("delta"), "a chunk's delta")
+        content = delta.get("content")
+        if content is not None:
+            self.pieces.append(answer_text(content, "a delta's content"))
+        if isinstance(delta.get("refusal"), str):
+            self.refusal.append(delta["refusal"])
+        self.finish_reason = stop_reason(choice.get("finish_reason")) or self.finish_reason
 
 
 async def _read_stream(response: HttpBody) -> ChatResponse:
     """Accumulate deltas until `[DONE]`; a stream that ends before a finish_reason is truncated."""
-    pieces: list[str] = []
-    finish_reason: str | None = None
-    usage: dict[str, Any] = {}
-    done = False
-    async for raw_line in response.content:
-        line = raw_line.strip()
-        if not line.startswith(b"data:"):
-            continue
-        payload = line[5:].strip()
-        if payload == b"[DONE]":
-            done = True
-            break
-        try:
-            chunk = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            raise _malformed(f"bad SSE chunk {payload[:80]!r}") from None
-        if chunk.get("usage"):
-            usage = chunk["usage"]
-        for choice in chunk.get("choices") or ():
-            content = (choice.get("delta") or {}).get("content")
-            if content:
-                pieces.append(content)
-            finish_reason = choice.get("finish_reason") or finish_reason
-    if not done and finish_reason is None:
+    state = _StreamState()
+    await read_sse(response, state.apply)
+    if not state.done and state.finish_reason is None:
         raise RetryableError("truncated", "stream ended before the final chunk")
+    if not state.choices_seen:
+        raise malformed("the stream ended without a single choice")
+    text, refusal = "".join(state.pieces), "".join(state.refusal)
+    if refusal and not text:
+        raise malformed(_no_content(refusal))
     return ChatResponse(
-        text="".join(pieces),
-        finish_reason=finish_reason,
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
+        text=text,
+        finish_reason=state.finish_reason,
+        prompt_tokens=token_count(state.usage, "prompt_tokens"),
+        completion_tokens=token_count(state.usage, "completion_tokens"),
     )
