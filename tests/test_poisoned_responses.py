@@ -60,7 +60,7 @@ def test_a_poisoned_model_fails_alone_and_every_healthy_answer_is_kept(
     with ScriptedServer(poisoned={"poisoned": POISONS[poison]}) as server:
         config = config_for(tmp_path, server)
         process = start_engine("generate", "-c", str(config), "--quiet")
-        out, err = ended(process, timeout=RUN_SECONDS)
+        _, err = ended(process, timeout=RUN_SECONDS)
         assert process.returncode in (0, 1), err
         assert "Traceback" not in err
         assert len(answers(store, "healthy")) == 160
