@@ -96,7 +96,13 @@ def run_script(
     server.reset()
     server.script([reply.script for reply in script])
     base_url = server.url if api == "anthropic" else server.base_url
-    options = {"api": api, "stream": stream, "max_attempts": MAX_ATTEMPTS, "timeout": 5.0}
+    options = {
+        "api": api,
+        "stream": stream,
+        "max_attempts": MAX_ATTEMPTS,
+        "timeout": 5.0,
+        "max_retry_after": 0.5,  # a server asking for a day (or forever) gets half a second
+    }
     models = [model(MODEL, base_url, concurrency=2, **options)]
     config = write_config(store.parent, models=models, questions=list(QUESTIONS))
     return run_engine(config)

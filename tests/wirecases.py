@@ -14,8 +14,9 @@ A `WireReply` is one scripted reply (see tests/scripted.py) and the claim a test
 
 Structured replies start from the API's documented shape and apply at most one mutation that
 breaks it, so most examples probe one thing; the informational fields are wrong in most of them.
-Until the transport work lands, statuses stay out of 3xx, waits asked for by headers stay
-around a second, and no Content-Encoding is sent (see the wire fuzz's docstring).
+Waits asked for by headers run from nothing to forever (`inf`, a date in 2099): the run's
+`max_retry_after` caps them. Redirects (3xx) name loopback or nonsense targets only, never
+another host: they are never followed, and test traffic stays on 127.0.0.1 whatever happens.
 """
 
 from __future__ import annotations
@@ -66,13 +67,13 @@ NUMBERS = (
     | st.floats(allow_nan=False, allow_infinity=False)
 )
 SCALARS = st.none() | st.booleans() | NUMBERS | st.text(max_size=12)
-ANY_JSON = st.recursive(
-    SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
+
+
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+
+
+ANY_JSON = st.recursive(SCALARS, _containers, max_leaves=6)
 _BY_KIND: dict[type, st.SearchStrategy[Any]] = {
     type(None): st.none(),
     bool: st.booleans(),
@@ -120,11 +121,22 @@ CONTENT_TYPES = (
     | st.none()
     | HEADER_TEXT
 )
-SMALL_WAITS = st.sampled_from(["0", "1", "0.2", "-3", "soon", "", "Thu, 01 Jan 1970 00:00:00 GMT"])
+WAITS = st.sampled_from(
+    [
+        *("0", "1", "0.2", "-3", "soon", "", "Thu, 01 Jan 1970 00:00:00 GMT"),
+        *("86400", "1e9", "inf", "1e999", "nan", "Thu, 01 Jan 2099 00:00:00 GMT"),
+    ]
+)
 WAIT_HEADERS = st.lists(
-    st.tuples(st.just("Retry-After"), SMALL_WAITS)
-    | st.tuples(st.just("retry-after-ms"), st.sampled_from(["0", "250", "1000", "nan", "x"]))
-    | st.tuples(st.just("x-ratelimit-reset-requests"), st.sampled_from(["1s", "20ms", "0.5s", "?"]))
+    st.tuples(st.just("Retry-After"), WAITS)
+    | st.tuples(
+        st.just("retry-after-ms"),
+        st.sampled_from(["0", "250", "1000", "nan", "x", "86400000", "inf"]),
+    )
+    | st.tuples(
+        st.just("x-ratelimit-reset-requests"),
+        st.sampled_from(["1s", "20ms", "0.5s", "?", "6m0s", "100h"]),
+    )
     | st.tuples(
         st.just("anthropic-ratelimit-requests-reset"),
         st.sampled_from(["2000-01-01T00:00:00Z", "tomorrow", "2000-13-45T99:99:99Z"]),
@@ -133,8 +145,12 @@ WAIT_HEADERS = st.lists(
 )
 OTHER_HEADERS = st.lists(
     st.tuples(st.sampled_from(["X-Request-Id", "Cache-Control", "Server"]), HEADER_TEXT)
-    | st.just(("Connection", "close")),
+    | st.just(("Connection", "close"))
+    | st.tuples(st.just("Content-Encoding"), st.sampled_from(["br", "zstd", "gzip", "deflate"])),
     max_size=2,
+)
+LOCATIONS = st.sampled_from(
+    ["http://127.0.0.1:9/elsewhere", "/v1/chat/completions", "", "\x00\r\nSet-Cookie: x", "::"]
 )
 
 
@@ -337,7 +353,9 @@ def structured(
     headers = draw(OTHER_HEADERS | WAIT_HEADERS)
     cut = draw(st.integers(0, 9)) == 0
     read_as_stream = stream and is_sse(content_type)
-    intact = mutation is None and read_as_stream == is_stream
+    # A Content-Encoding the body does not have makes it unreadable (aiohttp decodes by it).
+    encoded = any(name == "Content-Encoding" for name, _ in headers)
+    intact = mutation is None and read_as_stream == is_stream and not encoded
     status = draw(st.sampled_from([200, 200, 200, 201, 203]))
     script = reply(
         status, in_chunks(draw, body), content_type=content_type, headers=headers, cut=cut
@@ -360,6 +378,16 @@ def error_reply(draw: Draw) -> WireReply:
         status, in_chunks(draw, body), content_type=draw(CONTENT_TYPES), headers=draw(WAIT_HEADERS)
     )
     return WireReply(script, None, True, f"error {status}", "error status")
+
+
+@st.composite
+def redirect_reply(draw: Draw) -> WireReply:
+    """A 3xx, with or without a Location: never followed, so never an answer."""
+    status = draw(st.sampled_from([301, 302, 303, 307, 308]) | st.integers(300, 399))
+    headers = draw(st.lists(st.tuples(st.just("Location"), LOCATIONS), max_size=1))
+    body = draw(st.binary(max_size=40))
+    script = reply(status, [body], content_type=draw(CONTENT_TYPES), headers=headers)
+    return WireReply(script, None, True, f"redirect {status}", "redirect")
 
 
 BROKEN_BODIES = st.sampled_from(
@@ -400,7 +428,8 @@ def replies(api: str, stream: bool) -> st.SearchStrategy[WireReply]:
     else:
         answers = anthropic_json(stream) | anthropic_sse(stream)
     # Half the replies are answers: that is where a wrong type can slip through unnoticed.
-    return st.one_of(answers, answers, answers, error_reply(), broken_reply(), random_reply())
+    others = error_reply() | redirect_reply() | broken_reply() | random_reply()
+    return st.one_of(answers, answers, answers, others)
 
 
 def scripts(api: str, stream: bool) -> st.SearchStrategy[list[WireReply]]:
