@@ -15,6 +15,7 @@ import base64
 import hashlib
 import html
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ from engine.report_svg import (
     turn_bars,
 )
 from engine.scoring import SingleModelSummary
+from engine.storefile import SQLITE_MAGIC
 
 __all__ = ["render_report", "write_report"]
 
@@ -45,13 +47,56 @@ MIN_RADAR_AXES = 3
 async def write_report(
     store_path: Path, out: Path, *, bench: str = "mt_bench", judge: str | None = None
 ) -> Path:
-    """Render the store's report to `out`, replacing it atomically (readers never see half)."""
+    """Render the store's report to `out`, replacing it atomically (readers never see half).
+
+    `out` may not be the store itself, by any name, nor its journal or lock, nor any other SQLite
+    database: a report written there would destroy every answer paid for. A device, a pipe or a
+    terminal (`/dev/null`, `/dev/stdout`, a FIFO) is written into, never replaced by a file, and a
+    symlink keeps pointing where it did: the file it names is the one replaced.
+    """
+    _refuse_output_over_a_store(Path(out), Path(store_path))
     data = await gather_report(Path(store_path), bench, judge=judge)
     page = await asyncio.to_thread(render_report, data)
     try:
-        return await asyncio.to_thread(_atomic_write, Path(out), page.encode("utf-8"))
+        return await asyncio.to_thread(_write_output, Path(out), page.encode("utf-8"))
     except OSError as error:
         raise InputError(f"{out}: cannot write the report ({error.strerror or error})") from None
+
+
+def _refuse_output_over_a_store(out: Path, store: Path) -> None:
+    try:
+        if out.is_file() and store.exists() and os.path.samefile(out, store):
+            raise InputError(f"{out}: is the store itself; give -o a path for the HTML file")
+        companions = {
+            store.resolve().with_name(store.resolve().name + suffix)
+            for suffix in ("-wal", "-shm", "-journal", ".lock")
+        }
+        if out.resolve() in companions:
+            raise InputError(f"{out}: belongs to the store {store}; give -o another path")
+        if out.is_file():
+            with out.open("rb") as existing:
+                head = existing.read(len(SQLITE_MAGIC))
+            if head == SQLITE_MAGIC:
+                raise InputError(
+                    f"{out}: is a SQLite database, which the report would replace; "
+                    "give -o another path"
+                )
+    except OSError:
+        return  # writing will say what is wrong with the path
+
+
+def _write_output(out: Path, payload: bytes) -> Path:
+    """Replace a file atomically; write into a device, pipe or terminal where it is."""
+    try:
+        mode = out.stat().st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        with out.open("wb") as stream:
+            stream.write(payload)
+        return out
+    _atomic_write(out.resolve() if out.is_symlink() else out, payload)
+    return out
 
 
 def _atomic_write(out: Path, payload: bytes) -> Path:
