@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import traceback
@@ -374,7 +375,29 @@ def _log_handler(json_lines: bool) -> logging.Handler:
     return handler
 
 
+def _standard_streams_open() -> None:
+    """Give a closed stdin, stdout or stderr (`mtbench ... <&-`, a daemon's child) /dev/null.
+
+    Otherwise the next file or socket opened takes its number: the store or a connection would
+    receive what is printed, and uvloop aborts the process (SIGABRT, the summary lost) when it
+    closes a descriptor numbered 0 to 2.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the process's, closed at exit
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _standard_streams_open()
     try:
         with signals_end_the_command(), _redacted_output():
             redact_log_records()
