@@ -212,12 +212,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from engine.data import resolve_data_dir
+    from engine.data import load_bench, resolve_data_dir
     from engine.display import terminal_text
     from engine.errors import DataError
     from engine.interop import import_fastchat, record_questions
 
     store = Path(args.store)
+    try:
+        data_dir: Path | None = resolve_data_dir(args.data, None)
+    except DataError:
+        data_dir = None
+    if data_dir is not None:  # a mistyped --data is refused before the store is touched
+        load_bench(data_dir, args.bench, need_judging=False)
     report = _run_result(import_fastchat(store, Path(args.fastchat), args.bench, force=args.force))
     print(
         f"imported {report.answer_rows} answer turns of {len(report.models)} models and "
@@ -231,9 +237,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
         )
     if report.replaced:
         print(f"replaced stored {terminal_text(report.replaced.describe())} (--force)")
-    try:
-        data_dir = resolve_data_dir(args.data, None)
-    except DataError:
+    if data_dir is None:
         print("no data dir given: categories will show as 'unknown' until a run records them")
         return 0
     _run_result(record_questions(store, data_dir, args.bench))
