@@ -42,11 +42,41 @@ def _interrupted(stop: KeyboardInterrupt, json_lines: bool = False) -> int:
     return 128 + signum
 
 
+class OutputError(MtbenchError):
+    """stdout could not take the output (a full disk, a reader that went away): exit 1, one line."""
+
+
+class _Stdout(RedactingStream):
+    """The command's stdout: a write or flush that fails is an OutputError, not an engine bug."""
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except OSError as error:
+            raise _output_error(error) from None
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as error:
+            raise _output_error(error) from None
+
+
+def _output_error(error: OSError) -> OutputError:
+    # What could not be written is dropped: Python's own flush at exit would fail again and
+    # print "Exception ignored" with exit code 120.
+    with contextlib.suppress(OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+        os.close(null)
+    return OutputError(f"cannot write the output to stdout ({error.strerror or error})")
+
+
 @contextlib.contextmanager
 def _redacted_output() -> Iterator[None]:
     """Mask API keys in everything printed, whoever prints it (tables, progress, errors)."""
     stdout, stderr = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
+    sys.stdout, sys.stderr = _Stdout(stdout), RedactingStream(stderr)
     try:
         yield
     finally:
@@ -437,6 +467,7 @@ def _main(argv: Sequence[str] | None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         code = handler(args)
+        sys.stdout.flush()  # here, where a failure is one line, not in Python's exit
     except MtbenchError as error:
         code = error.exit_code
         _say(error_line(str(error), code, json_lines=json_lines))
