@@ -232,11 +232,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from engine.display import terminal_text
-    from engine.report_html import write_report
+    from engine.report_html import report_page, save_report
 
-    out = _run_result(
-        write_report(Path(args.store), Path(args.output), bench=args.bench, judge=args.judge)
-    )
+    out = Path(args.output)
+    page = _run_result(report_page(Path(args.store), out, bench=args.bench, judge=args.judge))
+    save_report(out, page)  # off the event loop: a signal ends a wait for a pipe's reader
     print(f"report: {terminal_text(out)}")
     return 0
 

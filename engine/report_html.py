@@ -39,7 +39,7 @@ from engine.report_svg import (
 from engine.scoring import SingleModelSummary
 from engine.storefile import SQLITE_MAGIC
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["render_report", "report_page", "save_report", "write_report"]
 
 MIN_RADAR_AXES = 3
 
@@ -47,18 +47,35 @@ MIN_RADAR_AXES = 3
 async def write_report(
     store_path: Path, out: Path, *, bench: str = "mt_bench", judge: str | None = None
 ) -> Path:
-    """Render the store's report to `out`, replacing it atomically (readers never see half).
+    """Render the store's report to `out` (see `report_page` and `save_report`)."""
+    page = await report_page(Path(store_path), Path(out), bench=bench, judge=judge)
+    return await asyncio.to_thread(save_report, Path(out), page)
+
+
+async def report_page(
+    store_path: Path, out: Path, *, bench: str = "mt_bench", judge: str | None = None
+) -> bytes:
+    """The store's report as bytes, once `out` is known not to be a store.
 
     `out` may not be the store itself, by any name, nor its journal or lock, nor any other SQLite
-    database: a report written there would destroy every answer paid for. A device, a pipe or a
-    terminal (`/dev/null`, `/dev/stdout`, a FIFO) is written into, never replaced by a file, and a
-    symlink keeps pointing where it did: the file it names is the one replaced.
+    database: a report written there would destroy every answer paid for.
     """
-    _refuse_output_over_a_store(Path(out), Path(store_path))
-    data = await gather_report(Path(store_path), bench, judge=judge)
+    _refuse_output_over_a_store(out, store_path)
+    data = await gather_report(store_path, bench, judge=judge)
     page = await asyncio.to_thread(render_report, data)
+    return page.encode("utf-8")
+
+
+def save_report(out: Path, page: bytes) -> Path:
+    """Write the page to `out`, replacing a file atomically (readers never see half).
+
+    A device, a pipe or a terminal (`/dev/null`, `/dev/stdout`, a FIFO) is written into, never
+    replaced by a file, and a symlink keeps pointing where it did: the file it names is replaced.
+    Opening a pipe waits for its reader: the CLI calls this outside the event loop, where a signal
+    ends that wait.
+    """
     try:
-        return await asyncio.to_thread(_write_output, Path(out), page.encode("utf-8"))
+        return _write_output(out, page)
     except OSError as error:
         raise InputError(f"{out}: cannot write the report ({error.strerror or error})") from None
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from engine.interop import import_fastchat
+from tests.engineproc import ended, start_engine, wait_until
 from tests.paths import FASTCHAT_REFERENCE
 from tests.runconfig import mtbench
 
@@ -94,3 +97,24 @@ def test_a_report_through_a_symlink_replaces_its_target_and_keeps_the_link(
     assert code == 0, err
     assert link.is_symlink() and link.resolve() == target
     assert target.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_a_report_waiting_for_a_pipe_reader_ends_at_a_signal(store: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    report = start_engine("report", "--store", str(store), "-o", str(fifo))
+    started = time.monotonic()
+    wait_until(lambda: _waits_for_a_reader(report.pid) or time.monotonic() - started > 5)
+    report.send_signal(signal.SIGTERM)
+    _, err = ended(report, timeout=30)
+    assert report.returncode == 143, err
+    assert err == "mtbench: interrupted by SIGTERM\n"
+    assert fifo.is_fifo()
+
+
+def _waits_for_a_reader(pid: int) -> bool:
+    """The process sleeps in open(2) of a FIFO (where the kernel shows it; else assume so)."""
+    try:
+        return "wait_for_partner" in Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return False
