@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import traceback
@@ -41,11 +42,41 @@ def _interrupted(stop: KeyboardInterrupt, json_lines: bool = False) -> int:
     return 128 + signum
 
 
+class OutputError(MtbenchError):
+    """stdout could not take the output (a full disk, a reader that went away): exit 1, one line."""
+
+
+class _Stdout(RedactingStream):
+    """The command's stdout: a write or flush that fails is an OutputError, not an engine bug."""
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except OSError as error:
+            raise _output_error(error) from None
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as error:
+            raise _output_error(error) from None
+
+
+def _output_error(error: OSError) -> OutputError:
+    # What could not be written is dropped: Python's own flush at exit would fail again and
+    # print "Exception ignored" with exit code 120.
+    with contextlib.suppress(OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+        os.close(null)
+    return OutputError(f"cannot write the output to stdout ({error.strerror or error})")
+
+
 @contextlib.contextmanager
 def _redacted_output() -> Iterator[None]:
     """Mask API keys in everything printed, whoever prints it (tables, progress, errors)."""
     stdout, stderr = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
+    sys.stdout, sys.stderr = _Stdout(stdout), RedactingStream(stderr)
     try:
         yield
     finally:
@@ -201,22 +232,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from engine.display import terminal_text
-    from engine.report_html import write_report
+    from engine.report_html import report_page, save_report
 
-    out = _run_result(
-        write_report(Path(args.store), Path(args.output), bench=args.bench, judge=args.judge)
-    )
+    out = Path(args.output)
+    page = _run_result(report_page(Path(args.store), out, bench=args.bench, judge=args.judge))
+    save_report(out, page)  # off the event loop: a signal ends a wait for a pipe's reader
     print(f"report: {terminal_text(out)}")
     return 0
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from engine.data import resolve_data_dir
+    from engine.data import load_bench, resolve_data_dir
     from engine.display import terminal_text
     from engine.errors import DataError
     from engine.interop import import_fastchat, record_questions
 
     store = Path(args.store)
+    try:
+        data_dir: Path | None = resolve_data_dir(args.data, None)
+    except DataError:
+        data_dir = None
+    if data_dir is not None:  # a mistyped --data is refused before the store is touched
+        load_bench(data_dir, args.bench, need_judging=False)
     report = _run_result(import_fastchat(store, Path(args.fastchat), args.bench, force=args.force))
     print(
         f"imported {report.answer_rows} answer turns of {len(report.models)} models and "
@@ -230,9 +267,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
         )
     if report.replaced:
         print(f"replaced stored {terminal_text(report.replaced.describe())} (--force)")
-    try:
-        data_dir = resolve_data_dir(args.data, None)
-    except DataError:
+    if data_dir is None:
         print("no data dir given: categories will show as 'unknown' until a run records them")
         return 0
     _run_result(record_questions(store, data_dir, args.bench))
@@ -374,7 +409,29 @@ def _log_handler(json_lines: bool) -> logging.Handler:
     return handler
 
 
+def _standard_streams_open() -> None:
+    """Give a closed stdin, stdout or stderr (`mtbench ... <&-`, a daemon's child) /dev/null.
+
+    Otherwise the next file or socket opened takes its number: the store or a connection would
+    receive what is printed, and uvloop aborts the process (SIGABRT, the summary lost) when it
+    closes a descriptor numbered 0 to 2.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the process's, closed at exit
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _standard_streams_open()
     try:
         with signals_end_the_command(), _redacted_output():
             redact_log_records()
@@ -410,6 +467,7 @@ def _main(argv: Sequence[str] | None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         code = handler(args)
+        sys.stdout.flush()  # here, where a failure is one line, not in Python's exit
     except MtbenchError as error:
         code = error.exit_code
         _say(error_line(str(error), code, json_lines=json_lines))

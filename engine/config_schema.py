@@ -224,6 +224,13 @@ def _is_str(v: Any) -> bool:
     return isinstance(v, str) and v != ""
 
 
+def _path_problem(v: str) -> str | None:
+    """Why `v` cannot name a file (the store, the data dir, the bench folder), or None."""
+    if "\x00" in v:
+        return "it contains a NUL character, which no file name can hold"
+    return None
+
+
 def _is_url_list(v: Any) -> bool:
     return isinstance(v, list) and len(v) > 0 and all(isinstance(u, str) for u in v)
 
@@ -264,7 +271,7 @@ ENDPOINT_KEYS: dict[str, KeySpec] = {
 MODEL_KEYS: dict[str, KeySpec] = {
     **ENDPOINT_KEYS,
     "serve": KeySpec("a command template using {path}, {name} and {port}", _is_str),
-    "checkpoints": KeySpec("a glob of checkpoint files or directories", _is_str),
+    "checkpoints": KeySpec("a glob of checkpoint files or directories", _is_str, _path_problem),
     "ready_path": KeySpec(
         "a URL path such as /v1/models or /health", lambda v: _is_str(v) and v.startswith("/")
     ),
@@ -277,9 +284,9 @@ JUDGE_KEYS: dict[str, KeySpec] = {
     "samples": _int_key(1, MAX_SAMPLES),
 }
 TOP_KEYS: dict[str, KeySpec] = {
-    "store": KeySpec("a path", _is_str),
-    "data": KeySpec("a path", _is_str),
-    "bench": KeySpec("a bench name such as mt_bench", _is_str),
+    "store": KeySpec("a path", _is_str, _path_problem),
+    "data": KeySpec("a path", _is_str, _path_problem),
+    "bench": KeySpec("a bench name such as mt_bench", _is_str, _path_problem),
     "questions": KeySpec(
         f"a non-empty list of question ids (integers from 0 to {INT64_MAX})",
         lambda v: isinstance(v, list) and bool(v) and all(_is_int(0)(q) for q in v),

@@ -54,6 +54,9 @@ PINNED_FILES: dict[str, str] = {
 }
 
 _TIMEOUT_TOTAL, _TIMEOUT_CONNECT = 60.0, 15.0
+# The pinned files are 10-60 kB. A mirror sending more (a wrong URL, an endless stream) is cut off
+# here, before it fills memory: 400 MB took 840 MB in one minute's timeout, where gigabytes fit.
+MAX_FILE_BYTES = 4 * 2**20
 _ATTEMPTS = 3
 _RETRY_DELAY = 1.0  # seconds, multiplied by the attempt number
 _HINT = f"set {DATA_URL_ENV} to a reachable mirror, or pass --data DIR to use a local copy"
@@ -150,7 +153,7 @@ async def _download(session: aiohttp.ClientSession, url: str) -> bytes:
         try:
             async with session.get(url) as response:
                 if response.status == 200:
-                    return await response.read()
+                    return await _read_capped(response, url)
                 problem = f"HTTP {response.status}"
                 if response.status < 500:
                     break
@@ -159,6 +162,23 @@ async def _download(session: aiohttp.ClientSession, url: str) -> bytes:
         if attempt < _ATTEMPTS:
             await asyncio.sleep(_RETRY_DELAY * attempt)
     raise DataError(f"cannot download {url} ({problem}); {_HINT}")
+
+
+async def _read_capped(response: aiohttp.ClientResponse, url: str) -> bytes:
+    """The body, refused (not retried) as soon as it is over MAX_FILE_BYTES."""
+    body = bytearray()
+    declared = response.content_length or 0
+    if declared <= MAX_FILE_BYTES:
+        async for chunk in response.content.iter_chunked(2**16):
+            body += chunk
+            if len(body) > MAX_FILE_BYTES:
+                break
+    if declared > MAX_FILE_BYTES or len(body) > MAX_FILE_BYTES:
+        raise DataError(
+            f"{url}: the file is over {MAX_FILE_BYTES // 2**20} MiB, far larger than any MT-Bench "
+            f"data file; this is not FastChat {FASTCHAT_COMMIT[:12]}: {_HINT}"
+        )
+    return bytes(body)
 
 
 def _write_atomic(target: Path, body: bytes) -> None:

@@ -103,7 +103,14 @@ def _question_subset(data_dir: Path, options: DemoOptions) -> tuple[int, ...]:
     """The first `per_category` questions of each category, in the question file's order."""
     taken: dict[str, int] = {}
     chosen: list[int] = []
-    for question in load_bench(data_dir, "mt_bench", need_judging=False).questions:
+    questions = load_bench(data_dir, "mt_bench", need_judging=False).questions
+    known = sorted({question.category for question in questions})
+    unknown = [name for name in options.categories or () if name not in known]
+    if unknown:  # a typo would otherwise quietly run the other categories only
+        raise DataError(
+            f"no MT-Bench category {', '.join(map(repr, unknown))}; categories: {', '.join(known)}"
+        )
+    for question in questions:
         if options.categories is not None and question.category not in options.categories:
             continue
         if taken.get(question.category, 0) < options.per_category:

@@ -2,17 +2,19 @@
 
 FastChat names a model after its answer file. A label is not always a usable file name: `a/b`
 would escape its folder, `..` is no file, control characters and very long names break shells and
-file systems, and `Alpha` and `alpha` are one file on a case-insensitive disk. Such a label gets a
-sanitized stem with a hash of the real label appended (`a_b-1f2e3d4c`), so it can never collide
-with a label that needed no change (`a_b` stays `a_b`) or with another sanitized one. Export also
-writes the real label into every line of such a file, and import takes it back when the stem is
-the one export would have made for it; a file renamed by hand keeps FastChat's rule (the stem wins).
+file systems, a right-to-left override or a zero-width space makes `ls` show another name, and
+`Alpha` and `alpha` are one file on a case-insensitive disk. Such a label gets a sanitized stem
+with a hash of the real label appended (`a_b-1f2e3d4c`), so it can never collide with a label that
+needed no change (`a_b` stays `a_b`) or with another sanitized one. Export also writes the real
+label into every line of such a file, and import takes it back when the stem is the one export
+would have made for it; a file renamed by hand keeps FastChat's rule (the stem wins).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -23,6 +25,9 @@ __all__ = ["file_stems", "label_for_stem", "refuse_duplicate_labels"]
 
 # Path separators, NUL, C0/C1 controls and DEL; a name made only of dots is no file name either.
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")
+# Characters that are invisible or move other text where a file name is shown (`ls`, a shell's
+# completion): bidi overrides, zero-width characters, line and paragraph separators, surrogates.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Zl", "Zp", "Cs"})
 # Bytes for a stem: room left for "-<hash>" and "_single.jsonl" within a 255-byte file name.
 _MAX_STEM_BYTES = 200
 _HASH_CHARS = 8
@@ -34,6 +39,10 @@ def _digest(label: str) -> str:
 
 def _sanitized(label: str) -> str:
     stem = _UNSAFE.sub("_", label)
+    if not stem.isascii():
+        stem = "".join(
+            "_" if unicodedata.category(char) in _INVISIBLE_CATEGORIES else char for char in stem
+        )
     if stem.strip(".") == "" or stem.startswith("."):
         stem = "_" + stem
     encoded = stem.encode("utf-8", "surrogatepass")

@@ -13,7 +13,9 @@ places cannot take that:
   instead, and SignalExit is raised once the loop has unwound. Only a `critical` stretch (opening
   or closing a database connection, which a cancellation would leave half-done, with aiosqlite's
   thread then writing a traceback) holds a first signal until it ends; a second one does not
-  wait.
+  wait. A loop that has not taken a cancellation for STUCK_SECONDS is stuck in a system call (a
+  pipe with no writer, a hung disk) and would never take it: the next signal raises SignalExit
+  right there, where the system call is retried.
 
 Once the command's result is decided, `exit_with` keeps the interpreter's exit from answering a
 signal with a traceback or a silent death too. Only the interpreter's own start-up, before the
@@ -27,6 +29,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import Coroutine, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -44,6 +47,7 @@ __all__ = [
 ]
 
 IMPORT_RETRY_SECONDS = 0.01
+STUCK_SECONDS = 0.5  # a loop this late to run a cancellation is blocked in a system call
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _RETRY_SIGNAL = (signal.SIGALRM,) if hasattr(signal, "setitimer") else ()
 
@@ -64,6 +68,7 @@ _pending: int | None = None  # arrived in the event loop; taken at the next safe
 _in_event_loop = False  # inside `run_async`
 _main_task: asyncio.Task[Any] | None = None
 _critical = 0  # nesting depth of `critical` stretches
+_cancel_sent_at: float | None = None  # when the loop was handed a cancellation it has not run
 
 
 @contextlib.contextmanager
@@ -104,7 +109,7 @@ def take_pending_signal() -> int | None:
 
 def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
     """`asyncio.run(coroutine)`; a signal meanwhile raises SignalExit once the loop is done."""
-    global _in_event_loop
+    global _in_event_loop, _cancel_sent_at
     import asyncio
     import inspect
 
@@ -117,6 +122,7 @@ def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
         return None  # _raise_pending below says why
     finally:
         _in_event_loop = False
+        _cancel_sent_at = None  # the loop is gone: a cancellation it never ran is not news
         if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
             coroutine.close()  # never started: no "never awaited" warning
         _raise_pending()
@@ -167,6 +173,8 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     if not _in_event_loop:
         _pending = None
         raise SignalExit(signum)
+    if _loop_stuck():
+        raise SignalExit(signum)  # _pending stays: if this is dropped, the cancellation is not
     first = _pending is None
     if first:
         _pending = signum
@@ -175,13 +183,22 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def _cancel_main_task() -> None:
+    global _cancel_sent_at
     task = _main_task
     if task is not None and not task.done():
+        if _cancel_sent_at is None:
+            _cancel_sent_at = time.monotonic()
         task.get_loop().call_soon_threadsafe(_deliver_cancel, task)
+
+
+def _loop_stuck() -> bool:
+    return _cancel_sent_at is not None and time.monotonic() - _cancel_sent_at > STUCK_SECONDS
 
 
 def _deliver_cancel(task: asyncio.Task[Any]) -> None:
     """Cancel, unless the signal was taken meanwhile (a run starting takes it, to stop well)."""
+    global _cancel_sent_at
+    _cancel_sent_at = None
     if _pending is not None and not task.done():
         task.cancel()
 

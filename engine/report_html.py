@@ -15,6 +15,7 @@ import base64
 import hashlib
 import html
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Sequence
@@ -36,8 +37,9 @@ from engine.report_svg import (
     turn_bars,
 )
 from engine.scoring import SingleModelSummary
+from engine.storefile import SQLITE_MAGIC
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["render_report", "report_page", "save_report", "write_report"]
 
 MIN_RADAR_AXES = 3
 
@@ -45,13 +47,73 @@ MIN_RADAR_AXES = 3
 async def write_report(
     store_path: Path, out: Path, *, bench: str = "mt_bench", judge: str | None = None
 ) -> Path:
-    """Render the store's report to `out`, replacing it atomically (readers never see half)."""
-    data = await gather_report(Path(store_path), bench, judge=judge)
+    """Render the store's report to `out` (see `report_page` and `save_report`)."""
+    page = await report_page(Path(store_path), Path(out), bench=bench, judge=judge)
+    return await asyncio.to_thread(save_report, Path(out), page)
+
+
+async def report_page(
+    store_path: Path, out: Path, *, bench: str = "mt_bench", judge: str | None = None
+) -> bytes:
+    """The store's report as bytes, once `out` is known not to be a store.
+
+    `out` may not be the store itself, by any name, nor its journal or lock, nor any other SQLite
+    database: a report written there would destroy every answer paid for.
+    """
+    _refuse_output_over_a_store(out, store_path)
+    data = await gather_report(store_path, bench, judge=judge)
     page = await asyncio.to_thread(render_report, data)
+    return page.encode("utf-8")
+
+
+def save_report(out: Path, page: bytes) -> Path:
+    """Write the page to `out`, replacing a file atomically (readers never see half).
+
+    A device, a pipe or a terminal (`/dev/null`, `/dev/stdout`, a FIFO) is written into, never
+    replaced by a file, and a symlink keeps pointing where it did: the file it names is replaced.
+    Opening a pipe waits for its reader: the CLI calls this outside the event loop, where a signal
+    ends that wait.
+    """
     try:
-        return await asyncio.to_thread(_atomic_write, Path(out), page.encode("utf-8"))
+        return _write_output(out, page)
     except OSError as error:
         raise InputError(f"{out}: cannot write the report ({error.strerror or error})") from None
+
+
+def _refuse_output_over_a_store(out: Path, store: Path) -> None:
+    try:
+        if out.is_file() and store.exists() and os.path.samefile(out, store):
+            raise InputError(f"{out}: is the store itself; give -o a path for the HTML file")
+        companions = {
+            store.resolve().with_name(store.resolve().name + suffix)
+            for suffix in ("-wal", "-shm", "-journal", ".lock")
+        }
+        if out.resolve() in companions:
+            raise InputError(f"{out}: belongs to the store {store}; give -o another path")
+        if out.is_file():
+            with out.open("rb") as existing:
+                head = existing.read(len(SQLITE_MAGIC))
+            if head == SQLITE_MAGIC:
+                raise InputError(
+                    f"{out}: is a SQLite database, which the report would replace; "
+                    "give -o another path"
+                )
+    except OSError:
+        return  # writing will say what is wrong with the path
+
+
+def _write_output(out: Path, payload: bytes) -> Path:
+    """Replace a file atomically; write into a device, pipe or terminal where it is."""
+    try:
+        mode = out.stat().st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        with out.open("wb") as stream:
+            stream.write(payload)
+        return out
+    _atomic_write(out.resolve() if out.is_symlink() else out, payload)
+    return out
 
 
 def _atomic_write(out: Path, payload: bytes) -> Path:

@@ -1,9 +1,10 @@
 """The store's file on disk: checks before anything is created, the writer lock, SQLite's errors.
 
 A store path that cannot work (its parent is a file, a directory we may not write, a file we may
-not read or write, a file that is not an mtbench store or is from a newer engine) is refused with
-one line before a single file is created: no store, no -wal/-shm, no lock. The writer lock follows
-symlinks, so two spellings of one store cannot both write it. And this is the one place where
+not read or write, a device or pipe, a file that is not an mtbench store or is from a newer engine)
+is refused with one line before a single file is created: no store, no -wal/-shm, no lock. The
+writer lock follows symlinks, and a store with hard links is refused for writing, so two spellings
+of one store cannot both write it. And this is the one place where
 sqlite3's and the OS's errors about the store become the engine's: `StoreError` (exit 2) while
 opening, `StoreWriteError` (exit 3, with what to do) once a run is going.
 """
@@ -14,6 +15,7 @@ import errno
 import fcntl
 import os
 import sqlite3
+import stat
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,10 +77,39 @@ def check_store_path(path: Path, *, write: bool) -> bool:
         return False
     if is_dir:
         raise StoreError(f"{path}: is a directory; give the path of a SQLite file")
+    _check_regular(path)
     _check_readable(path)
     if write:
         _check_writable(path)
+        _check_one_name(path)
     return True
+
+
+def _check_regular(path: Path) -> None:
+    """A device, pipe or socket is no store: /dev/null would swallow every answer paid for, and
+    opening a pipe waits for a writer forever (deaf to Ctrl-C, in a system call)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot reach the store ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise StoreError(
+            f"{path}: not a regular file (a device, pipe or socket); point `store` at a SQLite "
+            "file or a new path"
+        )
+
+
+def _check_one_name(path: Path) -> None:
+    """A store with hard links has two names, and SQLite keeps its journal beside the name it is
+    opened by, as the writer lock is: runs through two names would both write it (paying twice)
+    with two journals (corrupting it). A symlink is fine: both follow it to the one real name."""
+    links = path.stat().st_nlink
+    if links > 1:
+        raise StoreError(
+            f"{path}: the store file has {links} names (hard links), and runs through two names "
+            "would write it at once with two journals; keep one name (a symlink is fine) or "
+            "copy the file (cp) to a store of its own"
+        )
 
 
 def _check_creatable(path: Path, *, write: bool) -> None:
@@ -140,7 +171,8 @@ def peek(path: Path) -> sqlite3.Connection:
     -wal file everything is in the main file, which `immutable` reads as it is; with one (a run
     is writing, or one crashed) those files exist already.
     """
-    wal = path.with_name(path.name + "-wal")
+    real = path.resolve()  # SQLite keeps the journal beside the file a symlink names
+    wal = real.with_name(real.name + "-wal")
     mode = "mode=ro" if wal.exists() else "immutable=1"
     return sqlite3.connect(f"file:{quote(str(path))}?{mode}", uri=True)
 

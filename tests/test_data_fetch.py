@@ -227,3 +227,39 @@ def test_fetched_dir_loads_as_mt_bench_for_judging(tmp_path: Path) -> None:
 
     assert len(bench.questions) == 80
     assert bench.judge_prompts and bench.references
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_a_mirror_sending_an_endless_file_is_cut_off_before_it_fills_memory(
+    tmp_path: Path, declared: bool
+) -> None:
+    sent: list[int] = []
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        if declared:
+            response.content_length = 2**40
+        await response.prepare(request)
+        chunk = b"x" * 2**20
+        for _ in range(256):  # 256 MiB at most, should the client never stop reading
+            await response.write(chunk)
+            sent.append(len(chunk))
+        return response
+
+    async def run() -> None:
+        app = web.Application()
+        app.router.add_get("/data/{name:.*}", endless)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        try:
+            await fetch_data(tmp_path, base_url=f"http://{host}:{port}/data")
+        finally:
+            await runner.cleanup()
+
+    with pytest.raises(DataError, match="over 4 MiB"):
+        asyncio.run(run())
+    assert sum(sent) < 64 * 2**20
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import MTBENCH_DATA
 from tests.runconfig import mtbench
 
 
@@ -33,3 +34,14 @@ def test_the_demo_runs_the_whole_pipeline_with_a_local_model(
         statuses = db.execute("SELECT parse_status, COUNT(*) FROM judgments GROUP BY 1").fetchall()
     assert statuses == [("ok", 4)]  # the grammar made every judgment parsable
     assert (tmp_path / "servers" / "smollm2-135m.log").exists()
+
+
+def test_a_mistyped_category_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "runs" / "demo.sqlite"
+    argv = ["demo", "--store", str(store), "--data", str(MTBENCH_DATA)]
+    code, _, err = mtbench(capsys, *argv, "--categories", "writting,math", "--quiet")
+    assert code == 2
+    assert err.startswith("mtbench: error: no MT-Bench category 'writting'; categories: coding")
+    assert list(tmp_path.iterdir()) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import unicodedata
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,12 @@ def test_judges_sharing_a_label_stay_two_judges_through_a_round_trip(tmp_path: P
         ("gpt-4", "gpt-4", 480 + 960),
         ("gpt-4", "gpt-4-0613 (openai)", 1),
     ]
+
+
+def test_invisible_and_text_moving_characters_never_reach_a_file_name() -> None:
+    labels = ["evil\u202egnp.exe", "zero\u200bwidth", "line\u2028sep", "para\u2029sep", "bom\ufeff"]
+    stems = file_stems(labels)
+    for label, stem in stems.items():
+        assert all(unicodedata.category(c) not in {"Cf", "Zl", "Zp"} for c in stem), stem
+        assert label_for_stem(stem, [label]) == label  # import takes the real label back
+    assert stems["zero\u200bwidth"].startswith("zero_width-")

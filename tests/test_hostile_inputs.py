@@ -161,6 +161,8 @@ CASES = [
     Case("base-url-bad-port", RUN, model_with(base_url="http://127.0.0.1:99999/v1")),
     Case("base-url-broken-ipv6", RUN, model_with(base_url="http://[::1/v1")),
     Case("questions-int64", RUN, config_with(questions=[BIG])),
+    Case("store-with-nul", RUN, config_with(store="a\x00b.sqlite")),
+    Case("bench-with-nul", RUN, config_with(bench="mt\x00bench")),
     Case("serve-unknown-placeholder", RUN, model_with(serve="python -m x {nope} {port}")),
     Case(
         "name-with-control-chars",
@@ -170,6 +172,9 @@ CASES = [
     ),
     # stores that are not stores
     Case("store-is-a-directory", RUN, replace_store(lambda p: p.mkdir())),
+    Case("store-is-a-pipe", RUN, replace_store(os.mkfifo)),
+    Case("store-is-a-pipe-show", ("show", "--store", "{store}"), replace_store(os.mkfifo)),
+    Case("store-has-a-hard-link", RUN, lambda d, url: os.link(d / "store.sqlite", d / "b.sqlite")),
     Case("store-not-sqlite", RUN, replace_store(lambda p: p.write_bytes(b"hello world" * 10))),
     Case("store-foreign-sqlite", RUN, replace_store(foreign_sqlite)),
     Case("store-newer-schema", RUN, replace_store(newer_store)),
@@ -218,6 +223,7 @@ CASES = [
         ("show", "--store", "{store}", "--mode", "pairwise-baseline", "--baseline", "nope"),
     ),
     Case("report-into-a-directory", ("report", "--store", "{store}", "-o", "{dir}")),
+    Case("report-over-the-store", ("report", "--store", "{store}", "-o", "{store}")),
     Case(
         "report-under-a-file",
         ("report", "--store", "{store}", "-o", "{dir}/afile/r.html"),
@@ -234,6 +240,11 @@ CASES = [
         a_file_at("out/model_answer"),
     ),
     Case("import-missing", ("import", "--store", "{store}", "--fastchat", "{dir}/nope")),
+    Case(
+        "import-mistyped-data",
+        ("import", "--store", "{store}", "--fastchat", "{dir}/fc", "--data", "{dir}/nope"),
+        fastchat_dir(['{"question_id": 81, "model_id": "m", "choices": [{"turns": ["a", "b"]}]}']),
+    ),
     Case(
         "import-garbage",
         ("import", "--store", "{store}", "--fastchat", "{dir}/fc"),

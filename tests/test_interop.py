@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from engine.chat import ChatRequest
+from engine.cli import main
 from engine.errors import DataError, InputError
 from engine.interop import ImportReport, export_fastchat, import_fastchat
 from engine.jobs import INSERT_RESPONSE, UPSERT_JUDGMENT
@@ -402,3 +403,20 @@ def test_export_of_one_judge_writes_only_its_files(reference_store: Path, tmp_pa
     assert {f.kind for f in report.files} == {"answer", "single", "pair"}
     with pytest.raises(InputError, match="no judgments by judge 'claude'"):
         asyncio.run(export_fastchat(reference_store, tmp_path, judge="claude"))
+
+
+@pytest.mark.parametrize("problem", ["missing", "bad question file"])
+def test_import_with_an_unusable_data_dir_exits_2_before_the_store_is_touched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], problem: str
+) -> None:
+    data = tmp_path / "data"
+    if problem == "bad question file":
+        (data / "mt_bench").mkdir(parents=True)
+        (data / "mt_bench" / "question.jsonl").write_text("{not json\n")
+    store = tmp_path / "runs" / "store.sqlite"
+    argv = ["import", "--store", str(store), "--fastchat", str(FASTCHAT_REFERENCE)]
+    code = main([*argv, "--data", str(data)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("mtbench: error: ") and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["data"] if data.exists() else [])

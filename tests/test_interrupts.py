@@ -136,6 +136,32 @@ def test_a_second_signal_cancels_the_command_even_in_a_critical_stretch(tmp_path
     assert output == "interrupted 15 ['cancelled']"
 
 
+def test_a_second_signal_ends_a_command_whose_loop_is_stuck_in_a_system_call(
+    tmp_path: Path,
+) -> None:
+    """A blocking call on the loop (opening a pipe nobody writes, a hung disk) never lets the
+    loop run the first signal's cancellation; the second signal must end the command anyway."""
+    output = run_child(
+        """
+        import os, signal, threading, time
+        from engine.interrupts import SignalExit, run_async, signals_end_the_command
+        pid = os.getpid()
+        async def command():
+            for delay in (0.1, 1.0):
+                threading.Timer(delay, os.kill, (pid, signal.SIGINT)).start()
+            time.sleep(20)  # resumed after each handler that returns, as open(2) of a pipe is
+        started = time.monotonic()
+        try:
+            with signals_end_the_command():
+                run_async(command())
+        except SignalExit as stop:
+            print("interrupted", stop.signum, time.monotonic() - started < 10)
+        """,
+        tmp_path,
+    )
+    assert output == "interrupted 2 True"
+
+
 def test_handlers_that_were_there_before_come_back_after_the_command(tmp_path: Path) -> None:
     output = run_child(
         """

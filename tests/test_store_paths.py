@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StoreError
+from engine.interop import import_fastchat
 from engine.store import open_store
 from tests.engineproc import ended, start_engine, wait_until
 from tests.fakeserver import FakeServer
-from tests.paths import MTBENCH_DATA
+from tests.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
 from tests.runconfig import model, mtbench, write_config
 
 RUN_SECONDS = 60
@@ -138,6 +139,100 @@ def test_a_second_run_through_a_symlink_is_refused_and_sends_nothing(
         _, err = ended(writer, timeout=RUN_SECONDS)
     assert writer.returncode == 0, err
     assert fake.stats(arrivals=False)["duplicates"] == 0
+
+
+def test_a_store_with_a_hard_link_is_refused_for_writing_and_sends_nothing(
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = tmp_path / "conc.sqlite"
+    make_store(real)
+    os.link(real, tmp_path / "hard.sqlite")
+    content = real.read_bytes()
+    models = [model("alpha", fake.base_url)]
+    for name in ("conc.sqlite", "hard.sqlite"):
+        config = write_config(tmp_path, models=models, store=name, name=f"{name}.toml")
+        line = expect_refusal(capsys, "generate", config)
+        assert "2 names (hard links)" in line
+    assert files_under(tmp_path) == {"conc.sqlite", "hard.sqlite", *_configs(tmp_path)}
+    assert real.read_bytes() == content
+    assert fake.stats(arrivals=False)["requests"] == 0
+
+
+def _configs(directory: Path) -> set[str]:
+    return {path.name for path in directory.glob("*.toml")}
+
+
+@pytest.mark.parametrize("kind", ["pipe", "device"])
+def test_a_store_path_that_is_a_pipe_or_a_device_is_refused_at_once(
+    tmp_path: Path, kind: str
+) -> None:
+    if kind == "pipe":
+        store = tmp_path / "store.sqlite"
+        os.mkfifo(store)
+    else:
+        store = Path("/dev/null")
+    journal = store.with_name(store.name + "-journal")
+    existed = journal.exists()
+    config = write_config(
+        tmp_path, models=[model("alpha", "http://127.0.0.1:9/v1")], store=str(store)
+    )
+    for argv in (("generate", "-c", str(config)), ("show", "--store", str(store))):
+        process = start_engine(*argv)
+        _, err = ended(process, timeout=RUN_SECONDS)  # opening a pipe would wait for ever
+        assert process.returncode == 2, err
+        assert (
+            err == f"mtbench: error: {store}: not a regular file (a device, pipe or socket); "
+            "point `store` at a SQLite file or a new path\n"
+        )
+    assert journal.exists() == existed
+    assert not store.with_name(store.name + ".lock").exists()
+
+
+# A new store as its first run holds it: everything, the schema version too, still in the WAL.
+WRITE_INTO_WAL = """
+import sqlite3, sys
+source, target = sys.argv[1:]
+db = sqlite3.connect(target, isolation_level=None)
+db.execute("PRAGMA journal_mode = WAL")
+db.execute("PRAGMA wal_autocheckpoint = 0")
+db.execute("ATTACH ? AS source", (source,))
+db.execute("BEGIN")
+schema = "SELECT type, name, sql FROM source.sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+for kind, name, sql in db.execute(schema).fetchall():
+    db.execute(sql)
+    if kind == "table":
+        db.execute(f"INSERT INTO main.{name} SELECT * FROM source.{name}")
+version = db.execute("PRAGMA source.user_version").fetchone()[0]
+db.execute(f"PRAGMA main.user_version = {version}")
+db.execute("COMMIT")
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_show_through_a_symlink_reads_a_store_a_run_is_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "imported.sqlite"
+    asyncio.run(import_fastchat(source, FASTCHAT_REFERENCE))
+    real = tmp_path / "conc.sqlite"
+    link = tmp_path / "link.sqlite"
+    link.symlink_to(real.name)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITE_INTO_WAL, str(source), str(real)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "held\n"
+        shown = [
+            mtbench(capsys, "show", "--store", str(path), "--json") for path in (source, real, link)
+        ]
+    finally:
+        writer.communicate("", timeout=RUN_SECONDS)
+    assert [code for code, _, _ in shown] == [0, 0, 0], shown
+    assert shown[2][1] == shown[1][1] == shown[0][1]
 
 
 @pytest.fixture
