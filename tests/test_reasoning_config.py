@@ -182,8 +182,8 @@ def readme_reasoning_configs() -> list[str]:
 def test_the_readme_reasoning_configs_load_as_documented(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-test-key")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
+    monkeypatch.setenv("OPENAI_API_KEY", "readme-openai-key-Q3v9Lm")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "readme-anthropic-key-W7p2Hx")
     (tmp_path / "ckpts" / "qwen3-sft" / "step-100").mkdir(parents=True)
     gpt5, claude, vllm = readme_reasoning_configs()
     path = tmp_path / "run.toml"

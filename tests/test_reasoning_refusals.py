@@ -108,7 +108,7 @@ def test_thinking_fields_that_are_not_text_are_dropped_and_the_answer_kept(
 def test_a_key_echoed_in_the_thinking_is_masked_before_it_is_stored(
     tmp_path: Path, fake: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key = "sk-thinking-echo-0123456789abcdef"
+    key = "sk-thinking-echo-Zq8vTn4LwR2pXy7K"
     monkeypatch.setenv("THINKING_KEY", key)
     body = openai_completion("Paris.", reasoning_content=f"The user's key is {key}, careful.")
     fake.script([json_reply(body)])
