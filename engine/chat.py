@@ -4,6 +4,10 @@ The cache key is the sha256 of a canonical JSON form of everything that shapes t
 the user's model label and the served model string, the messages, the sampling parameters and the
 sample index. Never the URL, the API key or the transport (JSON vs SSE): moving a model to another
 replica, rotating a key or turning on streaming must not cost a single request.
+
+Reasoning endpoints send no temperature (OpenAI's reasoning models and Claude's extended thinking
+refuse one), so their requests have none; `reasoning`, `reasoning_effort` and `thinking` enter the
+key only when set, so every request without them keeps the key it always had.
 """
 
 from __future__ import annotations
@@ -26,18 +30,29 @@ class ChatRequest:
     model: str
     messages: tuple[Message, ...]
     max_tokens: int
-    temperature: float
+    temperature: float | None  # None: not sent (a reasoning or thinking request)
     sample: int = 0
     seed: int | None = None
     extra_body: bytes | None = None  # canonical JSON of provider-specific fields (`grammar`, ...)
+    reasoning: bool = False  # an OpenAI reasoning model: max_completion_tokens, no sampling
+    reasoning_effort: str | None = None
+    thinking: int | None = None  # Anthropic's extended thinking budget, in tokens
 
     def canonical(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": self.temperature}
+        params: dict[str, Any] = {"max_tokens": self.max_tokens}
         # Optional parameters only appear when set, so adding them never changed an older key.
+        if self.temperature is not None:
+            params["temperature"] = self.temperature
         if self.seed is not None:
             params["seed"] = self.seed
         if self.extra_body is not None:
             params["extra_body"] = orjson.loads(self.extra_body)
+        if self.reasoning:
+            params["reasoning"] = True
+        if self.reasoning_effort is not None:
+            params["reasoning_effort"] = self.reasoning_effort
+        if self.thinking is not None:
+            params["thinking"] = self.thinking
         return {
             "api": self.api,
             "label": self.label,
@@ -68,11 +83,19 @@ class ChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class ChatResponse:
+    """An answer as received. `text` is the content exactly as sent (inline `<think>` blocks
+    included); `reasoning` is thinking that came in a field of its own (`reasoning_content`,
+    `reasoning`, Claude's thinking blocks), `reasoning_tokens` the count OpenAI reports (part of
+    `completion_tokens`). Both are informational: None when absent or not what the API documents.
+    """
+
     text: str
     finish_reason: str | None
     prompt_tokens: int | None
     completion_tokens: int | None
     latency: float = 0.0
+    reasoning: str | None = None
+    reasoning_tokens: int | None = None
 
     @property
     def total_tokens(self) -> int | None:

@@ -5,7 +5,8 @@ offending value, because a typo found after an hour of paid generation is a typo
 Relative paths are resolved against the config file's directory, so a config works from any cwd.
 Numbers have ranges the run can live with (finite, within SQLite's 64-bit integers, sane maxima),
 and URLs, serve commands, extra_body and keys are checked as the run will use them
-(`engine.config_schema`).
+(`engine.config_schema`). What reasoning endpoints refuse (a temperature, a thinking budget not
+below max_tokens) is refused here too, naming the key to change (`engine.reasoning`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, NoReturn
 
 import orjson
 
+from engine.config_reasoning import reasoning_options
 from engine.config_schema import (
     JUDGE_KEYS,
     JUDGE_MODES,
@@ -55,6 +57,8 @@ __all__ = [
     "load_config",
 ]
 
+MODEL_MAX_TOKENS = 1024
+JUDGE_MAX_TOKENS = 2048  # FastChat's judge default
 DEFAULT_BASE_URLS = {
     "openai": "https://api.openai.com/v1",
     "anthropic": "https://api.anthropic.com",
@@ -74,7 +78,7 @@ class EndpointConfig:
     concurrency: int = 16
     rpm: int = 0
     tpm: int = 0
-    max_tokens: int = 1024
+    max_tokens: int = MODEL_MAX_TOKENS
     temperature: float | None = None
     system_prompt: str | None = None
     stream: bool = False
@@ -87,6 +91,18 @@ class EndpointConfig:
     extra_body: bytes | None = None  # canonical JSON; see ChatRequest.extra_body
     price_in: float | None = None  # USD per 1M prompt tokens
     price_out: float | None = None  # USD per 1M completion tokens
+    reasoning: bool = False  # OpenAI reasoning model: max_completion_tokens, no temperature/top_p
+    reasoning_effort: str | None = None
+    thinking: int | None = None  # Anthropic extended thinking budget (tokens), no temperature
+
+    @property
+    def sends_temperature(self) -> bool:
+        """Reasoning models and extended thinking refuse a temperature: none is sent."""
+        return not self.reasoning and self.thinking is None
+
+    def table(self) -> str:
+        """The config table this endpoint comes from, for messages that say what to change."""
+        return f"[[model]] {self.name!r}"
 
     def cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
         """Dollars for one response; None when no price is configured."""
@@ -106,6 +122,9 @@ class EndpointConfig:
             "max_tokens": self.max_tokens,
             "seed": self.seed,
             "extra_body": self.extra_body,
+            "reasoning": self.reasoning,
+            "reasoning_effort": self.reasoning_effort,
+            "thinking": self.thinking,
         }
 
     @property
@@ -129,6 +148,7 @@ class ModelConfig(EndpointConfig):
     checkpoint: str | None = None  # the {path} of this model's server (one checkpoint of a sweep)
     ready_path: str = "/v1/models"
     ready_timeout: float = 600.0
+    keep_thinking: bool = False  # judge and turn 2 see inline <think> blocks (FastChat's way)
 
     @property
     def label(self) -> str:
@@ -139,7 +159,7 @@ class ModelConfig(EndpointConfig):
 class JudgeConfig(EndpointConfig):
     """The judge: FastChat's defaults are temperature 0 and 2048 output tokens."""
 
-    max_tokens: int = 2048
+    max_tokens: int = JUDGE_MAX_TOKENS
     temperature: float | None = 0.0
     mode: str = "single"
     baseline: str = "gpt-3.5-turbo"
@@ -149,6 +169,9 @@ class JudgeConfig(EndpointConfig):
     def label(self) -> str:
         """Distinct from model labels: GPT-4 may well be judging GPT-4's answers."""
         return f"judge {self.name}"
+
+    def table(self) -> str:
+        return "[judge]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +310,8 @@ def _endpoint(
     api = check.get("api", "openai")
     if api == "anthropic":
         _check_anthropic(check)
+    default_max_tokens = JUDGE_MAX_TOKENS if cls is JudgeConfig else MODEL_MAX_TOKENS
+    reasoning = reasoning_options(check, api, check.get("model", name), default_max_tokens)
     urls = check.get("base_urls") or [check.get("base_url") or DEFAULT_BASE_URLS[api]]
     if check.get("serve") is not None:
         if check.get("base_url") or check.get("base_urls"):
@@ -311,6 +336,7 @@ def _endpoint(
             options[number_key] = float(options[number_key])
     if "extra_body" in options:
         options["extra_body"] = orjson.dumps(options["extra_body"], option=orjson.OPT_SORT_KEYS)
+    options.update(reasoning)
     return cls(
         name=name,
         model=check.get("model", name),

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from engine.reasoning import REASONING_EFFORTS
+
 __all__ = [
     "ENDPOINT_KEYS",
     "INT64_MAX",
@@ -28,6 +30,7 @@ __all__ = [
     "MAX_SAMPLES",
     "MAX_SECONDS",
     "MAX_TOKENS",
+    "MIN_THINKING_TOKENS",
     "MODEL_KEYS",
     "SUPPORTED_APIS",
     "TOP_KEYS",
@@ -52,16 +55,20 @@ ENGINE_BODY_FIELDS = (
     "messages",
     "system",
     "max_tokens",
+    "max_completion_tokens",
     "temperature",
     "seed",
     "stream",
     "stream_options",
+    "reasoning_effort",
+    "thinking",
 )
 _URL_CREDENTIALS = re.compile(r"(://)[^/@\s'\"]*@")
 _SAMPLE_SERVE_VALUES = {"path": "/checkpoints/step-100", "name": "step-100", "port": 8000}
 # Upper bounds, documented in the README. No model writes a million tokens in one answer, and plan
 # estimates and token windows are sized by max_tokens.
 MAX_TOKENS = 1_000_000
+MIN_THINKING_TOKENS = 1024  # the smallest budget Anthropic's extended thinking takes
 # Backoff doubles per attempt: past ~1024 attempts its arithmetic overflows a float.
 MAX_ATTEMPTS = 1000
 # Every sample is a judge job per item: a typo of 1000 would plan hundreds of thousands of jobs.
@@ -239,6 +246,12 @@ def _is_extra_body(v: Any) -> bool:
     return isinstance(v, dict)
 
 
+def _thinking_problem(budget: int) -> str | None:
+    if budget < MIN_THINKING_TOKENS:
+        return f"Anthropic's smallest thinking budget is {MIN_THINKING_TOKENS}; raise thinking"
+    return None
+
+
 ENDPOINT_KEYS: dict[str, KeySpec] = {
     "name": KeySpec("a non-empty string", _is_str),
     "model": KeySpec("a non-empty string", _is_str),
@@ -267,9 +280,19 @@ ENDPOINT_KEYS: dict[str, KeySpec] = {
     "extra_body": KeySpec("a table of extra request fields", _is_extra_body, extra_body_problem),
     "price_in": _price_key("prompt"),
     "price_out": _price_key("completion"),
+    "reasoning": KeySpec("true or false", lambda v: isinstance(v, bool)),
+    "reasoning_effort": KeySpec(
+        f"one of {', '.join(REASONING_EFFORTS)}", lambda v: v in REASONING_EFFORTS
+    ),
+    "thinking": KeySpec(
+        f"a budget of thinking tokens from {MIN_THINKING_TOKENS} to {MAX_TOKENS - 1}",
+        _is_int(0, MAX_TOKENS - 1),
+        _thinking_problem,
+    ),
 }
 MODEL_KEYS: dict[str, KeySpec] = {
     **ENDPOINT_KEYS,
+    "keep_thinking": KeySpec("true or false", lambda v: isinstance(v, bool)),
     "serve": KeySpec("a command template using {path}, {name} and {port}", _is_str),
     "checkpoints": KeySpec("a glob of checkpoint files or directories", _is_str, _path_problem),
     "ready_path": KeySpec(

@@ -35,6 +35,7 @@ from engine.config import EndpointConfig
 from engine.errors import FatalRequestError, RequestError, RetryableError
 from engine.limits import AdaptiveConcurrency, Pause, RequestRate, TokenWindow
 from engine.providers import Provider, provider_for
+from engine.reasoning import unsupported_parameter_hint
 from engine.retry import backoff_delay
 from engine.serve import ServerFailed
 from engine.tail import HedgeBudget, SilenceTracker, TailPolicy
@@ -343,6 +344,7 @@ class EndpointPool:
         if pending.finished:
             return
         if isinstance(error, FatalRequestError):
+            error = self._explained(error)
             if error.endpoint_fatal:
                 self._kill(error)
             self._fail(pending, error)
@@ -366,6 +368,15 @@ class EndpointPool:
             self._fail(pending, error)
             return
         self._retry(pending, error, attempt.epoch)
+
+    def _explained(self, error: FatalRequestError) -> FatalRequestError:
+        """A 400 about a parameter reasoning models refuse says which key to set. Every request
+        to the endpoint carries the same parameters, so none can succeed: the endpoint is done."""
+        hint = unsupported_parameter_hint(str(error), self.config) if error.status == 400 else None
+        if hint is None:
+            return error
+        message = f"{error}; {hint}"
+        return FatalRequestError(error.error_class, message, status=400, endpoint_fatal=True)
 
     def _retry(self, pending: _Pending, error: RequestError, epoch: int) -> None:
         self.stats.retries += 1

@@ -3,6 +3,8 @@
 Answers the run does not generate (imported ones, the pairwise baseline, everything when only
 judging) are read from the store into filled slots. An answer that is neither generated nor stored
 becomes a failed slot, so the judgments that need it fail visibly instead of silently vanishing.
+A slot shows its answer without inline thinking unless the config's model has `keep_thinking`
+(stored models the config does not name get the default).
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ async def build_graph(
     generate: Sequence[ModelConfig],
     judge: JudgeConfig | None,
     judged_models: Sequence[str],
+    keep_thinking: frozenset[str] = frozenset(),
 ) -> RunGraph:
+    """`keep_thinking`: the models whose answers are shown with their inline thinking."""
     answers = await store.answer_index(bench.bench)
     slots: dict[SlotKey, AnswerSlot] = {}
     jobs: list[Job] = []
@@ -67,7 +71,7 @@ async def build_graph(
         for question in bench.questions:
             history: list[AnswerSlot] = []
             for turn in range(1, len(question.turns) + 1):
-                slot = _slot(slots, model.name, question, turn)
+                slot = _slot(slots, model.name, question, turn, model.keep_thinking)
                 stored = answers.get((model.name, question.question_id, turn, 0))
                 if stored is not None and stored[1] == "imported":
                     slot.fill(texts[(model.name, question.question_id, turn)])
@@ -79,7 +83,7 @@ async def build_graph(
     for name in sorted(from_store):
         for question in bench.questions:
             for turn in range(1, len(question.turns) + 1):
-                slot = _slot(slots, name, question, turn)
+                slot = _slot(slots, name, question, turn, name in keep_thinking)
                 text = texts.get((name, question.question_id, turn))
                 if text is None:
                     slot.state = SlotState.FAILED
@@ -92,12 +96,16 @@ async def build_graph(
 
 
 def _slot(
-    slots: dict[SlotKey, AnswerSlot], model: str, question: Question, turn: int
+    slots: dict[SlotKey, AnswerSlot],
+    model: str,
+    question: Question,
+    turn: int,
+    keep_thinking: bool,
 ) -> AnswerSlot:
     key = (model, question.question_id, turn)
     slot = slots.get(key)
     if slot is None:
-        slot = slots[key] = AnswerSlot(model, question.question_id, turn)
+        slot = slots[key] = AnswerSlot(model, question.question_id, turn, keep_thinking)
     return slot
 
 

@@ -35,6 +35,7 @@ from engine.interop_names import file_stems
 from engine.interop_write import PlannedFile, check_destination, other_files, write_all
 from engine.judge import parse_rating, rating_literal
 from engine.store import JudgeIdentity, Store, open_store
+from engine.thinking import answer_text
 
 __all__ = ["ExportReport", "ExportedFile", "LeftOut", "export_fastchat"]
 
@@ -218,7 +219,9 @@ async def _answer_lines(store: Store, bench: str) -> _AnswerLines:
                 "question_id": qid,
                 "answer_id": _answer_id(turns),
                 "model_id": turns[0][6],
-                "choices": [{"index": 0, "turns": [row[5] for row in turns]}],
+                # As the judge saw them: without inline thinking (export has no config, so the
+                # default of keep_thinking applies).
+                "choices": [{"index": 0, "turns": [answer_text(row[5], False) for row in turns]}],
                 "tstamp": max(row[3] for row in turns),
             }
         )

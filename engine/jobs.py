@@ -3,7 +3,8 @@
 An `AnswerSlot` is one (model, question, turn) answer: filled from the store, or by a generation
 job once its result is committed. A job lists the slots it needs; when the last one fills, the job
 is ready and builds its request. Generation of turn 2 needs turn 1 (it carries the model's own
-answer); judgments (`engine.judge_jobs`) need the turns they show.
+answer); judgments (`engine.judge_jobs`) need the turns they show. A slot holds the answer as
+they see it: without its inline thinking, unless its model keeps it (`engine.thinking`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, ClassVar
 from engine.chat import ChatRequest, ChatResponse, Message
 from engine.config import EndpointConfig, ModelConfig
 from engine.data import Question
+from engine.thinking import answer_text
 
 __all__ = [
     "CATEGORY_TEMPERATURE",
@@ -22,6 +24,7 @@ __all__ = [
     "INSERT_RESPONSE",
     "UPSERT_ANSWER",
     "UPSERT_JUDGMENT",
+    "UPSERT_JUDGMENT_WITH_SETTINGS",
     "AnswerSlot",
     "GenerationJob",
     "Job",
@@ -52,7 +55,8 @@ INSERT_RESPONSE = (
 )
 INSERT_PAID_RESPONSE = (
     "INSERT OR IGNORE INTO responses (key, api, label, model, request, text, finish_reason, "
-    "prompt_tokens, completion_tokens, latency, created, cost) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    "prompt_tokens, completion_tokens, latency, created, cost, reasoning, reasoning_tokens) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 UPSERT_ANSWER = (
     "INSERT OR REPLACE INTO answers (model, bench, question_id, turn, sample, response_key, "
@@ -62,6 +66,12 @@ UPSERT_JUDGMENT = (
     "INSERT OR REPLACE INTO judgments (judge, judge_model, judge_api, bench, kind, model, "
     "opponent, question_id, turn, game, sample, prompt_name, score, winner, parse_status, "
     "response_key, run_id, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+# A judgment made by this engine's judge, with the reasoning settings it was made with.
+UPSERT_JUDGMENT_WITH_SETTINGS = (
+    "INSERT OR REPLACE INTO judgments (judge, judge_model, judge_api, bench, kind, model, "
+    "opponent, question_id, turn, game, sample, prompt_name, score, winner, parse_status, "
+    "response_key, run_id, created, judge_settings) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -73,19 +83,24 @@ class SlotState:
 
 
 class AnswerSlot:
-    __slots__ = ("model", "question_id", "state", "text", "turn", "waiters")
+    __slots__ = ("keep_thinking", "model", "question_id", "state", "text", "turn", "waiters")
 
-    def __init__(self, model: str, question_id: int, turn: int) -> None:
+    def __init__(
+        self, model: str, question_id: int, turn: int, keep_thinking: bool = False
+    ) -> None:
         self.model = model
         self.question_id = question_id
         self.turn = turn
+        self.keep_thinking = keep_thinking
         self.state = SlotState.PENDING
         self.text: str | None = None
         self.waiters: list[Job] = []
 
-    def fill(self, text: str) -> None:
+    def fill(self, stored: str) -> None:
+        """Fill with an answer as stored (generated, cached or read from the store): the slot
+        keeps what the judge and turn 2 see of it."""
         self.state = SlotState.READY
-        self.text = text
+        self.text = answer_text(stored, self.keep_thinking)
 
 
 def response_row(key: str, request: ChatRequest, response: ChatResponse, cost: float | None) -> Row:
@@ -104,6 +119,8 @@ def response_row(key: str, request: ChatRequest, response: ChatResponse, cost: f
             response.latency,
             time.time(),
             cost,
+            response.reasoning,
+            response.reasoning_tokens,
         ),
     )
 
@@ -186,8 +203,11 @@ class GenerationJob(Job):
     def describe(self) -> str:
         return f"generate {self.model} q{self.question_id} t{self.turn}"
 
-    def temperature(self) -> float:
-        """FastChat's order: forced (config) > question's required > category table > 0.7."""
+    def temperature(self) -> float | None:
+        """FastChat's order: forced (config) > question's required > category table > 0.7;
+        None for a reasoning model, which takes none."""
+        if not self.endpoint.sends_temperature:
+            return None
         if self.endpoint.temperature is not None:
             return self.endpoint.temperature
         if self.question.required_temperature is not None:

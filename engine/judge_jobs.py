@@ -2,7 +2,10 @@
 
 A single judgment needs the turns it shows (turn 2 shows the whole conversation); a pairwise game
 needs both models' turns, and is played twice with the answers swapped (FastChat's position-bias
-control). Prompts and verdict parsing are `engine.judge`'s, FastChat's to the byte.
+control). Prompts and verdict parsing are `engine.judge`'s, FastChat's to the byte; the verdict is
+read from the reply's answer only, never from thinking (inline blocks are cut first, and thinking
+sent in a field of its own is not in the text at all): a judge that muses "maybe [[3]]" before
+answering "[[8]]" gave 8. Each judgment row records the judge's reasoning settings.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Sequence
 from engine.chat import ChatRequest
 from engine.config import JudgeConfig
 from engine.data import BenchData, Question
-from engine.jobs import UPSERT_JUDGMENT, AnswerSlot, Job, Row
+from engine.jobs import UPSERT_JUDGMENT_WITH_SETTINGS, AnswerSlot, Job, Row
 from engine.judge import (
     game_winner,
     parse_pair_verdict,
@@ -22,7 +25,9 @@ from engine.judge import (
     render_pair_game,
     render_single,
 )
+from engine.reasoning import judge_settings_json
 from engine.store import JudgeIdentity
+from engine.thinking import split_thinking
 
 __all__ = ["PairJudgeJob", "SingleJudgeJob"]
 
@@ -65,9 +70,10 @@ class _JudgeJob(Job):
 
     def _request(self, system_prompt: str, user_prompt: str) -> ChatRequest:
         judge = self.endpoint
+        temperature = judge.temperature if judge.temperature is not None else 0.0
         return ChatRequest(
             messages=(("system", system_prompt), ("user", user_prompt)),
-            temperature=judge.temperature if judge.temperature is not None else 0.0,
+            temperature=temperature if judge.sends_temperature else None,
             sample=self.sample,
             **judge.request_options(),
         )
@@ -87,7 +93,7 @@ class _JudgeJob(Job):
     ) -> Row:
         judge = self.identity
         return (
-            UPSERT_JUDGMENT,
+            UPSERT_JUDGMENT_WITH_SETTINGS,
             (
                 judge.name,
                 judge.model,
@@ -107,6 +113,7 @@ class _JudgeJob(Job):
                 key,
                 run_id,
                 time.time(),
+                judge_settings_json(self.endpoint),
             ),
         )
 
@@ -145,7 +152,7 @@ class SingleJudgeJob(_JudgeJob):
         return self._request(rendered.system_prompt, rendered.user_prompt)
 
     def result_rows(self, key: str, text: str, run_id: int | None) -> list[Row]:
-        rating = parse_rating(text)
+        rating = parse_rating(split_thinking(text).answer)
         return [
             self._judgment_row(
                 key,
@@ -211,7 +218,7 @@ class PairJudgeJob(_JudgeJob):
 
     def result_rows(self, key: str, text: str, run_id: int | None) -> list[Row]:
         output_format = self.bench.judge_prompts[self.prompt_name].output_format
-        verdict = parse_pair_verdict(text, output_format)
+        verdict = parse_pair_verdict(split_thinking(text).answer, output_format)
         status = "missing" if verdict == "error" else "ok"
         return [
             self._judgment_row(

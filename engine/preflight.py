@@ -63,9 +63,10 @@ def preflight(
 
 
 def _check_temperatures(bench: BenchData, generate: Sequence[ModelConfig]) -> None:
-    """A question's required temperature is sent as it is; Anthropic refuses anything above 1."""
+    """A question's required temperature is sent as it is; Anthropic refuses anything above 1.
+    A thinking model is sent none."""
     for model in generate:
-        if model.api != "anthropic" or model.temperature is not None:
+        if model.api != "anthropic" or model.temperature is not None or not model.sends_temperature:
             continue
         for question in bench.questions:
             required = question.required_temperature

@@ -87,6 +87,8 @@ article.question-card { background: var(--soft); }
 details.pair { margin: 6px 0; border: 1px solid var(--line); border-radius: 4px;
   padding: 4px 10px; }
 details.pair summary { cursor: pointer; }
+details.thinking { margin: 4px 0; color: #5b6475; font-size: 13px; }
+details.thinking summary { cursor: pointer; font-style: italic; }
 .empty { color: var(--muted); font-style: italic; }
 """
 
@@ -205,8 +207,15 @@ REPORT_JS = r"""
     return card;
   }
 
+  function thinkingBlock(text) {
+    const details = node("details", "thinking");
+    details.appendChild(node("summary", null, "Thinking (not part of the answer)"));
+    details.appendChild(node("div", "text thinking-text", text));
+    return details;
+  }
+
   function judgmentBlock(row) {
-    const [judge, , , score, status, text, sample] = row;
+    const [judge, , , score, status, text, sample, thinking] = row;
     const box = node("div", "judgment");
     const head = node("div", "judgment-head");
     const failed = score === -1 || score === null;
@@ -220,11 +229,12 @@ REPORT_JS = r"""
     head.appendChild(node("span", FAILED.includes(known) ? "status failed" : "status",
       "parse: " + status));
     box.appendChild(head);
+    if (thinking) box.appendChild(thinkingBlock(thinking));
     box.appendChild(node("div", "text reasoning", text));
     return box;
   }
 
-  function answerCard(q, m, turns, judged) {
+  function answerCard(q, m, turns, thoughts, judged) {
     const model = data.models[m];
     const card = node("article", "answer-card");
     card.setAttribute("data-model", model);
@@ -240,6 +250,8 @@ REPORT_JS = r"""
       if (text === null || text === undefined) {
         block.appendChild(node("p", "empty", "no answer stored"));
       } else {
+        const thought = thoughts ? thoughts[t - 1] : null;
+        if (thought) block.appendChild(thinkingBlock(thought));
         block.appendChild(node("div", "text answer-text", text));
       }
       judged.filter((row) => row[2] === t).forEach((row) => block.appendChild(judgmentBlock(row)));
@@ -279,6 +291,7 @@ REPORT_JS = r"""
         const second = g[4] === 2 ? m1 : m2;
         const block = turnBlock(gameName(g) + " (A = " + data.models[first] + ", B = " +
           data.models[second] + ") → " + winnerName(g[5], m1, m2) + ", parse: " + g[6]);
+        if (g[9]) block.appendChild(thinkingBlock(g[9]));
         block.appendChild(node("div", "text reasoning", g[7]));
         details.appendChild(block);
       });
@@ -296,6 +309,7 @@ REPORT_JS = r"""
     const q = questions[position.get(id)];
     view.appendChild(questionCard(q));
     const answers = data.answers[id] || [];
+    const thinking = data.thinking[id] || [];
     const singles = data.single[id] || [];
     const chosen = filter.value === "" ? null : Number(filter.value);
     let shown = 0;
@@ -304,7 +318,7 @@ REPORT_JS = r"""
       const turns = answers[m] || null;
       const judged = singles.filter((row) => row[1] === m);
       if (!turns && !judged.length) return;
-      view.appendChild(answerCard(q, m, turns, judged));
+      view.appendChild(answerCard(q, m, turns, thinking[m] || null, judged));
       shown += 1;
     });
     if (!shown) view.appendChild(node("p", "empty", "No answers stored for this question."));

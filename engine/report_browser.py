@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from engine.report_data import ReportData
+from engine.report_data import AnswerText, ReportData
 
 __all__ = ["browser_payload", "browser_section", "embed_json"]
 
@@ -44,17 +44,18 @@ def browser_payload(data: ReportData, colors: dict[str, str]) -> dict[str, Any]:
 
     The rows the script (`REPORT_JS`) reads, keyed by question id:
     answers[q][model] = [turn 1 text, turn 2 text] or null;
-    single[q] = [[judge, model, turn, score, parse_status, text, sample], ...];
-    pair[q] = [[judge, model_1, model_2, turn, game, winner, parse_status, text, sample], ...].
+    thinking[q][model] = [turn 1 thinking, turn 2 thinking] or null (only answers that thought);
+    single[q] = [[judge, model, turn, score, parse_status, text, sample, thinking], ...];
+    pair[q] = [[judge, model_1, model_2, turn, game, winner, parse_status, text, sample,
+    thinking], ...].
     """
     model_index = {model: i for i, model in enumerate(data.models)}
     answers: dict[str, list[list[str | None] | None]] = {}
+    thinking: dict[str, list[list[str | None] | None]] = {}
     for answer in data.answers:
-        row = answers.setdefault(str(answer.question_id), [None] * len(data.models))
-        turns = row[model_index[answer.model]] or []
-        turns.extend([None] * (answer.turn - len(turns)))
-        turns[answer.turn - 1] = answer.text
-        row[model_index[answer.model]] = turns
+        _put_turn(answers, model_index, answer, answer.text)
+        if answer.thinking is not None:
+            _put_turn(thinking, model_index, answer, answer.thinking)
     single: dict[str, list[list[Any]]] = {}
     pair: dict[str, list[list[Any]]] = {}
     for j_index, judge in enumerate(data.judges):
@@ -63,12 +64,12 @@ def browser_payload(data: ReportData, colors: dict[str, str]) -> dict[str, Any]:
             if j.kind == "single":
                 single.setdefault(key, []).append(
                     [j_index, model_index[j.model], j.turn, _score(j.score), j.parse_status,
-                     j.text, j.sample]
+                     j.text, j.sample, j.thinking]
                 )  # fmt: skip
             else:
                 pair.setdefault(key, []).append(
                     [j_index, model_index[j.model], model_index[j.opponent], j.turn, j.game,
-                     j.winner, j.parse_status, j.text, j.sample]
+                     j.winner, j.parse_status, j.text, j.sample, j.thinking]
                 )  # fmt: skip
     return {
         "models": list(data.models),
@@ -84,9 +85,23 @@ def browser_payload(data: ReportData, colors: dict[str, str]) -> dict[str, Any]:
             for q in data.questions
         ],
         "answers": answers,
+        "thinking": thinking,
         "single": single,
         "pair": pair,
     }
+
+
+def _put_turn(
+    rows: dict[str, list[list[str | None] | None]],
+    model_index: dict[str, int],
+    answer: AnswerText,
+    text: str,
+) -> None:
+    row = rows.setdefault(str(answer.question_id), [None] * len(model_index))
+    turns = row[model_index[answer.model]] or []
+    turns.extend([None] * (answer.turn - len(turns)))
+    turns[answer.turn - 1] = text
+    row[model_index[answer.model]] = turns
 
 
 def _score(score: float | None) -> float | str | None:

@@ -4,7 +4,9 @@ The report is a snapshot: the store is opened read-only (so it works while a run
 number is computed here with the same code `mtbench show` uses (`engine.results`,
 `engine.scoring`; a judge run with several samples is scored by their median, as there), and the
 renderer never touches SQLite. Answers are sample 0, as everywhere else; every judge reply of
-every sample is kept, once, for the question browser.
+every sample is kept, once, for the question browser. Answers and judge replies are shown as the
+judge read them, without inline thinking (the default of `keep_thinking`; the report has no
+config), and their thinking, inline or from a field of its own, beside them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import orjson
 from engine.errors import InputError
 from engine.judge import rating_in_range
 from engine.judged_views import JudgeViews, judge_views
+from engine.reasoning import describe_settings
 from engine.reliability import (
     JudgeReliability,
     consistency,
@@ -40,6 +43,7 @@ from engine.scoring import (
     summarize_single,
 )
 from engine.store import Store, open_store
+from engine.thinking import split_thinking
 
 __all__ = [
     "AnswerText",
@@ -64,7 +68,8 @@ class AnswerText:
     model: str
     question_id: int
     turn: int
-    text: str
+    text: str  # the answer as the judge saw it
+    thinking: str | None = None  # its thinking: a reasoning field's, then the inline blocks'
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +86,8 @@ class JudgmentText:
     score: float | None
     winner: str | None
     parse_status: str
-    text: str
+    text: str  # the reply without inline thinking: what the verdict was read from
+    thinking: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +104,12 @@ class JudgeReport:
     reliability: JudgeReliability
     judgments: tuple[JudgmentText, ...]
     samples: int  # most judge samples stored for one item (1 unless run with `samples`)
+    settings: tuple[str, ...] = ()  # reasoning settings (JSON) its judgments were made with
 
     @property
     def label(self) -> str:
-        return f"{self.name} (model {self.model}, api {self.api})"
+        settings = f", {describe_settings(self.settings)}" if self.settings else ""
+        return f"{self.name} (model {self.model}, api {self.api}{settings})"
 
     def unjudged(self, summary: SingleModelSummary) -> int | None:
         if self.expected is None:
@@ -134,7 +142,8 @@ async def gather_report(store_path: Path, bench: str, *, judge: str | None = Non
                 f"the store: {names} (leave out --judge to report every judge)"
             )
         answered = await store.answered_models(bench)
-        texts = await store.answer_texts(bench, answered)
+        answers = await _answers(store, bench)
+        texts = {(a.model, a.question_id, a.turn): a.text for a in answers}
         reports = [await _judge_report(store, bench, views, texts) for views in judges]
         questions = await _questions(store, bench)
         latest = await last_run(store)
@@ -145,9 +154,6 @@ async def gather_report(store_path: Path, bench: str, *, judge: str | None = Non
             f"{store_path}: no answers or judgments for bench {bench}; "
             "run `mtbench generate` or `mtbench import` first"
         )
-    answers = tuple(
-        AnswerText(model, qid, turn, text) for (model, qid, turn), text in sorted(texts.items())
-    )
     models = set(answered)
     seen_ids = {answer.question_id for answer in answers}
     for report in reports:
@@ -164,6 +170,26 @@ async def gather_report(store_path: Path, bench: str, *, judge: str | None = Non
         judges=tuple(reports),
         last_run=latest,
     )
+
+
+async def _answers(store: Store, bench: str) -> tuple[AnswerText, ...]:
+    rows = await store.fetch(
+        "SELECT a.model, a.question_id, a.turn, r.text, r.reasoning FROM answers a "
+        "JOIN responses r ON r.key = a.response_key WHERE a.bench = ? AND a.sample = 0 "
+        "ORDER BY a.model, a.question_id, a.turn",
+        (bench,),
+    )
+    return tuple(
+        AnswerText(model, qid, turn, *_without_thinking(text, reasoning))
+        for model, qid, turn, text, reasoning in rows
+    )
+
+
+def _without_thinking(text: str, reasoning: str | None) -> tuple[str, str | None]:
+    """(the text as a judge reads it, all of its thinking)."""
+    split = split_thinking(text)
+    thoughts = [t for t in (reasoning, split.thinking) if t]
+    return split.answer, "\n\n".join(thoughts) or None
 
 
 async def _questions(store: Store, bench: str) -> list[QuestionView]:
@@ -223,6 +249,7 @@ async def _judge_report(
         reliability=reliability,
         judgments=judgments,
         samples=max((j.sample for j in judgments), default=0) + 1,
+        settings=stored.settings,
     )
 
 
@@ -238,10 +265,30 @@ async def _judgment_texts(store: Store, bench: str, views: JudgeViews) -> tuple[
     identity = views.judge.identity
     rows = await store.fetch(
         "SELECT j.kind, j.model, j.opponent, j.question_id, j.turn, j.game, j.sample, j.score, "
-        "j.winner, j.parse_status, COALESCE(r.text, '') FROM judgments j "
+        "j.winner, j.parse_status, COALESCE(r.text, ''), r.reasoning FROM judgments j "
         "LEFT JOIN responses r ON r.key = j.response_key "
         "WHERE j.judge = ? AND j.judge_model = ? AND j.judge_api = ? AND j.bench = ? "
         "ORDER BY j.question_id, j.kind DESC, j.model, j.opponent, j.turn, j.game, j.sample",
         (identity.name, identity.model, identity.api, bench),
     )
-    return tuple(JudgmentText(*row) for row in rows)
+    judgments = []
+    for *fields, text, reasoning in rows:
+        kind, model, opponent, qid, turn, game, sample, score, winner, status = fields
+        reply, thinking = _without_thinking(text, reasoning)
+        judgments.append(
+            JudgmentText(
+                kind,
+                model,
+                opponent,
+                qid,
+                turn,
+                game,
+                sample,
+                score,
+                winner,
+                status,
+                reply,
+                thinking,
+            )
+        )
+    return tuple(judgments)

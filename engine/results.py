@@ -20,7 +20,9 @@ __all__ = [
     "StoredJudge",
     "expected_single_judgments",
     "generation_costs",
+    "generation_reasoning_tokens",
     "judge_cost",
+    "judge_reasoning_tokens",
     "last_run",
     "load_pair_matches",
     "load_single_samples",
@@ -47,29 +49,37 @@ class StoredJudge:
     kinds: frozenset[str]  # {'single', 'pair'}
     prompts: dict[str, tuple[str, ...]]  # kind -> judge prompt names, e.g. single-v1
     samples: int  # most samples stored for one item
+    # Reasoning settings its judgments were made with (JSON objects; usually one): they change
+    # grades, so they are shown with the judge's identity.
+    settings: tuple[str, ...] = ()
 
 
 async def stored_judges(store: Store, bench: str) -> list[StoredJudge]:
     rows = await store.fetch(
-        "SELECT judge, judge_model, judge_api, kind, prompt_name, MAX(sample) FROM judgments "
-        "WHERE bench = ? GROUP BY judge, judge_model, judge_api, kind, prompt_name "
+        "SELECT judge, judge_model, judge_api, kind, prompt_name, judge_settings, MAX(sample) "
+        "FROM judgments WHERE bench = ? "
+        "GROUP BY judge, judge_model, judge_api, kind, prompt_name, judge_settings "
         "ORDER BY judge, judge_model, judge_api",
         (bench,),
     )
     kinds: dict[JudgeIdentity, set[str]] = defaultdict(set)
     prompts: dict[JudgeIdentity, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     samples: dict[JudgeIdentity, int] = defaultdict(int)
-    for name, model, api, kind, prompt, top_sample in rows:
+    settings: dict[JudgeIdentity, set[str]] = defaultdict(set)
+    for name, model, api, kind, prompt, judge_settings, top_sample in rows:
         identity = JudgeIdentity(name, model, api)
         kinds[identity].add(kind)
         prompts[identity][kind].add(prompt)
         samples[identity] = max(samples[identity], top_sample + 1)
+        if judge_settings is not None:
+            settings[identity].add(str(judge_settings))
     return [
         StoredJudge(
             identity,
             frozenset(k),
             {kind: tuple(sorted(names)) for kind, names in prompts[identity].items()},
             samples[identity],
+            tuple(sorted(settings[identity])),
         )
         for identity, k in kinds.items()
     ]
@@ -154,6 +164,28 @@ async def judge_cost(store: Store, bench: str, judge: JudgeIdentity) -> float | 
     rows = await store.fetch(
         "SELECT SUM(r.cost) FROM responses r WHERE r.key IN (SELECT DISTINCT response_key "
         "FROM judgments WHERE judge = ? AND judge_model = ? AND judge_api = ? AND bench = ?)",
+        (judge.name, judge.model, judge.api, bench),
+    )
+    return rows[0][0]
+
+
+async def generation_reasoning_tokens(store: Store, bench: str) -> dict[str, int]:
+    """Reasoning tokens of each model's current answers, where the server reported them."""
+    rows = await store.fetch(
+        "SELECT a.model, SUM(r.reasoning_tokens) FROM answers a "
+        "JOIN responses r ON r.key = a.response_key "
+        "WHERE a.bench = ? AND r.reasoning_tokens IS NOT NULL GROUP BY a.model",
+        (bench,),
+    )
+    return {model: tokens for model, tokens in rows}
+
+
+async def judge_reasoning_tokens(store: Store, bench: str, judge: JudgeIdentity) -> int | None:
+    """Reasoning tokens of this judge's judgments (each distinct request once), if reported."""
+    rows = await store.fetch(
+        "SELECT SUM(r.reasoning_tokens) FROM responses r WHERE r.key IN (SELECT DISTINCT "
+        "response_key FROM judgments WHERE judge = ? AND judge_model = ? AND judge_api = ? "
+        "AND bench = ?)",
         (judge.name, judge.model, judge.api, bench),
     )
     return rows[0][0]

@@ -68,6 +68,7 @@ class _Scope:
     generate: tuple[ModelConfig, ...]
     judge: JudgeConfig | None
     judged_from_config: tuple[str, ...]
+    keep_thinking: frozenset[str]  # models whose answers are shown with their inline thinking
 
 
 def _scope(config: RunConfig, command: str) -> _Scope:
@@ -86,7 +87,8 @@ def _scope(config: RunConfig, command: str) -> _Scope:
         )
     generate = models if command in ("generate", "run") else ()
     judge = config.judge if command in ("run", "judge") else None
-    return _Scope(generate, judge, tuple(m.name for m in models))
+    kept = frozenset(m.name for m in models if m.keep_thinking)
+    return _Scope(generate, judge, tuple(m.name for m in models), kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +126,7 @@ async def _execute(
         return replace(await _plan(config, scope, bench, judged), notes=notes)
     store = await open_store(config.store, write=True)
     try:
-        graph = await build_graph(
-            store, bench, generate=scope.generate, judge=scope.judge, judged_models=judged
-        )
+        graph = await _graph(store, bench, scope, judged)
     except BaseException:
         await store.close(discard=True)  # nothing ran: a store this call created goes again
         raise
@@ -136,6 +136,17 @@ async def _execute(
         return replace(result, notes=notes)
     finally:
         await store.close()
+
+
+async def _graph(store: Store, bench: BenchData, scope: _Scope, judged: list[str]) -> RunGraph:
+    return await build_graph(
+        store,
+        bench,
+        generate=scope.generate,
+        judge=scope.judge,
+        judged_models=judged,
+        keep_thinking=scope.keep_thinking,
+    )
 
 
 async def _off_loop(read: Callable[[], T]) -> T:
@@ -198,9 +209,7 @@ async def _plan(config: RunConfig, scope: _Scope, bench: BenchData, judged: list
         open_store(config.store, write=False) if config.store.exists() else _empty_store()
     )
     try:
-        graph = await build_graph(
-            store, bench, generate=scope.generate, judge=scope.judge, judged_models=judged
-        )
+        graph = await _graph(store, bench, scope, judged)
         estimates = await store.completion_estimates()
         tally = await Pipeline(
             store,

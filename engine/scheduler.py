@@ -30,7 +30,7 @@ from engine.errors import InternalError, MtbenchError, RequestError
 from engine.jobs import AnswerSlot, Job, Row, SlotState, response_row
 from engine.redact import redact, redact_fields
 from engine.store import CachedResponse, Store
-from engine.tally import EndpointTally, FailureRecord, RunTally
+from engine.tally import CompletionEstimate, EndpointTally, FailureRecord, RunTally
 from engine.writer import StoreWriter
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class Pipeline:
         writer: StoreWriter | None,
         run_id: int | None,
         dry_run: bool = False,
-        completion_estimates: dict[str, float] | None = None,
+        completion_estimates: dict[str, CompletionEstimate] | None = None,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -66,7 +66,7 @@ class Pipeline:
         self.writer = writer
         self.run_id = run_id
         self.dry_run = dry_run
-        # plan: expected completion tokens per endpoint name (cached usage, else max_tokens)
+        # plan: expected completion (and reasoning) tokens per endpoint name, from cached usage
         self.completion_estimates = completion_estimates or {}
         # plan: the expected tokens of each answer that would be generated, whose text is unknown
         self._estimated_tokens: dict[AnswerSlot, int] = {}
@@ -226,21 +226,23 @@ class Pipeline:
     def _would_send(self, job: Job, request: ChatRequest) -> None:
         """Plan: count the request and its estimated tokens. What it would produce is unknown:
         an empty text stands in, and its expected tokens count in every prompt that shows it
-        (a placeholder string of that length would take max_tokens * 4 bytes per answer)."""
-        completion = round(
-            self.completion_estimates.get(job.endpoint.name, float(job.endpoint.max_tokens))
-        )
+        (a placeholder string of that length would take max_tokens * 4 bytes per answer).
+        Without earlier answers, a request is assumed to use its whole max_tokens."""
+        estimate = self.completion_estimates.get(job.endpoint.name)
+        completion = round(estimate.completion) if estimate else job.endpoint.max_tokens
+        reasoning = round(estimate.reasoning or 0) if estimate else 0
         prompt = request.estimated_prompt_tokens() + sum(
             self._estimated_tokens.get(slot, 0) for slot in job.shown()
         )
         tally = self._tally(job)
         tally.to_send += 1
-        tally.add_usage(prompt, completion, job.endpoint.cost(prompt, completion))
+        tally.reasoning_mean = estimate.reasoning if estimate else None
+        tally.add_usage(prompt, completion, job.endpoint.cost(prompt, completion), reasoning)
         produced = job.produces()
         if produced is not None:
             produced.fill("")
             produced.state = SlotState.UNKNOWN
-            self._estimated_tokens[produced] = completion
+            self._estimated_tokens[produced] = max(completion - reasoning, 0)  # thoughts unshown
             self._release(produced)
         self._job_finished(job)
 
@@ -283,7 +285,9 @@ class Pipeline:
                 self._job_failed(duplicate, outcome.error, 0)
             return
         # A server may echo the key: mask it before the text is stored or goes into a prompt.
-        response: ChatResponse = redact_fields(outcome.response, "text", "finish_reason")
+        response: ChatResponse = redact_fields(
+            outcome.response, "text", "finish_reason", "reasoning"
+        )
         paid = self._job_step(job, lambda: self._paid_row(job, request, key, response))
         if paid is None:
             outcome.release()
@@ -304,8 +308,8 @@ class Pipeline:
     def _paid_row(self, job: Job, request: ChatRequest, key: str, response: ChatResponse) -> Row:
         """The response for the cache, its usage and cost counted (implausible counts as 0)."""
         prompt, completion = _count(response.prompt_tokens), _count(response.completion_tokens)
-        cost = job.endpoint.cost(prompt, completion)
-        self._tally(job).add_usage(prompt, completion, cost)
+        cost = job.endpoint.cost(prompt, completion)  # reasoning is billed in completion tokens
+        self._tally(job).add_usage(prompt, completion, cost, _count(response.reasoning_tokens))
         return response_row(key, request, response, cost)
 
     def _result_rows(self, job: Job, key: str, text: str) -> list[Row]:

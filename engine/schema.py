@@ -112,6 +112,15 @@ MIGRATIONS: tuple[str, ...] = (
         started REAL NOT NULL
     );
     """,
+    # 4: reasoning models. `responses.text` stays the content as sent (inline <think> included);
+    # thinking that came in a field of its own is kept beside it, with OpenAI's count of
+    # reasoning tokens (NULL: unknown). A judge's reasoning settings (effort, thinking budget)
+    # change its grades, so each judgment records the settings it was made with.
+    """
+    ALTER TABLE responses ADD COLUMN reasoning TEXT;
+    ALTER TABLE responses ADD COLUMN reasoning_tokens INTEGER;
+    ALTER TABLE judgments ADD COLUMN judge_settings TEXT;  -- JSON, e.g. {"thinking": 4096}
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

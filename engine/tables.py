@@ -67,7 +67,9 @@ def _endpoints(tally: RunTally) -> Iterator[tuple[str, str, EndpointTally]]:
 
 
 def format_plan(tally: RunTally) -> str:
-    """Requests to send and cached per endpoint, with estimated tokens and dollars."""
+    """Requests to send and cached per endpoint, with estimated tokens and dollars; the mean
+    reasoning tokens of earlier answers where a server reported them."""
+    reasoning = any(t.reasoning_mean is not None for t in tally.endpoints.values())
     rows: list[list[object]] = [
         [
             name,
@@ -77,6 +79,7 @@ def format_plan(tally: RunTally) -> str:
             t.cached,
             t.prompt_tokens,
             t.completion_tokens,
+            *([_mean(t.reasoning_mean)] if reasoning else []),
             format_dollars(t.cost),
         ]
         for role, name, t in _endpoints(tally)
@@ -90,13 +93,23 @@ def format_plan(tally: RunTally) -> str:
             tally.total("cached"),
             tally.total("prompt_tokens"),
             tally.total("completion_tokens"),
+            *(["-"] if reasoning else []),
             format_dollars(tally.total_cost()),
         ]
     )
     headers = ["endpoint", "role", "jobs", "to send", "cached", "est. tokens in", "est. tokens out"]
+    headers += ["mean reasoning"] if reasoning else []
     text = format_table([*headers, "est. cost"], rows, left_columns=2)
     return text + "\n(estimates: prompts at 4 characters per token; answers at the mean of "
-    "earlier answers of the same label, else max_tokens)"
+    "earlier answers of the same label, reasoning included, else max_tokens" + (
+        "; mean reasoning: tokens an earlier answer spent reasoning, part of tokens out)"
+        if reasoning
+        else ")"
+    )
+
+
+def _mean(value: float | None) -> object:
+    return None if value is None else round(value)
 
 
 def format_dollars(cost: float | None) -> str:
@@ -109,6 +122,9 @@ def format_dollars(cost: float | None) -> str:
 
 
 def format_run_summary(tally: RunTally) -> str:
+    """Per endpoint: jobs, requests sent, cache hits, failures, tokens and cost; reasoning tokens
+    (part of tokens out, billed as output) when a server reported any."""
+    reasoning = tally.total("reasoning_tokens") > 0
     rows: list[list[object]] = [
         [
             name,
@@ -119,6 +135,7 @@ def format_run_summary(tally: RunTally) -> str:
             t.failed,
             t.prompt_tokens,
             t.completion_tokens,
+            *([t.reasoning_tokens] if reasoning else []),
             format_dollars(t.cost),
         ]
         for role, name, t in _endpoints(tally)
@@ -133,10 +150,12 @@ def format_run_summary(tally: RunTally) -> str:
             tally.total("failed"),
             tally.total("prompt_tokens"),
             tally.total("completion_tokens"),
+            *([tally.total("reasoning_tokens")] if reasoning else []),
             format_dollars(tally.total_cost()),
         ]
     )
     headers = ["endpoint", "role", "jobs", "sent", "cached", "failed", "tokens in", "tokens out"]
+    headers += ["of which reasoning"] if reasoning else []
     headers.append("cost")
     text = format_table(headers, rows, left_columns=2)
     text += f"\n{tally.total('jobs')} jobs in {tally.elapsed:.1f}s"
@@ -163,6 +182,7 @@ def tally_json(tally: RunTally) -> dict[str, Any]:
             "failed": tally.total("failed"),
             "prompt_tokens": tally.total("prompt_tokens"),
             "completion_tokens": tally.total("completion_tokens"),
+            "reasoning_tokens": tally.total("reasoning_tokens"),
             "cost": tally.total_cost(),
         },
         "failures": dict(tally.failure_classes()),

@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 
 from engine.config import EndpointConfig
 
-__all__ = ["EndpointTally", "FailureRecord", "RunTally"]
+__all__ = ["CompletionEstimate", "EndpointTally", "FailureRecord", "RunTally"]
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionEstimate:
+    """Plan: the mean completion tokens of a label's earlier answers (reasoning included) and of
+    their reasoning tokens, when the server reported any."""
+
+    completion: float
+    reasoning: float | None = None
 
 
 @dataclass(slots=True)
@@ -25,11 +34,16 @@ class EndpointTally:
     failed: int = 0
     prompt_tokens: int = 0  # sent this run (plan: estimated for the requests to send)
     completion_tokens: int = 0
+    reasoning_tokens: int = 0  # the part of completion_tokens spent reasoning, where reported
     cost: float | None = None  # dollars, when the endpoint has prices
+    reasoning_mean: float | None = None  # plan: mean reasoning tokens of earlier answers, if known
 
-    def add_usage(self, prompt: int, completion: int, cost: float | None) -> None:
+    def add_usage(
+        self, prompt: int, completion: int, cost: float | None, reasoning: int = 0
+    ) -> None:
         self.prompt_tokens += prompt
         self.completion_tokens += completion
+        self.reasoning_tokens += reasoning
         if cost is not None:
             self.cost = (self.cost or 0.0) + cost
 

@@ -32,12 +32,14 @@ def smollm2_spec(
     ctx: int = 4096,
     log_file: Path | None = None,
     stop_timeout: float = 10.0,
+    extra_args: tuple[str, ...] = (),
 ) -> ServerSpec:
     """The command a sweep would use to serve SmolLM2 with `engine.serve_gguf`."""
     command = (
         f"{shlex.quote(sys.executable)} -m engine.serve_gguf --model {{path}} --port {{port}} "
         f"--alias {{name}} --n-parallel {n_parallel} --ctx {ctx} --threads {THREADS}"
     )
+    command += "".join(f" {shlex.quote(arg)}" for arg in extra_args)
     return ServerSpec(
         command,
         path=smollm2_path(),

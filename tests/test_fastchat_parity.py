@@ -178,7 +178,9 @@ def test_show_json_carries_the_same_numbers(
             "single-v1-multi-turn",
         ],
         "samples": 1,
+        "settings": [],
         "cost": None,
+        "reasoning_tokens": None,
     }
     average = fastchat_table(FASTCHAT_REFERENCE / "show_single.txt", "Average")
     for entry in board["models"]:

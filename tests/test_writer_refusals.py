@@ -21,7 +21,7 @@ def response(key: str, *, finish_reason: Any = "stop", prompt_tokens: Any = 10) 
     return (
         INSERT_PAID_RESPONSE,
         (key, "openai", "alpha", "alpha", "{}", f"answer {key}", finish_reason, prompt_tokens, 5,
-         0.1, 1.0, None),
+         0.1, 1.0, None, None, None),
     )  # fmt: skip
 
 

@@ -5,6 +5,11 @@ top-level field rather than a message, the key goes in `x-api-key`, there is no 
 `input_tokens`/`output_tokens`, and a stream can fail *after* its 200 with an `error` event (the
 usual form of `overloaded_error`), which must be retried like an HTTP 529. A stream counts as
 complete only once `message_stop` arrived.
+
+Extended thinking (`thinking` budget) comes back as thinking blocks before the text: their
+thoughts are kept apart from the answer (`ChatResponse.reasoning`), and a thinking request sends
+no temperature, which the API refuses then. Usage counts thinking in `output_tokens` and gives no
+separate figure, so the reasoning token count of a Claude answer is unknown (None).
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from engine.providers.base import HttpBody, HttpCall, error_body_message
 from engine.providers.wire import (
     adapter_errors_contained,
     answer_text,
+    joined_text,
     json_object,
     object_list,
     optional_object,
+    optional_text,
     read_sse,
     server_error,
     stop_reason,
@@ -52,11 +59,11 @@ class AnthropicProvider:
         self, request: ChatRequest, base_url: str, api_key: str | None, *, stream: bool
     ) -> HttpCall:
         system, turns = _split_system(request.messages)
-        body: dict[str, Any] = {
-            "model": request.model,
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-        }
+        body: dict[str, Any] = {"model": request.model, "max_tokens": request.max_tokens}
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.thinking is not None:
+            body["thinking"] = {"type": "enabled", "budget_tokens": request.thinking}
         if system:
             body["system"] = system
         body["messages"] = [{"role": role, "content": content} for role, content in turns]
@@ -103,12 +110,14 @@ def _parse_message(body: bytes) -> ChatResponse:
         raise server_error(parsed.get("error"), "a 200 answer")
     blocks = object_list(parsed.get("content"), "content", non_empty=False)
     texts = [answer_text(b.get("text"), "a text block's text") for b in blocks if _is_text(b)]
+    thoughts = [t for b in blocks if _is_thinking(b) and (t := optional_text(b.get("thinking")))]
     usage = parsed.get("usage")
     return ChatResponse(
         text="".join(texts),
         finish_reason=stop_reason(parsed.get("stop_reason")),
         prompt_tokens=token_count(usage, "input_tokens"),
         completion_tokens=token_count(usage, "output_tokens"),
+        reasoning="\n\n".join(thoughts) or None,
     )
 
 
@@ -117,11 +126,17 @@ def _is_text(block: dict[str, Any]) -> bool:
     return block.get("type") == "text"
 
 
+def _is_thinking(block: dict[str, Any]) -> bool:
+    # `redacted_thinking` blocks hold only encrypted thoughts: nothing a reader could use.
+    return block.get("type") == "thinking"
+
+
 @dataclass(slots=True)
 class _StreamState:
     """What the events of one stream have said so far."""
 
     pieces: list[str] = field(default_factory=list)
+    thoughts: list[str] = field(default_factory=list)
     stop_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -135,6 +150,10 @@ class _StreamState:
             delta = optional_object(event.get("delta"), "a content_block_delta's delta")
             if delta.get("type") == "text_delta":
                 self.pieces.append(answer_text(delta.get("text"), "a text_delta's text"))
+            elif delta.get("type") == "thinking_delta":
+                thought = optional_text(delta.get("thinking"))
+                if thought is not None:
+                    self.thoughts.append(thought)
         elif kind == "message_start":
             message = optional_object(event.get("message"), "message_start's message")
             self.input_tokens = token_count(message.get("usage"), "input_tokens")
@@ -176,4 +195,5 @@ async def _read_stream(response: HttpBody) -> ChatResponse:
         finish_reason=state.stop_reason,
         prompt_tokens=state.input_tokens,
         completion_tokens=state.output_tokens,
+        reasoning=joined_text(state.thoughts),
     )

@@ -4,6 +4,14 @@ Every value read from an answer goes through engine.providers.wire's checks. A m
 content is null is no answer (malformed, retried); a stream is one only if a choice arrived in it.
 A streamed null content is not enough to say so: llama.cpp opens every stream with one, and an
 answer of zero tokens is a real (empty) answer; a streamed refusal with no text is not.
+
+Reasoning models: OpenAI's take `max_completion_tokens` and no sampling parameters, and report
+their hidden reasoning as `usage.completion_tokens_details.reasoning_tokens`. Thinking
+checkpoints behind vLLM, SGLang, llama.cpp or DeepSeek's API send their thoughts in
+`reasoning_content` (or `reasoning`, as OpenRouter and newer vLLM do), in whole messages and in
+stream deltas; those are kept apart from the answer. A reasoning parser that never saw the end of
+the thinking sends no content at all: with thoughts and `finish_reason: length`, that is a real
+answer (an empty one: the model ran out of tokens while thinking), not a malformed body.
 """
 
 from __future__ import annotations
@@ -19,10 +27,12 @@ from engine.providers.base import HttpBody, HttpCall, error_body_message
 from engine.providers.wire import (
     adapter_errors_contained,
     answer_text,
+    joined_text,
     json_object,
     malformed,
     object_list,
     optional_object,
+    optional_text,
     read_sse,
     server_error,
     stop_reason,
@@ -30,6 +40,8 @@ from engine.providers.wire import (
 )
 
 __all__ = ["OpenAIProvider"]
+
+_REASONING_FIELDS = ("reasoning_content", "reasoning")
 
 
 class OpenAIProvider:
@@ -39,9 +51,13 @@ class OpenAIProvider:
         body: dict[str, Any] = {
             "model": request.model,
             "messages": [{"role": role, "content": content} for role, content in request.messages],
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
         }
+        # A reasoning model counts its thoughts in this cap too, and refuses `max_tokens`.
+        body["max_completion_tokens" if request.reasoning else "max_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.reasoning_effort is not None:
+            body["reasoning_effort"] = request.reasoning_effort
         if request.seed is not None:
             body["seed"] = request.seed
         body.update(request.extra_fields())
@@ -70,15 +86,35 @@ def _parse_completion(body: bytes) -> ChatResponse:
     choice = object_list(parsed.get("choices"), "choices", non_empty=True)[0]
     message = optional_object(choice.get("message"), "choices[0].message")
     content = message.get("content")
+    reasoning = _reasoning(message)
+    finish_reason = stop_reason(choice.get("finish_reason"))
     if content is None:
-        raise malformed(_no_content(message.get("refusal")))
+        if not (reasoning and finish_reason == "length"):
+            raise malformed(_no_content(message.get("refusal")))
+        content = ""  # it ran out of tokens while thinking: it has no answer
     usage = parsed.get("usage")
     return ChatResponse(
         text=answer_text(content, "choices[0].message.content"),
-        finish_reason=stop_reason(choice.get("finish_reason")),
+        finish_reason=finish_reason,
         prompt_tokens=token_count(usage, "prompt_tokens"),
         completion_tokens=token_count(usage, "completion_tokens"),
+        reasoning=reasoning,
+        reasoning_tokens=_reasoning_tokens(usage),
     )
+
+
+def _reasoning(fields: dict[str, Any]) -> str | None:
+    """The thoughts a message or delta carries in a field of their own, if any."""
+    for name in _REASONING_FIELDS:
+        text = optional_text(fields.get(name))
+        if text:
+            return text
+    return None
+
+
+def _reasoning_tokens(usage: object) -> int | None:
+    details = usage.get("completion_tokens_details") if isinstance(usage, dict) else None
+    return token_count(details, "reasoning_tokens")
 
 
 def _no_content(refusal: object) -> str:
@@ -94,6 +130,7 @@ class _StreamState:
     """What the chunks of one stream have said so far."""
 
     pieces: list[str] = field(default_factory=list)
+    thoughts: list[str] = field(default_factory=list)
     refusal: list[str] = field(default_factory=list)
     finish_reason: str | None = None
     usage: object = None
@@ -122,6 +159,9 @@ class _StreamState:
         content = delta.get("content")
         if content is not None:
             self.pieces.append(answer_text(content, "a delta's content"))
+        thought = _reasoning(delta)
+        if thought is not None:
+            self.thoughts.append(thought)
         if isinstance(delta.get("refusal"), str):
             self.refusal.append(delta["refusal"])
         self.finish_reason = stop_reason(choice.get("finish_reason")) or self.finish_reason
@@ -143,4 +183,6 @@ async def _read_stream(response: HttpBody) -> ChatResponse:
         finish_reason=state.finish_reason,
         prompt_tokens=token_count(state.usage, "prompt_tokens"),
         completion_tokens=token_count(state.usage, "completion_tokens"),
+        reasoning=joined_text(state.thoughts),
+        reasoning_tokens=_reasoning_tokens(state.usage),
     )

@@ -8,8 +8,9 @@ would die and its job never finish). So every field the engine keeps is read thr
 
 - the answer text must be a string, and the structures around it the JSON objects and lists the
   API documents; anything else makes the answer `malformed`, which is retried;
-- a finish reason is a short string or None, a token count an int in 0..2**62 or None: they are
-  informational, so a wrong one is dropped, never a reason to fail an answer that has a text.
+- a finish reason is a short string or None, a token count an int in 0..2**62 or None, thinking
+  (a reasoning field, a thinking block) a string or None: they are informational, so a wrong one
+  is dropped, never a reason to fail an answer that has a text.
 
 `read_sse` reads an event stream line by line with its own bound on a line's length, and
 `adapter_errors_contained` turns anything else an adapter raises into one failed attempt.
@@ -34,10 +35,12 @@ __all__ = [
     "MAX_TOKEN_COUNT",
     "adapter_errors_contained",
     "answer_text",
+    "joined_text",
     "json_object",
     "malformed",
     "object_list",
     "optional_object",
+    "optional_text",
     "read_sse",
     "server_error",
     "stop_reason",
@@ -95,6 +98,16 @@ def answer_text(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise malformed(f"{what} is {_kind(value)}, not a string")
     return value
+
+
+def optional_text(value: object) -> str | None:
+    """An informational text (thinking): the string, or None for anything else."""
+    return value if isinstance(value, str) else None
+
+
+def joined_text(pieces: list[str]) -> str | None:
+    """Pieces of an informational text as one string, None when there were none."""
+    return "".join(pieces) if pieces else None
 
 
 def stop_reason(value: object) -> str | None:
