@@ -223,7 +223,7 @@ class EndpointPool:
                 await self._start_server()
                 continue
             await self._pause.wait()
-            epoch = await self._concurrency.acquire()
+            await self._concurrency.acquire()
             pending = self._next_pending()
             if pending is None:
                 self._concurrency.release()
@@ -233,6 +233,10 @@ class EndpointPool:
             handle = await self._tokens.acquire(
                 request.estimated_prompt_tokens() + request.max_tokens
             )
+            # A 429 that came back while this request waited for a slot or a window (the usual
+            # case when every slot is busy) pauses it too; its epoch is the one it is sent in.
+            await self._pause.wait()
+            epoch = self._concurrency.epoch
             self._launch(_Attempt(pending, epoch, self._urls.pick(), handle))
 
     def _next_pending(self) -> _Pending | None:
