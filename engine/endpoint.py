@@ -47,7 +47,9 @@ __all__ = ["EndpointPool", "EndpointStats", "Outcome"]
 
 log = logging.getLogger(__name__)
 
-STALLS_BEFORE_DEAD = 3  # stalled attempts, with no answer ever, before the endpoint is failed
+# Rounds of one request cut as stalled, with no answer from the endpoint ever, before it is failed:
+# the second round already waited twice as long, so a slow server is told from a stuck one.
+STALLS_BEFORE_DEAD = 2
 MAX_TWINS = 3  # twins per round of attempts: a request whose twins all go silent too is stalling
 
 
@@ -85,10 +87,11 @@ class _Pending:
 
     request: ChatRequest
     on_done: OnDone
-    attempts: int = 0
+    attempts: int = 0  # rounds sent; a twin is not one (see `_launch`)
     live: list[_Attempt] = field(default_factory=list)
     queued: bool = True
     twins: int = 0  # sent in this round of attempts
+    stalls: int = 0  # rounds cut as stalled: each one doubles the silence the next may keep
     finished: bool = False
 
 
@@ -249,7 +252,8 @@ class EndpointPool:
         return None
 
     def _launch(self, attempt: _Attempt) -> None:
-        attempt.pending.attempts += 1
+        if not attempt.pending.live:  # a twin races an attempt in flight: it is not a new try
+            attempt.pending.attempts += 1
         attempt.pending.live.append(attempt)
         attempt.base.outstanding += 1
         self.stats.sent += 1
@@ -359,13 +363,18 @@ class EndpointPool:
             attempt.base, ever_answered=self.stats.ok > 0
         ):
             self._kill(self._never_answered(error, "is the server running? check base_url"))
-        if error.error_class == "stalled" and self._never_answers():
-            self._kill(self._never_answered(error, "is the server stuck? check its logs"))
         if self.dead is not None:
             self._fail(pending, self.dead)
             return
         if pending.live or pending.queued:
             return  # its twin is still on the way: that one decides
+        if error.error_class == "stalled":
+            pending.stalls += 1
+            if self._never_answers(pending):
+                dead = self._never_answered(error, "is the server stuck? check its logs")
+                self._kill(dead)
+                self._fail(pending, dead)
+                return
         if pending.attempts >= self.config.max_attempts:
             self._fail(pending, error)
             return
@@ -404,8 +413,8 @@ class EndpointPool:
             )
         return cap
 
-    def _never_answers(self) -> bool:
-        return self.stats.ok == 0 and self.stats.stalled >= STALLS_BEFORE_DEAD
+    def _never_answers(self, pending: _Pending) -> bool:
+        return self.stats.ok == 0 and pending.stalls >= STALLS_BEFORE_DEAD
 
     def _never_answered(self, error: RequestError, hint: str) -> FatalRequestError:
         return FatalRequestError("unreachable", f"{error}; {hint}", endpoint_fatal=True)
@@ -446,7 +455,7 @@ class EndpointPool:
             if attempt.cancelled_as is not None or pending.finished:
                 continue
             silence = attempt.progress.silence(now)
-            if silence >= stall_after:
+            if silence >= self._policy.patience(stall_after, pending.stalls):
                 self._cancel(attempt, "stalled")
             elif hedge_after is not None and silence >= hedge_after:
                 silent[id(pending)] = pending
