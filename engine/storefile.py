@@ -1,11 +1,12 @@
 """The store's file on disk: checks before anything is created, the writer lock, SQLite's errors.
 
 A store path that cannot work (its parent is a file, a directory we may not write, a file we may
-not read or write, a file that is not an mtbench store or is from a newer engine) is refused with
-one line before a single file is created: no store, no -wal/-shm, no lock. The writer lock follows
-symlinks, so two spellings of one store cannot both write it. And this is the one place where
-sqlite3's and the OS's errors about the store become the engine's: `StoreError` (exit 2) while
-opening, `StoreWriteError` (exit 3, with what to do) once a run is going.
+not read or write, a FIFO or a device, a file that is not an mtbench store or is from a newer
+engine) is refused with one line before a single file is created: no store, no -wal/-shm, no lock.
+The writer lock follows symlinks, so two spellings of one store cannot both write it. And this is
+the one place where sqlite3's and the OS's errors about the store become the engine's:
+`StoreError` (exit 2) while opening, `StoreWriteError` (exit 3, with what to do) once a run is
+going.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import errno
 import fcntl
 import os
 import sqlite3
+import stat
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +77,7 @@ def check_store_path(path: Path, *, write: bool) -> bool:
         return False
     if is_dir:
         raise StoreError(f"{path}: is a directory; give the path of a SQLite file")
+    _check_regular(path)
     _check_readable(path)
     if write:
         _check_writable(path)
@@ -95,6 +98,20 @@ def _check_creatable(path: Path, *, write: bool) -> None:
         raise StoreError(
             f"{path}: cannot create the store: directory {ancestor} is not writable; "
             "make it writable or choose another path for `store`"
+        )
+
+
+def _check_regular(path: Path) -> None:
+    """A FIFO, device or socket is no store, and opening a FIFO to read it blocks the command
+    where no signal can end it."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot reach the store ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise StoreError(
+            f"{path}: not a regular file (a FIFO, device or socket); point `store` at a SQLite "
+            "file or a new path"
         )
 
 
