@@ -48,7 +48,9 @@ __all__ = ["EndpointPool", "EndpointStats", "Outcome"]
 
 log = logging.getLogger(__name__)
 
-STALLS_BEFORE_DEAD = 3  # stalled attempts, with no answer ever, before the endpoint is failed
+# Rounds of one request cut as stalled, with no answer from the endpoint ever, before it is failed:
+# the second round already waited twice as long, so a slow server is told from a stuck one.
+STALLS_BEFORE_DEAD = 2
 MAX_TWINS = 3  # twins per round of attempts: a request whose twins all go silent too is stalling
 
 
@@ -86,10 +88,11 @@ class _Pending:
 
     request: ChatRequest
     on_done: OnDone
-    attempts: int = 0
+    attempts: int = 0  # rounds sent; a twin is not one (see `_launch`)
     live: list[_Attempt] = field(default_factory=list)
     queued: bool = True
     twins: int = 0  # sent in this round of attempts
+    stalls: int = 0  # rounds cut as stalled: each one doubles the silence the next may keep
     finished: bool = False
 
 
@@ -224,7 +227,7 @@ class EndpointPool:
                 await self._start_server()
                 continue
             await self._pause.wait()
-            epoch = await self._concurrency.acquire()
+            await self._concurrency.acquire()
             pending = self._next_pending()
             if pending is None:
                 self._concurrency.release()
@@ -234,6 +237,10 @@ class EndpointPool:
             handle = await self._tokens.acquire(
                 request.estimated_prompt_tokens() + request.max_tokens
             )
+            # A 429 that came back while this request waited for a slot or a window (the usual
+            # case when every slot is busy) pauses it too; its epoch is the one it is sent in.
+            await self._pause.wait()
+            epoch = self._concurrency.epoch
             self._launch(_Attempt(pending, epoch, self._urls.pick(), handle))
 
     def _next_pending(self) -> _Pending | None:
@@ -246,7 +253,8 @@ class EndpointPool:
         return None
 
     def _launch(self, attempt: _Attempt) -> None:
-        attempt.pending.attempts += 1
+        if not attempt.pending.live:  # a twin races an attempt in flight: it is not a new try
+            attempt.pending.attempts += 1
         attempt.pending.live.append(attempt)
         attempt.base.outstanding += 1
         self.stats.sent += 1
@@ -357,13 +365,18 @@ class EndpointPool:
             attempt.base, ever_answered=self.stats.ok > 0
         ):
             self._kill(self._never_answered(error, "is the server running? check base_url"))
-        if error.error_class == "stalled" and self._never_answers():
-            self._kill(self._never_answered(error, "is the server stuck? check its logs"))
         if self.dead is not None:
             self._fail(pending, self.dead)
             return
         if pending.live or pending.queued:
             return  # its twin is still on the way: that one decides
+        if error.error_class == "stalled":
+            pending.stalls += 1
+            if self._never_answers(pending):
+                dead = self._never_answered(error, "is the server stuck? check its logs")
+                self._kill(dead)
+                self._fail(pending, dead)
+                return
         if pending.attempts >= self.config.max_attempts:
             self._fail(pending, error)
             return
@@ -411,8 +424,8 @@ class EndpointPool:
             )
         return cap
 
-    def _never_answers(self) -> bool:
-        return self.stats.ok == 0 and self.stats.stalled >= STALLS_BEFORE_DEAD
+    def _never_answers(self, pending: _Pending) -> bool:
+        return self.stats.ok == 0 and pending.stalls >= STALLS_BEFORE_DEAD
 
     def _never_answered(self, error: RequestError, hint: str) -> FatalRequestError:
         return FatalRequestError("unreachable", f"{error}; {hint}", endpoint_fatal=True)
@@ -453,7 +466,7 @@ class EndpointPool:
             if attempt.cancelled_as is not None or pending.finished:
                 continue
             silence = attempt.progress.silence(now)
-            if silence >= stall_after:
+            if silence >= self._policy.patience(stall_after, pending.stalls):
                 self._cancel(attempt, "stalled")
             elif hedge_after is not None and silence >= hedge_after:
                 silent[id(pending)] = pending

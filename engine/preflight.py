@@ -26,7 +26,7 @@ from engine.data import (
     question_file,
     reference_file,
 )
-from engine.errors import ConfigError, DataError
+from engine.errors import ConfigError, DataError, StoreError
 from engine.graph import judged_pairs, judged_turns
 from engine.judge import (
     needs_reference,
@@ -35,6 +35,7 @@ from engine.judge import (
     render_single,
     single_prompt_name,
 )
+from engine.sweep import log_dir_problem, server_log_dir
 
 __all__ = ["preflight"]
 
@@ -54,6 +55,7 @@ def preflight(
 ) -> tuple[str, ...]:
     """Raise an InputError for the first problem the run would meet; else the notes to print."""
     _check_temperatures(bench, generate)
+    _check_server_logs(config, generate)
     if judge is None:
         return ()
     _check_something_to_judge(config, judge, judged)
@@ -77,6 +79,20 @@ def _check_temperatures(bench: BenchData, generate: Sequence[ModelConfig]) -> No
                     f"Anthropic accepts 0 to 1; set [[model]] {model.name!r} temperature, or "
                     "fix the question"
                 )
+
+
+def _check_server_logs(config: RunConfig, generate: Sequence[ModelConfig]) -> None:
+    """Servers the engine starts write their output under the store's `servers/`; a file there,
+    or a directory it may not write, would fail every served model at its server's start."""
+    if not any(model.serve for model in generate):
+        return
+    directory = server_log_dir(config.store)
+    problem = log_dir_problem(directory)
+    if problem is not None:
+        raise StoreError(
+            f"{directory}: served models write their logs there, but {problem}; move it away "
+            f"or choose another `store` in {config.path}"
+        )
 
 
 def _check_something_to_judge(config: RunConfig, judge: JudgeConfig, judged: Sequence[str]) -> None:

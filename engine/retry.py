@@ -146,11 +146,11 @@ def _until_timestamp(value: str) -> list[float]:
         return []
     year, month, day, hour, minute, second = (int(part) for part in match.group(1, 2, 3, 4, 5, 6))
     fraction = float(match[7] or 0)
-    zone = timezone.utc
-    if match[9]:
-        offset = timedelta(hours=int(match[10]), minutes=int(match[11]))
-        zone = timezone(-offset if match[9] == "-" else offset)
     try:
+        zone = timezone.utc
+        if match[9]:  # an offset of a day or more is refused by `timezone`, as a 32nd day is
+            offset = timedelta(hours=int(match[10]), minutes=int(match[11]))
+            zone = timezone(-offset if match[9] == "-" else offset)
         instant = datetime(year, month, day, hour, minute, second, tzinfo=zone)
     except ValueError:
         return []

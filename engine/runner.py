@@ -36,7 +36,7 @@ from engine.scheduler import Pipeline, RunTally
 from engine.server_records import StoreServerRecords, reap_leftover_servers
 from engine.signals import Interrupted, StopSignals
 from engine.store import Store, open_store, stored_models
-from engine.sweep import ServerLifecycle, SlotPool
+from engine.sweep import ServerLifecycle, SlotPool, server_log_dir
 from engine.writer import StoreWriter
 
 __all__ = ["COMMANDS", "ProgressOptions", "RunResult", "execute"]
@@ -377,7 +377,7 @@ def _endpoints(
     """One pool per endpoint; models with `serve` get a server lifecycle sharing the slots."""
     pools: dict[EndpointConfig, EndpointPool] = {}
     slots = SlotPool(config.server_slots)
-    logs = config.store.parent / "servers"
+    logs = server_log_dir(config.store)
     for model in scope.generate:
         lifecycle = ServerLifecycle(model, slots, logs, records) if model.serve else None
         pools[model] = EndpointPool(model, lifecycle=lifecycle)

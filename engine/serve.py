@@ -192,8 +192,7 @@ class ManagedServer:
 
     async def _spawn(self) -> None:
         if self.spec.log_file is not None:
-            self.spec.log_file.parent.mkdir(parents=True, exist_ok=True)
-            self._log = self.spec.log_file.open("a", encoding="utf-8")
+            self._log = self._open_log(self.spec.log_file)
         env = {**os.environ, **dict(self.spec.env)} if self.spec.env else None
         try:
             self._process = await asyncio.create_subprocess_exec(
@@ -212,6 +211,16 @@ class ManagedServer:
         self._reader = asyncio.create_task(self._read_output(self._process.stdout))
         logger.info("started server pid %d: %s", self._process.pid, self._command())
         await self._record_start(self._process.pid)
+
+    def _open_log(self, path: Path) -> IO[str]:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise ServerFailed(
+                f"server `{self.spec.command}`: cannot write its log {path} ({exc.strerror}); "
+                f"make {path.parent} a writable directory"
+            ) from None
 
     async def _record_start(self, pid: int) -> None:
         # The server leads its own group (start_new_session), so its group id is its pid.

@@ -15,15 +15,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from engine.config import ModelConfig
 from engine.serve import ManagedServer, ServerFailed, ServerRecords, ServerSpec
 
-__all__ = ["ServerLifecycle", "SlotPool"]
+__all__ = ["ServerLifecycle", "SlotPool", "log_dir_problem", "server_log_dir"]
 
 log = logging.getLogger(__name__)
+
+
+def server_log_dir(store: Path) -> Path:
+    """Where served models' output goes: `servers/` next to the store."""
+    return store.parent / "servers"
+
+
+def log_dir_problem(directory: Path) -> str | None:
+    """Why servers could not write their logs in `directory` (made on first use), or None."""
+    if not directory.exists():
+        return None
+    if not directory.is_dir():
+        return "it is not a directory"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "it is not writable"
+    return None
 
 
 class SlotPool:

@@ -16,7 +16,10 @@ its silences normally last, and judges every attempt in flight against that:
   even when a whole server slows down.
 - **Stall.** An attempt silent for longer than `stall_timeout` (default: ten times the 99th
   percentile silence, at least STALL_FLOOR seconds; STALL_COLD before the endpoint has answered
-  enough to know) is cancelled and retried as a `stalled` attempt.
+  enough to know) is cancelled and retried as a `stalled` attempt. Without streaming, a long but
+  healthy answer is silent until it is whole, just as a hang is, and the silences learned are
+  those of the answers that made it: so each time a request is cut, its next attempt may stay
+  silent twice as long (`patience`), and a slow answer is eventually taken (`timeout` bounds it).
 
 Both thresholds only apply to silence, so an answer that keeps streaming is never hedged or cut;
 the endpoint's `timeout` still bounds any single attempt, so a server trickling bytes forever
@@ -48,6 +51,7 @@ STALL_FACTOR = 10.0
 STALL_FLOOR = 60.0
 STALL_COLD = 180.0
 HEDGE_SHARE = 0.1  # twins earned per successful attempt
+MAX_DOUBLINGS = 20  # of a request's stall threshold: past a day whatever it started at
 
 
 class SilenceTracker:
@@ -115,6 +119,13 @@ class TailPolicy:
             return self.stall_timeout
         p99 = tracker.quantile(0.99)
         return STALL_COLD if p99 is None else max(STALL_FLOOR, STALL_FACTOR * p99)
+
+    def patience(self, stall_after: float, stalls: int) -> float:
+        """The stall threshold for a request already cut `stalls` times: twice as long each time.
+
+        Without streaming, a long but healthy answer is silent until it is whole, as a hang is; a
+        request cut for it is sent again with more patience, until `timeout` bounds it instead."""
+        return stall_after * 2.0 ** min(stalls, MAX_DOUBLINGS)
 
     def check_interval(self, tracker: SilenceTracker) -> float:
         """How often attempts in flight are looked at: a fraction of the shortest threshold."""

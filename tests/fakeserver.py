@@ -123,9 +123,11 @@ class FakeServer:
         except urllib.error.HTTPError as exc:
             raise RuntimeError(f"{method} {path}: {exc.code} {exc.read().decode()}") from None
 
-    def stats(self, *, arrivals: bool = True) -> dict[str, Any]:
-        """The server's `/stats` object (see benchmarks/fake_stats.py for the schema)."""
-        result: dict[str, Any] = self._call("GET", "/stats" + ("" if arrivals else "?arrivals=0"))
+    def stats(self, *, arrivals: bool = True, full: bool = False) -> dict[str, Any]:
+        """The server's `/stats` object (see benchmarks/fake_stats.py for the schema); `full`
+        adds each arrival's latency and body digest."""
+        query = "?arrivals=full" if full else "" if arrivals else "?arrivals=0"
+        result: dict[str, Any] = self._call("GET", "/stats" + query)
         return result
 
     def current_options(self) -> dict[str, Any]:

@@ -68,3 +68,12 @@ def test_retry_after_values_no_sane_server_sends_are_kept_for_the_cap_or_ignored
     assert retry_after_seconds({"retry-after": "-5"}) == 0
     far = format_datetime(datetime(2099, 1, 1, tzinfo=timezone.utc))
     assert (retry_after_seconds({"retry-after": far}) or 0) > 60 * 365 * 24 * 3600
+
+
+def test_a_reset_timestamp_with_an_impossible_offset_is_ignored_and_the_429_stays_a_429() -> None:
+    # `timezone` refuses offsets of a day or more: that ValueError turned the 429 into a
+    # "malformed" answer, retried without pausing the endpoint or halving its concurrency.
+    headers = {"anthropic-ratelimit-requests-reset": "2030-01-01T00:00:00+99:00"}
+    assert retry_after_seconds(headers) is None
+    error = error_for_status(429, headers, "rate_limit_error: slow down", "claude")
+    assert error.error_class == "rate_limit"

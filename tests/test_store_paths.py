@@ -329,3 +329,28 @@ def test_a_store_path_the_user_cannot_use_is_one_line_exit_2_and_nothing_created
     assert needle in line
     assert files_under(shared_dir) == before
     assert fake.stats(arrivals=False)["requests"] == 0
+
+
+@pytest.mark.parametrize("command", ["generate", "show"])
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_store_path_that_is_no_regular_file_is_refused_at_once(
+    tmp_path: Path, fake: FakeServer, command: str, kind: str
+) -> None:
+    # Opening a FIFO to read its first bytes blocked in the event loop's thread, where no signal
+    # could end the command: it hung until SIGKILL.
+    store = tmp_path / "store.sqlite"
+    if kind == "fifo":
+        os.mkfifo(store)
+    else:
+        store = Path(os.devnull)
+    config = write_config(tmp_path, models=[model("alpha", fake.base_url)], store=str(store))
+    argv = (
+        ["generate", "-c", str(config)]
+        if command == "generate"
+        else ["show", "--store", str(store)]
+    )
+    _, err = ended(start_engine(*argv), timeout=RUN_SECONDS)
+    (line,) = err.splitlines()
+    assert line.startswith("mtbench: error: ") and "not a regular file" in line, line
+    assert fake.stats(arrivals=False)["requests"] == 0
+    assert files_under(tmp_path) == {"run.toml", *(["store.sqlite"] if kind == "fifo" else [])}

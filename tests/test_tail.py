@@ -91,7 +91,9 @@ def test_an_endpoint_that_accepts_but_never_answers_is_failed_after_a_few_stalls
     assert wall < 10
     assert out.count("is the server stuck? check its logs") == 1
     assert "unreachable: 80" in out
-    assert fake.stats(arrivals=False)["requests"] <= 4
+    # a request is cut, then again after twice as long; while its retry backs off (under 0.5 s)
+    # its slot takes the next requests: a few per slot, not one per job
+    assert fake.stats(arrivals=False)["requests"] <= 4 * 2
 
 
 def test_a_retry_after_of_a_day_is_capped_at_max_retry_after(
