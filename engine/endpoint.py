@@ -127,7 +127,8 @@ class EndpointPool:
         self._rate = RequestRate(config.rpm)
         self._tokens = TokenWindow(config.tpm)
         self._pause = Pause()
-        self._policy = TailPolicy(config.hedge_after, config.stall_timeout)
+        thinks = config.reasoning or config.thinking is not None
+        self._policy = TailPolicy(config.hedge_after, config.stall_timeout, thinks=thinks)
         self._silences = SilenceTracker()
         self._hedges = HedgeBudget(config.concurrency)
         self._rng = rng or random.Random()

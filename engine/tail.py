@@ -16,7 +16,8 @@ its silences normally last, and judges every attempt in flight against that:
   even when a whole server slows down.
 - **Stall.** An attempt silent for longer than `stall_timeout` (default: ten times the 99th
   percentile silence, at least STALL_FLOOR seconds; STALL_COLD before the endpoint has answered
-  enough to know) is cancelled and retried as a `stalled` attempt. Without streaming, a long but
+  enough to know; a reasoning endpoint, silent while it thinks, gets THINKING_FLOOR and
+  THINKING_COLD) is cancelled and retried as a `stalled` attempt. Without streaming, a long but
   healthy answer is silent until it is whole, just as a hang is, and the silences learned are
   those of the answers that made it: so each time a request is cut, its next attempt may stay
   silent twice as long (`patience`), and a slow answer is eventually taken (`timeout` bounds it).
@@ -38,6 +39,8 @@ __all__ = [
     "MIN_SAMPLES",
     "STALL_COLD",
     "STALL_FLOOR",
+    "THINKING_COLD",
+    "THINKING_FLOOR",
     "HedgeBudget",
     "SilenceTracker",
     "TailPolicy",
@@ -50,6 +53,10 @@ HEDGE_FLOOR = 1.0
 STALL_FACTOR = 10.0
 STALL_FLOOR = 60.0
 STALL_COLD = 180.0
+# A reasoning model (OpenAI's reasoning models, Claude's extended thinking) sends no byte while it
+# thinks, minutes at high effort: its stall thresholds start where most attempts' `timeout` is.
+THINKING_COLD = 600.0
+THINKING_FLOOR = 300.0
 HEDGE_SHARE = 0.1  # twins earned per successful attempt
 MAX_DOUBLINGS = 20  # of a request's stall threshold: past a day whatever it started at
 
@@ -105,6 +112,7 @@ class TailPolicy:
 
     hedge_after: float | None = None
     stall_timeout: float | None = None
+    thinks: bool = False  # a reasoning endpoint: long silences are its nature, not a hang
 
     def hedge_threshold(self, tracker: SilenceTracker) -> float | None:
         """Seconds of silence after which an attempt gets a twin; None: no twins (yet)."""
@@ -118,7 +126,8 @@ class TailPolicy:
         if self.stall_timeout is not None:
             return self.stall_timeout
         p99 = tracker.quantile(0.99)
-        return STALL_COLD if p99 is None else max(STALL_FLOOR, STALL_FACTOR * p99)
+        cold, floor = (THINKING_COLD, THINKING_FLOOR) if self.thinks else (STALL_COLD, STALL_FLOOR)
+        return cold if p99 is None else max(floor, STALL_FACTOR * p99)
 
     def patience(self, stall_after: float, stalls: int) -> float:
         """The stall threshold for a request already cut `stalls` times: twice as long each time.

@@ -141,6 +141,9 @@ def test_twins_wait_for_the_endpoints_own_latencies_and_respect_settings() -> No
     assert TailPolicy(hedge_after=5, stall_timeout=9).stall_threshold(tracker) == 9
     tracker.record(float("nan"))
     assert len(tracker) == 200
+    thinker = TailPolicy(thinks=True)  # silent while it thinks: minutes are no hang
+    assert thinker.stall_threshold(SilenceTracker()) == 600.0
+    assert thinker.stall_threshold(tracker) == 300.0  # ten times p99 (20 s) under its floor
 
 
 def test_the_twin_budget_is_a_quarter_of_the_concurrency_then_earned_by_successes() -> None:
