@@ -38,7 +38,7 @@ from engine.providers import Provider, provider_for
 from engine.reasoning import unsupported_parameter_hint
 from engine.retry import backoff_delay
 from engine.serve import ServerFailed
-from engine.tail import HedgeBudget, SilenceTracker, TailPolicy
+from engine.tail import HedgeBudget, SilenceTracker, TailPolicy, check_interval
 from engine.transport import HttpTransport, Progress
 
 if TYPE_CHECKING:
@@ -453,14 +453,18 @@ class EndpointPool:
 
     async def _watch(self) -> None:
         """Hedge silent attempts and cancel stalled ones (see engine.tail)."""
+        interval = 1.0
         while True:
-            await asyncio.sleep(self._policy.check_interval(self._silences))
-            if self._tasks:
-                self._check_attempts(time.monotonic())
+            await asyncio.sleep(interval)
+            if not self._tasks:
+                continue
+            # once per look: the thresholds sort the recent silences
+            hedge_after = self._policy.hedge_threshold(self._silences)
+            stall_after = self._policy.stall_threshold(self._silences)
+            self._check_attempts(time.monotonic(), hedge_after, stall_after)
+            interval = check_interval(hedge_after, stall_after)
 
-    def _check_attempts(self, now: float) -> None:
-        hedge_after = self._policy.hedge_threshold(self._silences)
-        stall_after = self._policy.stall_threshold(self._silences)
+    def _check_attempts(self, now: float, hedge_after: float | None, stall_after: float) -> None:
         silent: dict[int, _Pending] = {}
         for attempt in list(self._tasks.values()):
             pending = attempt.pending

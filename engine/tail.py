@@ -44,6 +44,7 @@ __all__ = [
     "HedgeBudget",
     "SilenceTracker",
     "TailPolicy",
+    "check_interval",
 ]
 
 MIN_SAMPLES = 20  # successful attempts before the endpoint's own distribution is trusted
@@ -136,8 +137,8 @@ class TailPolicy:
         request cut for it is sent again with more patience, until `timeout` bounds it instead."""
         return stall_after * 2.0 ** min(stalls, MAX_DOUBLINGS)
 
-    def check_interval(self, tracker: SilenceTracker) -> float:
-        """How often attempts in flight are looked at: a fraction of the shortest threshold."""
-        hedge = self.hedge_threshold(tracker)
-        shortest = min(hedge or math.inf, self.stall_threshold(tracker))
-        return min(1.0, max(0.05, shortest / 8))
+
+def check_interval(hedge_after: float | None, stall_after: float) -> float:
+    """How often attempts in flight are looked at: a fraction of the shortest threshold."""
+    shortest = min(hedge_after or math.inf, stall_after)
+    return min(1.0, max(0.05, shortest / 8))

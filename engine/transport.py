@@ -68,7 +68,20 @@ class _TrackedBody:
         self.content_type = response.content_type
 
     async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self.chunks()])
+        pieces: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in self._response.content.iter_any():
+                self._progress.touch()
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise _too_long()
+                pieces.append(chunk)
+        except RequestError:
+            raise
+        except Exception as exc:
+            raise self._errors.translate(exc) from None
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         size = 0
@@ -83,10 +96,12 @@ class _TrackedBody:
             self._progress.touch()
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                raise RetryableError(
-                    "malformed", f"response body over {MAX_BODY_BYTES // 2**20} MiB"
-                )
+                raise _too_long()
             yield chunk
+
+
+def _too_long() -> RetryableError:
+    return RetryableError("malformed", f"response body over {MAX_BODY_BYTES // 2**20} MiB")
 
 
 @dataclass(frozen=True, slots=True)
