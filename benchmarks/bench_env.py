@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 BENCHMARKS = Path(__file__).resolve().parent
-_FAKE_SERVER = BENCHMARKS / "fake_server.py"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _ELAPSED = re.compile(r"(\d+) jobs in ([0-9.]+)s")
 
@@ -46,8 +45,8 @@ class FakeServerProcess:
     """`fake_server.py --port 0` in its own process; admin calls over plain HTTP."""
 
     def __init__(self, **options: Any) -> None:
-        command = [sys.executable, str(_FAKE_SERVER), "--port", "0", *_flags(options)]
-        self._process = subprocess.Popen(command, stdout=subprocess.PIPE)
+        command = [sys.executable, "-m", "fake", "--port", "0", *_flags(options)]
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=BENCHMARKS)
         assert self._process.stdout is not None
         ready, _, _ = select.select([self._process.stdout], [], [], 15.0)
         line = self._process.stdout.readline().decode() if ready else ""

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fake_openai import body_digest
+from fake.openai import body_digest
 
 __all__ = ["Bounds", "ServedJob", "bounds", "list_schedule", "served_jobs", "wire_digest"]
 

@@ -1,5 +1,5 @@
 """Allow `python -m engine` as an alias for the `mtbench` console script."""
 
-from engine.cli import run
+from engine.cli.main import run
 
 run()

@@ -275,7 +275,7 @@ def _models(path: Path, where: str, table: Any, base: Path) -> list[ModelConfig]
             f"{path}: {where} key 'checkpoints' = {_show(pattern)}: needs 'serve', the command "
             "that serves one checkpoint"
         )
-    from engine.serve import expand_checkpoints
+    from engine.serving.serve import expand_checkpoints
 
     prefix = f"{table['name']}-" if table.get("name") else ""
     template = _endpoint(path, where, {"name": "checkpoint", **table}, ModelConfig, MODEL_KEYS)

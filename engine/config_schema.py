@@ -119,8 +119,8 @@ def redact_url_credentials(text: str) -> str:
 def serve_problem(command: str, *, has_checkpoints: bool) -> str | None:
     """Why `command` cannot start a model server the engine can reach, or None.
 
-    Every word is filled in with sample values exactly as `engine.serve.ServerSpec.argv` fills it,
-    so a misspelt placeholder fails here instead of at the server start.
+    Every word is filled in with sample values exactly as `engine.serving.serve.ServerSpec.argv`
+    fills it, so a misspelt placeholder fails here instead of at the server start.
     """
     try:
         words = shlex.split(command)

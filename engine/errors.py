@@ -5,15 +5,15 @@ MtbenchError                  anything the user can act on; str() is the one-lin
 │   ├── ConfigError           bad TOML, unknown key, wrong type, unset API-key variable
 │   ├── DataError             missing or malformed data file, checksum mismatch
 │   ├── StoreError            not an mtbench store, newer schema, store busy, no access
-│   └── LocalModelError       (engine.serve_gguf) llama.cpp or SmolLM2 is not installed
+│   └── LocalModelError       (engine.serving.serve_gguf) llama.cpp or SmolLM2 is not installed
 ├── StoreWriteError           exit 3: the store failed during a run (disk full, read-only, I/O,
 │                             lock timeout); everything committed is kept, a rerun resumes
 ├── InternalError             exit 1: the engine's own machinery failed (a bug); the run stopped
 ├── RequestError              one HTTP attempt failed; `retryable` says whether to try again
 │   ├── RetryableError        429, 5xx, timeouts, resets, malformed bodies
 │   └── FatalRequestError     400/422 (this request is wrong) or 401/403/404 (the endpoint is)
-├── ServerFailed              (engine.serve) a model server exited or never got ready
-└── Interrupted               (engine.signals) SIGINT/SIGTERM: exit 130/143 after a clean stop
+├── ServerFailed              (engine.serving.serve) a model server exited or never got ready
+└── Interrupted               (engine.cli.signals) SIGINT/SIGTERM: exit 130/143 after a clean stop
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ A server may hand a key back: an error body quoting it ("Incorrect API key provi
 answer echoing the request, a response header, a redirect's Location. The engine masks every key it
 knows in whatever it prints, logs or stores, at a few choke points rather than at every `print`:
 request-error messages (`engine.errors`), answers and failure rows before they are stored or reused
-(`engine.scheduler`), every log record (`redact_log_records`), the CLI's stdout and stderr
-(`RedactingStream`) and the output of the model servers it starts (`engine.serve`).
+(`engine.run.scheduler`), every log record (`redact_log_records`), the CLI's stdout and stderr
+(`RedactingStream`) and the output of the model servers it starts (`engine.serving.serve`).
 
 The registry is filled by `engine.config` as it reads each `api_key_env` variable. Values shorter
 than MIN_SECRET_LENGTH (placeholders such as `EMPTY` for a local vLLM) are not secrets, and masking

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakeserver import FakeServer
+from tests.support.fakeserver import FakeServer
 
 
 @pytest.fixture(scope="session")

@@ -18,14 +18,14 @@ from typing import Any
 import orjson
 import pytest
 
-import engine.providers
+import engine.endpoints.providers
 from engine.chat import ChatRequest, ChatResponse
 from engine.config import EndpointConfig
-from engine.endpoint import EndpointPool, Outcome
+from engine.endpoints.pool import EndpointPool, Outcome
+from engine.endpoints.providers.anthropic import ANTHROPIC_VERSION, AnthropicProvider, messages_url
+from engine.endpoints.retry import error_for_status, retry_after_seconds
 from engine.errors import FatalRequestError, RetryableError
-from engine.providers.anthropic import ANTHROPIC_VERSION, AnthropicProvider, messages_url
-from engine.retry import error_for_status, retry_after_seconds
-from tests.fakeserver import FakeServer
+from tests.support.fakeserver import FakeServer
 
 SINGLE_JUDGE = 'Rate the response by strictly following this format: "[[rating]]".'
 QUESTION = "What is the capital of France?"
@@ -33,8 +33,8 @@ QUESTION = "What is the capital of France?"
 
 @pytest.fixture(autouse=True)
 def anthropic_registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Until `engine.providers` registers the adapter itself."""
-    monkeypatch.setitem(engine.providers._PROVIDERS, "anthropic", AnthropicProvider())
+    """Until `engine.endpoints.providers` registers the adapter itself."""
+    monkeypatch.setitem(engine.endpoints.providers._PROVIDERS, "anthropic", AnthropicProvider())
     yield
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.paths import MTBENCH_DATA
-from tests.runconfig import model, mtbench, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.paths import MTBENCH_DATA
+from tests.support.runconfig import model, mtbench, write_config
 
 
 def expect_input_error(capsys: pytest.CaptureFixture[str], config: Path, *needles: str) -> str:

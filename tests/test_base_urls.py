@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.runconfig import mtbench, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import mtbench, write_config
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
 
 ONE_MODEL_REQUESTS = 160
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, write_config
 
 RUN_SECONDS = 60
 

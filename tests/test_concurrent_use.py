@@ -7,9 +7,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.engineproc import start_engine, wait_until
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
+from tests.support.engineproc import start_engine, wait_until
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
 
 
 def test_show_and_report_read_while_a_run_writes_and_a_second_run_is_refused(

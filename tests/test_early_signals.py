@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.engineproc import integrity
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, write_config
+from tests.support.engineproc import integrity
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, write_config
 
 MOMENTS = (0.0, 0.01, 0.03, 0.06, 0.1, 0.2, 0.35)
 SIGNALS = [(signal.SIGINT, 130), (signal.SIGTERM, 143)]

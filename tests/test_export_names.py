@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from engine.interop import export_fastchat, import_fastchat
-from engine.interop_names import file_stems, label_for_stem
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
+from engine.interop.names import file_stems, label_for_stem
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
 
 NAMES = ["a/b", "a_b", "..", "ctl\x01\ttab\nnewline\x7f"]
 QUESTIONS = [81, 101]
@@ -102,7 +102,7 @@ def test_stems_are_distinct_even_where_case_or_sanitizing_would_merge_them() -> 
 
 
 def test_judges_sharing_a_label_stay_two_judges_through_a_round_trip(tmp_path: Path) -> None:
-    from tests.paths import FASTCHAT_REFERENCE
+    from tests.support.paths import FASTCHAT_REFERENCE
     from tests.test_interop import _add_generated_judgment
 
     store = tmp_path / "store.sqlite"

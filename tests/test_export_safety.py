@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from engine.interop import import_fastchat, record_questions
-from tests.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
-from tests.runconfig import mtbench
+from tests.support.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
+from tests.support.runconfig import mtbench
 
 ANSWER_FILES = sorted(p.name for p in (FASTCHAT_REFERENCE / "model_answer").glob("*.jsonl"))
 

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import aiohttp
 import pytest
 
-from tests.fakeclient import (
+from tests.support.fakeclient import (
     PAIRWISE_JUDGE,
     SINGLE_JUDGE,
     anthropic_events,
@@ -22,7 +22,7 @@ from tests.fakeclient import (
     post,
     post_message,
 )
-from tests.fakeserver import FakeServer
+from tests.support.fakeserver import FakeServer
 
 
 @pytest.fixture

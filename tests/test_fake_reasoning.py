@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakeclient import (
+from tests.support.fakeclient import (
     PAIRWISE_JUDGE,
     SINGLE_JUDGE,
     Answer,
@@ -27,7 +27,7 @@ from tests.fakeclient import (
     post,
     post_message,
 )
-from tests.fakeserver import FAKE_SERVER_SCRIPT, FakeServer
+from tests.support.fakeserver import REPOSITORY, FakeServer
 
 OPENING = "Let me think step by step about"
 EFFORTS = ["minimal", "low", "medium", "high"]
@@ -466,7 +466,8 @@ def test_reasoning_options_come_from_cli_flags_and_admin_config() -> None:
                 server.configure(**bad)
         assert server.current_options()["thinking_style"] == "reasoning"
     refused = subprocess.run(
-        [sys.executable, str(FAKE_SERVER_SCRIPT), "--thinking-style=hidden"],
+        [sys.executable, "-m", "benchmarks.fake", "--thinking-style=hidden"],
+        cwd=REPOSITORY,
         capture_output=True,
         text=True,
         timeout=30,

@@ -8,9 +8,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.fakeclient import chat, message, post, post_message
-from tests.fakeserver import FakeServer
-from tests.scripted import reply
+from tests.support.fakeclient import chat, message, post, post_message
+from tests.support.fakeserver import FakeServer
+from tests.support.scripted import reply
 
 
 def test_scripted_replies_are_sent_as_given_in_turn_on_both_routes(fake: FakeServer) -> None:

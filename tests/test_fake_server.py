@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.fakeclient import (
+from tests.support.fakeclient import (
     MODEL_FIELDS,
     PAIRWISE_JUDGE,
     SINGLE_JUDGE,
@@ -23,7 +23,7 @@ from tests.fakeclient import (
     post_many,
     wait_for,
 )
-from tests.fakeserver import FakeServer
+from tests.support.fakeserver import FakeServer
 
 
 @pytest.fixture

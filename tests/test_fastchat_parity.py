@@ -9,15 +9,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from engine.cli import main
+from engine.bench.data import load_bench
+from engine.cli.main import main
 from engine.config import JudgeConfig
-from engine.data import load_bench
-from engine.graph import build_graph
 from engine.interop import import_fastchat
-from engine.judge_jobs import PairJudgeJob, SingleJudgeJob
-from engine.store import open_store
-from tests.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
-from tests.runconfig import mtbench
+from engine.run.graph import build_graph
+from engine.run.judge_jobs import PairJudgeJob, SingleJudgeJob
+from engine.store.store import open_store
+from tests.support.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
+from tests.support.runconfig import mtbench
 
 MODELS = ["fake-alpha", "fake-beta", "fake-gamma"]
 

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
 
 MIXED = {
     "fault_429": 0.05,

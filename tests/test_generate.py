@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
 
 
 def answers(store: Path) -> dict[tuple[str, int, int], str]:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.paths import MTBENCH_DATA
-from tests.runconfig import model, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.paths import MTBENCH_DATA
+from tests.support.runconfig import model, write_config
 
 ALLOWED_EXITS = {0, 1, 2, 130, 143}
 QUESTIONS = [81, 82]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.runconfig import model, mtbench, write_config
-from tests.scriptedserver import ScriptedServer
+from tests.support.runconfig import model, mtbench, write_config
+from tests.support.scriptedserver import ScriptedServer
 
 
 def judged(store: Path) -> dict[str, int]:

@@ -15,11 +15,11 @@ import orjson
 import pytest
 
 from engine.chat import ChatRequest
-from engine.cli import main
+from engine.cli.main import main
 from engine.errors import DataError, InputError
 from engine.interop import ImportReport, export_fastchat, import_fastchat
-from engine.jobs import INSERT_RESPONSE, UPSERT_JUDGMENT
-from tests.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
+from engine.run.jobs import INSERT_RESPONSE, UPSERT_JUDGMENT
+from tests.support.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
 
 PUBLISHED = MTBENCH_DATA / "published_pregenerated"
 REFERENCE_ANSWERS = FASTCHAT_REFERENCE / "model_answer"

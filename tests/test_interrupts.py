@@ -42,7 +42,7 @@ def test_a_signal_during_an_import_ends_the_command_once_the_import_is_done(
         """
         import sys, time
         sys.path.insert(0, ".")
-        from engine.interrupts import SignalExit, signals_end_the_command
+        from engine.cli.interrupts import SignalExit, signals_end_the_command
         try:
             with signals_end_the_command():
                 import signals_itself
@@ -60,7 +60,7 @@ def test_a_first_signal_in_the_event_loop_cancels_the_command(tmp_path: Path) ->
     output = run_child(
         """
         import asyncio, os, signal
-        from engine.interrupts import SignalExit, run_async, signals_end_the_command
+        from engine.cli.interrupts import SignalExit, run_async, signals_end_the_command
         steps = []
         async def command():
             os.kill(os.getpid(), signal.SIGINT)
@@ -86,7 +86,7 @@ def test_a_first_signal_lets_a_critical_stretch_finish_then_cancels_the_command(
     output = run_child(
         """
         import asyncio, os, signal
-        from engine.interrupts import SignalExit, critical, run_async, signals_end_the_command
+        from engine.cli.interrupts import SignalExit, critical, run_async, signals_end_the_command
         steps = []
         async def command():
             with critical():  # e.g. a database connection being opened
@@ -113,7 +113,7 @@ def test_a_second_signal_cancels_the_command_even_in_a_critical_stretch(tmp_path
     output = run_child(
         """
         import asyncio, os, signal
-        from engine.interrupts import SignalExit, critical, run_async, signals_end_the_command
+        from engine.cli.interrupts import SignalExit, critical, run_async, signals_end_the_command
         steps = []
         async def command():
             with critical():
@@ -144,7 +144,7 @@ def test_a_second_signal_ends_a_command_whose_loop_is_stuck_in_a_system_call(
     output = run_child(
         """
         import os, signal, threading, time
-        from engine.interrupts import SignalExit, run_async, signals_end_the_command
+        from engine.cli.interrupts import SignalExit, run_async, signals_end_the_command
         pid = os.getpid()
         async def command():
             for delay in (0.1, 1.0):
@@ -166,7 +166,7 @@ def test_handlers_that_were_there_before_come_back_after_the_command(tmp_path: P
     output = run_child(
         """
         import signal
-        from engine.interrupts import signals_end_the_command
+        from engine.cli.interrupts import signals_end_the_command
         before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
         with signals_end_the_command():
             during = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
@@ -184,8 +184,8 @@ def test_a_signal_that_came_while_a_run_was_prepared_stops_it_as_it_starts(
     output = run_child(
         """
         import asyncio, os, signal
-        from engine.interrupts import SignalExit, critical, run_async, signals_end_the_command
-        from engine.signals import StopSignals
+        from engine.cli.interrupts import SignalExit, critical, run_async, signals_end_the_command
+        from engine.cli.signals import StopSignals
         steps = []
         async def run():
             with critical():  # the store being opened as the run is prepared
@@ -210,8 +210,8 @@ def test_a_runs_graceful_handlers_give_the_signals_back_when_it_ends(tmp_path: P
     output = run_child(
         """
         import asyncio, signal
-        from engine.interrupts import run_async, signals_end_the_command
-        from engine.signals import StopSignals
+        from engine.cli.interrupts import run_async, signals_end_the_command
+        from engine.cli.signals import StopSignals
         async def run():
             with StopSignals():
                 pass

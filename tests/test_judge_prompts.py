@@ -8,9 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.data import BenchData, JudgePrompt, Question, load_bench
-from engine.errors import DataError
-from engine.judge import (
+from engine.bench.data import BenchData, JudgePrompt, Question, load_bench
+from engine.bench.judge import (
     RatingParse,
     game_winner,
     pair_prompt_name,
@@ -21,7 +20,8 @@ from engine.judge import (
     render_single,
     single_prompt_name,
 )
-from tests.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
+from engine.errors import DataError
+from tests.support.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
 
 JUDGMENTS = FASTCHAT_REFERENCE / "model_judgment"
 

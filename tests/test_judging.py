@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.paths import MTBENCH_DATA
-from tests.runconfig import model, mtbench, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.paths import MTBENCH_DATA
+from tests.support.runconfig import model, mtbench, write_config
 
 
 def judge(fake: FakeServer, name: str = "judge-a", **options: Any) -> dict[str, Any]:

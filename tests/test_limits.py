@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from engine.chat import ChatRequest
-from engine.limits import AdaptiveConcurrency, Pause, RequestRate, TokenWindow
+from engine.endpoints.limits import AdaptiveConcurrency, Pause, RequestRate, TokenWindow
 
 
 def test_aimd_halves_once_per_congestion_event_and_grows_back() -> None:

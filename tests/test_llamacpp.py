@@ -1,4 +1,4 @@
-"""The engine against a real llama.cpp server (SmolLM2-135M, `engine.serve_gguf`), via the CLI.
+"""The engine against a real llama.cpp server (SmolLM2-135M, `serve_gguf`), via the CLI.
 
 One server for the module; two questions (81 writing, 111 math) and short answers keep it fast on
 two CPU cores. What the fake server cannot prove is proved here: a real chat template sees the
@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.serve import ManagedServer
-from tests.llamacpp import JUDGE_GRAMMAR, JUDGE_MAX_TOKENS, ServerThread, smollm2_spec
-from tests.runconfig import model, mtbench, write_config
+from engine.serving.serve import ManagedServer
+from tests.support.llamacpp import JUDGE_GRAMMAR, JUDGE_MAX_TOKENS, ServerThread, smollm2_spec
+from tests.support.runconfig import model, mtbench, write_config
 
 QUESTIONS = [81, 111]
 MAX_TOKENS = 48

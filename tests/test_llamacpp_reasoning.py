@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from engine.judge import parse_rating
-from engine.serve import ManagedServer
-from engine.thinking import answer_text
-from tests.llamacpp import JUDGE_MAX_TOKENS, ServerThread, smollm2_spec
-from tests.recording_proxy import RecordingProxy
-from tests.runconfig import model, mtbench, write_config
+from engine.bench.judge import parse_rating
+from engine.bench.thinking import answer_text
+from engine.serving.serve import ManagedServer
+from tests.support.llamacpp import JUDGE_MAX_TOKENS, ServerThread, smollm2_spec
+from tests.support.recording_proxy import RecordingProxy
+from tests.support.runconfig import model, mtbench, write_config
 
 ALIAS = "smollm2"
 THOUGHT = "I should answer briefly."

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
 
 
 def plan(capsys: pytest.CaptureFixture[str], config: Path) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.engineproc import ended, integrity, start_engine, wait_until
-from tests.runconfig import model, write_config
-from tests.scriptedserver import ScriptedServer
+from tests.support.engineproc import ended, integrity, start_engine, wait_until
+from tests.support.runconfig import model, write_config
+from tests.support.scriptedserver import ScriptedServer
 
 POISONS: dict[str, dict[str, Any]] = {
     "finish-reason-object": {"finish_reason": {"why": "stop"}},

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.refusal import assert_refused, copy_data, edit_jsonl
-from tests.runconfig import model, mtbench, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.refusal import assert_refused, copy_data, edit_jsonl
+from tests.support.runconfig import model, mtbench, write_config
 
 WRITING, MATH = 81, 111  # question ids: a plain category and a reference category
 

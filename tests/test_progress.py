@@ -11,8 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
 
 
 def priced_run_config(tmp_path: Path, fake: FakeServer) -> Path:

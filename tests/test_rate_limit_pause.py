@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
 
 RETRY_AFTER = 1.0
 EARLY = 0.95 * RETRY_AFTER  # timer slack aside, nothing may arrive sooner

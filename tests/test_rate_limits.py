@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
 
 # The server scales "per minute" to a short window so the test takes seconds, not minutes:
 # rpm 1200 over a 3 s window allows 60 requests in any 3 s.

@@ -13,11 +13,11 @@ from typing import Any
 import orjson
 import pytest
 
+from engine.bench.judge import parse_rating
 from engine.interop import export_fastchat, import_fastchat
-from engine.judge import parse_rating
-from engine.report_html import write_report
-from tests.runconfig import model, mtbench, write_config
-from tests.scripted_server import ScriptedServer, completion, prompt_text
+from engine.report.html import write_report
+from tests.support.runconfig import model, mtbench, write_config
+from tests.support.scripted_server import ScriptedServer, completion, prompt_text
 from tests.test_export import fastchat_single, read_jsonl
 
 HUGE = "99999999999999999999999"
@@ -71,7 +71,7 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> Path:
             judge={"name": "judge-r", "base_url": server.base_url},
             questions=QUESTIONS,
         )
-        from engine.cli import main
+        from engine.cli.main import main
 
         assert main(["run", "-c", str(config), "--quiet"]) == 0
     return directory / "store.sqlite"

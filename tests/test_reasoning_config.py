@@ -15,9 +15,9 @@ import pytest
 from engine.chat import ChatRequest
 from engine.config import load_config
 from engine.reasoning import REASONING_MODEL_PATTERNS, is_reasoning_model
-from tests.fakeserver import FakeServer
-from tests.refusal import assert_refused
-from tests.runconfig import model, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.refusal import assert_refused
+from tests.support.runconfig import model, write_config
 
 JUDGE = {"name": "j", "base_url": "http://127.0.0.1:9/v1"}
 

@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.judge import parse_rating
-from tests.fakeserver import FakeServer
-from tests.recording_proxy import RecordingProxy
-from tests.runconfig import model, mtbench, write_config
+from engine.bench.judge import parse_rating
+from tests.support.fakeserver import FakeServer
+from tests.support.recording_proxy import RecordingProxy
+from tests.support.runconfig import model, mtbench, write_config
 
 QUESTIONS = [81, 111]  # writing and math (a reference-guided prompt): 4 single judgments a model
 JUDGED_TURNS = 4

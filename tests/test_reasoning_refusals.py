@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
-from tests.scripted import json_reply, openai_completion, run_engine, sse_reply
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
+from tests.support.scripted import json_reply, openai_completion, run_engine, sse_reply
 
 QUESTIONS = [81, 111]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.schema import MIGRATIONS, SCHEMA_VERSION
-from engine.store import open_store
-from tests.runconfig import mtbench
+from engine.store.schema import MIGRATIONS, SCHEMA_VERSION
+from engine.store.store import open_store
+from tests.support.runconfig import mtbench
 
 BEFORE_REASONING = 3
 

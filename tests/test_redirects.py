@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.endpoints.retry import LOCATION_CHARS, error_for_status
 from engine.errors import FatalRequestError
-from engine.retry import LOCATION_CHARS, error_for_status
-from tests.leaky_server import LeakyServer
-from tests.runconfig import mtbench, write_config
+from tests.support.leaky_server import LeakyServer
+from tests.support.runconfig import mtbench, write_config
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])

@@ -26,10 +26,10 @@ import pytest
 
 from engine.errors import InputError
 from engine.interop import import_fastchat, record_questions
-from engine.report_browser import embed_json
-from engine.report_data import gather_report
-from engine.report_html import write_report
-from tests.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
+from engine.report.browser import embed_json
+from engine.report.data import gather_report
+from engine.report.html import write_report
+from tests.support.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
 
 try:
     from selenium import webdriver

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from engine.interop import import_fastchat
-from tests.engineproc import ended, start_engine, wait_until
-from tests.paths import FASTCHAT_REFERENCE
-from tests.runconfig import mtbench
+from tests.support.engineproc import ended, start_engine, wait_until
+from tests.support.paths import FASTCHAT_REFERENCE
+from tests.support.runconfig import mtbench
 
 
 @pytest.fixture

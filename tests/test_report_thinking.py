@@ -13,9 +13,9 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from engine.report_html import write_report
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
+from engine.report.html import write_report
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
 from tests.test_report import _open, browser  # noqa: F401  (the Chromium fixture)
 
 OPENING = "Let me think step by step about"

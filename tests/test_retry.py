@@ -8,8 +8,8 @@ from email.utils import format_datetime
 
 import pytest
 
+from engine.endpoints.retry import backoff_delay, error_for_status, retry_after_seconds
 from engine.errors import FatalRequestError, RetryableError
-from engine.retry import backoff_delay, error_for_status, retry_after_seconds
 
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 529])

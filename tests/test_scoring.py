@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.data import load_bench
-from engine.scoring import (
+from engine.bench.data import load_bench
+from engine.scoring.summaries import (
     PairMatch,
     SingleScore,
     match_result,
@@ -17,7 +17,7 @@ from engine.scoring import (
     summarize_pairwise,
     summarize_single,
 )
-from tests.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
+from tests.support.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
 
 JUDGMENTS = FASTCHAT_REFERENCE / "model_judgment"
 SECTION_TITLES = {"First turn": "turn_1", "Second turn": "turn_2", "Average": "score"}

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.leaky_server import RECORDER_REPLY, REDIRECT_BODY, SCRIPT, LeakyServer
-from tests.runconfig import model, mtbench, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.leaky_server import RECORDER_REPLY, REDIRECT_BODY, SCRIPT, LeakyServer
+from tests.support.runconfig import model, mtbench, write_config
 
 KEY = "sk-test-7f3a9c1e5b2d4f6a8c0e1b3d5f7a9c2e"
 

@@ -18,16 +18,16 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from engine import serve_gguf
 from engine.errors import ConfigError, MtbenchError
-from engine.serve import ManagedServer, ServerFailed, ServerSpec, expand_checkpoints
-from engine.serve_gguf import LocalModelError, smollm2_path
-from engine.sweep import SlotPool
-from tests.llamacpp import process_running, smollm2_spec
-from tests.server_wrappers import ServerPids, kill_quietly, server_wrapper, wait_gone
+from engine.serving import serve_gguf
+from engine.serving.serve import ManagedServer, ServerFailed, ServerSpec, expand_checkpoints
+from engine.serving.serve_gguf import LocalModelError, smollm2_path
+from engine.serving.sweep import SlotPool
+from tests.support.llamacpp import process_running, smollm2_spec
+from tests.support.server_wrappers import ServerPids, kill_quietly, server_wrapper, wait_gone
 
 PYTHON = shlex.quote(sys.executable)
-SERVE_UNTIL_KILLED = Path(__file__).resolve().parent / "serve_until_killed.py"
+SERVE_UNTIL_KILLED = Path(__file__).resolve().parent / "support" / "serve_until_killed.py"
 # An HTTP server on {port} that first forks a child, as vLLM forks its workers.
 WITH_CHILD = (
     f"sh -c 'sleep 300 & echo child=$!; exec {PYTHON} -m http.server {{port}} --bind 127.0.0.1'"
@@ -133,7 +133,7 @@ def test_a_command_that_never_gets_ready_fails_after_the_ready_timeout() -> None
 
 
 def test_the_gguf_launcher_reports_a_missing_model_file_through_server_failed() -> None:
-    command = f"{PYTHON} -m engine.serve_gguf --model /no/such/model.gguf --port {{port}}"
+    command = f"{PYTHON} -m engine.serving.serve_gguf --model /no/such/model.gguf --port {{port}}"
     with pytest.raises(ServerFailed, match=r"(?s)exited with code 2.*/no/such/model.gguf: no such"):
         asyncio.run(ManagedServer(ServerSpec(command, ready_timeout=60)).start())
 

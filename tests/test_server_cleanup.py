@@ -16,7 +16,6 @@ import re
 import shlex
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.request
 from contextlib import closing
@@ -25,17 +24,17 @@ from pathlib import Path
 
 import pytest
 
-from engine.processes import Machine, ProcessIdentity, identify
-from engine.serve import StartedServer
-from engine.server_records import Outcome, StoreServerRecords, reap_leftover_servers
-from engine.store import open_store
-from tests.engineproc import start_engine, wait_until
-from tests.fakeserver import FakeServer
-from tests.llamacpp import process_running
-from tests.runconfig import mtbench, write_config
-from tests.server_wrappers import ServerPids, kill_quietly, server_wrapper, wait_gone
+from engine.serving.processes import Machine, ProcessIdentity, identify
+from engine.serving.serve import StartedServer
+from engine.serving.server_records import Outcome, StoreServerRecords, reap_leftover_servers
+from engine.store.store import open_store
+from tests.support.engineproc import start_engine, wait_until
+from tests.support.fakeserver import FakeServer
+from tests.support.llamacpp import process_running
+from tests.support.runconfig import mtbench, write_config
+from tests.support.served_fake import COMMAND as SERVED_FAKE
+from tests.support.server_wrappers import ServerPids, kill_quietly, server_wrapper, wait_gone
 
-SERVED_FAKE = Path(__file__).resolve().parent / "served_fake.py"
 QUESTIONS = [81, 101]
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -46,7 +45,7 @@ def sweep_with_wrapper(
     """A one-checkpoint sweep whose server forks a worker; SERVED_LATENCY slows its answers."""
     events = tmp_path / "events.jsonl"
     server = (
-        f"{shlex.quote(sys.executable)} {shlex.quote(str(SERVED_FAKE))} "
+        f"{SERVED_FAKE} "
         f'{shlex.quote(str(events))} "$1" --port "$2" --latency-median "${{SERVED_LATENCY:-0.005}}"'
     )
     script = server_wrapper(tmp_path / "server", server, passes_sigterm_on=passes_sigterm_on)
@@ -129,11 +128,13 @@ def test_the_next_run_reaps_a_worker_that_outlived_its_sigkilled_engine_and_comp
         assert process_running(worker)  # but not the worker it forked
         assert [pid for pid, _ in server_rows(store)] == [leader]
 
-        with caplog.at_level(logging.INFO, logger="engine.server_records"):
+        with caplog.at_level(logging.INFO, logger="engine.serving.server_records"):
             code, out, err = mtbench(capsys, "run", "-c", str(config))
         assert code == 0, out + err
         assert not process_running(worker)
-        lines = [r.getMessage() for r in caplog.records if r.name == "engine.server_records"]
+        lines = [
+            r.getMessage() for r in caplog.records if r.name == "engine.serving.server_records"
+        ]
         assert len(lines) == 1
         assert f"server of step-100 (pid {leader}, group {leader}" in lines[0]
         assert "stopped it" in lines[0]
@@ -205,7 +206,7 @@ def test_a_recorded_group_that_ignores_sigterm_is_killed_after_the_grace_period(
     try:
         add_record(store, identity_of(stubborn))
         started = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="engine.server_records"):
+        with caplog.at_level(logging.WARNING, logger="engine.serving.server_records"):
             assert reap(store, grace=0.5) == ["reaped"]
         assert 0.5 <= time.monotonic() - started < 5
         assert not process_running(stubborn.pid)

@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import shlex
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.runconfig import mtbench, write_config
-
-SERVED_FAKE = Path(__file__).resolve().parent / "served_fake.py"
+from tests.support.runconfig import mtbench, write_config
+from tests.support.served_fake import COMMAND as SERVED_FAKE
 
 
 def served(tmp_path: Path, name: str) -> dict[str, Any]:
     events = tmp_path / "events.jsonl"
     serve = (
-        f"{shlex.quote(sys.executable)} {shlex.quote(str(SERVED_FAKE))} "
-        f"{shlex.quote(str(events))} {name} --port {{port}} --latency-median 0.005"
+        f"{SERVED_FAKE} {shlex.quote(str(events))} {name} --port {{port}} --latency-median 0.005"
     )
     return {"name": name, "serve": serve, "ready_timeout": 30}
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from engine.report_html import write_report
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
+from engine.report.html import write_report
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
 
 QUESTIONS = [81, 82, 101]
 
@@ -20,7 +20,7 @@ def _baseline_run(directory: Path, fake: FakeServer, contestants: list[str]) -> 
     models = [model(name, fake.base_url) for name in [*contestants, "gpt-3.5-turbo"]]
     judge = {"name": "judge-b", "base_url": fake.base_url, "mode": "pairwise-baseline"}
     config = write_config(directory, models=models, judge=judge, questions=QUESTIONS)
-    from engine.cli import main
+    from engine.cli.main import main
 
     assert main(["run", "-c", str(config), "--quiet"]) == 0
     return directory / "store.sqlite"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.engineproc import integrity, start_engine, wait_until
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, write_config
+from tests.support.engineproc import integrity, start_engine, wait_until
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, write_config
 
 
 def responses_stored(store: Path) -> int:

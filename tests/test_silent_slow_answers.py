@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.runconfig import model, mtbench, write_config
-from tests.scriptedserver import ScriptedServer
+from tests.support.runconfig import model, mtbench, write_config
+from tests.support.scriptedserver import ScriptedServer
 
 ANSWER_SECONDS = 0.8  # every answer: silence, then the whole body at once
 QUESTIONS = [81, 82]

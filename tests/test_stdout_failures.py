@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.interop import import_fastchat
-from tests.paths import FASTCHAT_REFERENCE
+from tests.support.paths import FASTCHAT_REFERENCE
 
 DEV_FULL = Path("/dev/full")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StoreError
-from engine.schema import MIGRATIONS, SCHEMA_VERSION
-from engine.store import open_store
-from engine.writer import StoreWriter
+from engine.store.schema import MIGRATIONS, SCHEMA_VERSION
+from engine.store.store import open_store
+from engine.store.writer import StoreWriter
 
 
 def test_a_store_from_an_older_engine_is_upgraded_in_place_without_losing_rows(

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.engineproc import ended, integrity, start_engine
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
+from tests.support.engineproc import ended, integrity, start_engine
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
 
 RUN_SECONDS = 60
 TMPFS_BYTES = 4 * 1024 * 1024  # a run of two models and a judge needs more than this
@@ -76,15 +76,15 @@ def small_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
         finally:
             disk.unmount()
         return
-    import engine.writer
+    import engine.store.writer
 
-    original = engine.writer.configure_connection
+    original = engine.store.writer.configure_connection
 
     def limited(db: sqlite3.Connection) -> None:
         original(db)
         db.execute(f"PRAGMA max_page_count = {PAGE_LIMIT}")
 
-    monkeypatch.setattr(engine.writer, "configure_connection", limited)
+    monkeypatch.setattr(engine.store.writer, "configure_connection", limited)
     yield None
 
 
@@ -167,9 +167,9 @@ def test_another_program_holding_the_write_lock_past_the_timeout_ends_the_run_wi
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import engine.store
+    import engine.store.store
 
-    monkeypatch.setattr(engine.store, "BUSY_TIMEOUT_MS", 300)
+    monkeypatch.setattr(engine.store.store, "BUSY_TIMEOUT_MS", 300)
     fake.configure(latency_median=0.02)
     store = tmp_path / "store.sqlite"
     config = config_for(tmp_path, store, fake)

@@ -21,11 +21,11 @@ import pytest
 
 from engine.errors import StoreError
 from engine.interop import import_fastchat
-from engine.store import open_store
-from tests.engineproc import ended, start_engine, wait_until
-from tests.fakeserver import FakeServer
-from tests.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
-from tests.runconfig import model, mtbench, write_config
+from engine.store.store import open_store
+from tests.support.engineproc import ended, start_engine, wait_until
+from tests.support.fakeserver import FakeServer
+from tests.support.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
+from tests.support.runconfig import model, mtbench, write_config
 
 RUN_SECONDS = 60
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]

@@ -20,14 +20,14 @@ from typing import Any
 
 import pytest
 
-from engine.jobs import GenerationJob
-from engine.limits import RequestRate
-from engine.progress import PlainView
-from engine.scheduler import Pipeline
-from tests.engineproc import ended, integrity
-from tests.fakeserver import FakeServer
-from tests.paths import MTBENCH_DATA
-from tests.runconfig import model, mtbench, write_config
+from engine.endpoints.limits import RequestRate
+from engine.run.jobs import GenerationJob
+from engine.run.progress import PlainView
+from engine.run.scheduler import Pipeline
+from tests.support.engineproc import ended, integrity
+from tests.support.fakeserver import FakeServer
+from tests.support.paths import MTBENCH_DATA
+from tests.support.runconfig import model, mtbench, write_config
 
 RUN_SECONDS = 60
 

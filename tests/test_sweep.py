@@ -5,17 +5,15 @@ from __future__ import annotations
 import itertools
 import shlex
 import sqlite3
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.llamacpp import process_running
-from tests.runconfig import mtbench, write_config
-
-SERVED_FAKE = Path(__file__).resolve().parent / "served_fake.py"
+from tests.support.fakeserver import FakeServer
+from tests.support.llamacpp import process_running
+from tests.support.runconfig import mtbench, write_config
+from tests.support.served_fake import COMMAND as SERVED_FAKE
 
 
 def sweep_config(tmp_path: Path, fake: FakeServer, checkpoints: list[str]) -> tuple[Path, Path]:
@@ -25,8 +23,7 @@ def sweep_config(tmp_path: Path, fake: FakeServer, checkpoints: list[str]) -> tu
         (folder / f"{name}.bin").write_bytes(b"weights")
     events = tmp_path / "events.jsonl"
     serve = (
-        f"{shlex.quote(sys.executable)} {shlex.quote(str(SERVED_FAKE))} "
-        f"{shlex.quote(str(events))} {{path}} --port {{port}} --latency-median 0.005"
+        f"{SERVED_FAKE} {shlex.quote(str(events))} {{path}} --port {{port}} --latency-median 0.005"
     )
     model = {"serve": serve, "checkpoints": "checkpoints/*.bin", "concurrency": 8}
     judge = {"name": "judge-a", "base_url": fake.base_url, "concurrency": 2}
@@ -103,7 +100,7 @@ def test_a_run_returns_only_once_the_last_models_server_has_stopped(
     script.write_text(
         f"echo $$ > {shlex.quote(str(leader_file))}\n"
         "trap 'sleep 1; exit 0' TERM\n"
-        f"{shlex.quote(sys.executable)} {shlex.quote(str(SERVED_FAKE))} "
+        f"{SERVED_FAKE} "
         f'{shlex.quote(str(events))} "$1" --port "$2" --latency-median 0.005 &\n'
         "wait\n"
     )

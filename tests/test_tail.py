@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.tail import HedgeBudget, SilenceTracker, TailPolicy
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
+from engine.endpoints.tail import HedgeBudget, SilenceTracker, TailPolicy
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
 
 ANSWERS_PER_MODEL = 160
 

@@ -13,11 +13,11 @@ import pytest
 from rich.console import Console
 
 from engine.display import cell_width, terminal_text
-from engine.progress import RichView, Snapshot, plain_line
-from tests.engineproc import start_engine
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, mtbench, write_config
-from tests.scripted_server import ScriptedServer, completion
+from engine.run.progress import RichView, Snapshot, plain_line
+from tests.support.engineproc import start_engine
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, mtbench, write_config
+from tests.support.scripted_server import ScriptedServer, completion
 
 HOSTILE = ["tab\there", "new\nline", "nul\x00x", "rtl\u202eevil", "[red]markup", "ansi\x1b[2Jx"]
 # A raw control, bidi or escape character anywhere but the line breaks between lines.

@@ -1,4 +1,4 @@
-"""What a judge and turn 2 see of an answer that thinks inline: `engine.thinking.answer_text`.
+"""What a judge and turn 2 see of an answer that thinks inline: `engine.bench.thinking.answer_text`.
 
 The store keeps the content as the server sent it; this one pure function decides what counts as
 thinking, so it is pinned here case by case (the forms real servers and templates produce) and by
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.thinking import answer_text, split_thinking
+from engine.bench.thinking import answer_text, split_thinking
 
 
 @pytest.mark.parametrize(

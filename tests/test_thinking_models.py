@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.recording_proxy import RecordingProxy
-from tests.runconfig import model, mtbench, write_config
+from tests.support.fakeserver import FakeServer
+from tests.support.recording_proxy import RecordingProxy
+from tests.support.runconfig import model, mtbench, write_config
 
 QUESTIONS = [81, 111]
 OPENING = "Let me think step by step about"  # how the fake's thoughts begin

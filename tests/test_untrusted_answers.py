@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, write_config
-from tests.scripted import (
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, write_config
+from tests.support.scripted import (
     anthropic_message,
     json_reply,
     openai_completion,

@@ -1,8 +1,8 @@
 """Wire fuzz: whatever a server sends, a run ends, accounts for every job and changes nothing else.
 
 Hypothesis draws the provider (OpenAI or Anthropic), the transport (JSON or SSE) and a script of
-one to four replies (tests/wirecases.py): the documented shapes with wrong types at every level,
-huge and negative numbers, invalid UTF-8, deep nesting, SSE streams of comments only or with
+one to four replies (tests/support/wirecases.py): the documented shapes with wrong types at every
+level, huge and negative numbers, invalid UTF-8, deep nesting, SSE streams of comments only or with
 events after the end, content types that lie, error statuses with odd bodies and wait headers,
 bodies split anywhere and connections cut. The fake server plays the script over a real socket
 (in turn, again and again) while the engine runs `generate` for two questions (four jobs) on a
@@ -38,10 +38,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from tests.fakeserver import FakeServer
-from tests.runconfig import model, write_config
-from tests.scripted import run_engine
-from tests.wirecases import WireReply, scripts
+from tests.support.fakeserver import FakeServer
+from tests.support.runconfig import model, write_config
+from tests.support.scripted import run_engine
+from tests.support.wirecases import WireReply, scripts
 
 FUZZ_EXAMPLES = int(os.environ.get("MTBENCH_FUZZ_EXAMPLES", "60"))
 MODEL = "fuzz"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from engine.jobs import INSERT_PAID_RESPONSE
-from engine.store import open_store
-from engine.writer import StoreWriter
-from tests.engineproc import integrity
+from engine.run.jobs import INSERT_PAID_RESPONSE
+from engine.store.store import open_store
+from engine.store.writer import StoreWriter
+from tests.support.engineproc import integrity
 
 INSERT_RUN = "INSERT INTO runs (command, started, status, config) VALUES (?, ?, ?, '{}')"
 
@@ -122,8 +122,8 @@ def test_a_store_that_fails_stops_the_writer_with_a_store_write_error_and_keeps_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A busy store (another program holds the write lock past the timeout) is a store failure."""
-    from engine import store as store_module
     from engine.errors import StoreWriteError
+    from engine.store import store as store_module
 
     path = tmp_path / "store.sqlite"
 

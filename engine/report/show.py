@@ -1,0 +1,368 @@
+"""`mtbench show`: leaderboards from the store, FastChat's numbers first, then what it leaves out.
+
+One leaderboard per judge identity in the store (or the one `--judge` names), in the mode asked for
+or else the one its judgments were played in (`engine.report.judged_views`): single grading (turn 1,
+turn 2, overall, per category, -1 counts, ratings outside 1-10, bootstrap CI) or pairwise (win /
+loss / tie and FastChat's three rates, against a baseline or all pairs). A judge, mode or baseline
+the store does not hold is refused with what it does hold; a judge left out because it lacks the
+mode asked for is named under the tables. Names are escaped for the terminal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from engine.display import format_number, terminal_text
+from engine.errors import InputError
+from engine.reasoning import describe_settings, stored_settings
+from engine.report.judged_views import (
+    JudgeViews,
+    View,
+    out_of_range_counts,
+    select_judges,
+    unavailable,
+)
+from engine.report.results import (
+    LastRun,
+    StoredJudge,
+    expected_single_judgments,
+    generation_costs,
+    generation_reasoning_tokens,
+    judge_cost,
+    judge_reasoning_tokens,
+    last_run,
+    load_pair_matches,
+    load_single_samples,
+    load_single_scores,
+)
+from engine.report.tables import format_dollars, format_table
+from engine.scoring.summaries import (
+    PairModelSummary,
+    SampleSpread,
+    SingleModelSummary,
+    rank_by_turn,
+    sample_spread,
+    summarize_pairwise,
+    summarize_single,
+)
+from engine.store.store import JudgeIdentity, open_store
+
+__all__ = [
+    "SHOW_MODES",
+    "Leaderboard",
+    "Scoreboard",
+    "format_scoreboard",
+    "leaderboards",
+    "scoreboard_json",
+]
+
+SHOW_MODES = ("single", "pairwise-baseline", "pairwise-all")
+
+
+@dataclass(frozen=True, slots=True)
+class Leaderboard:
+    judge: JudgeIdentity
+    mode: str
+    baseline: str | None
+    single: tuple[SingleModelSummary, ...] = ()
+    pairwise: tuple[PairModelSummary, ...] = ()
+    expected: int | None = None  # single: judgments each model should have
+    prompts: tuple[str, ...] = ()  # judge prompt names behind these scores
+    samples: int = 1  # judge samples per item (scores are medians when > 1)
+    spread: tuple[SampleSpread, ...] = ()  # single, samples > 1: per-sample overall scores
+    judge_cost: float | None = None  # dollars paid for these judgments, when priced
+    generation_cost: tuple[tuple[str, float], ...] = ()  # model -> dollars for its answers
+    out_of_range: tuple[tuple[str, int], ...] = ()  # single: model -> ratings outside 1-10
+    settings: tuple[str, ...] = ()  # the judge's reasoning settings (JSON), part of who judged
+    judge_reasoning: int | None = None  # reasoning tokens of these judgments, where reported
+    generation_reasoning: tuple[tuple[str, int], ...] = ()  # model -> its answers' reasoning
+
+    def cost_of(self, model: str) -> float | None:
+        return dict(self.generation_cost).get(model)
+
+    def reasoning_of(self, model: str) -> int | None:
+        return dict(self.generation_reasoning).get(model)
+
+    def out_of_range_of(self, model: str) -> int:
+        return dict(self.out_of_range).get(model, 0)
+
+    def spread_of(self, model: str) -> SampleSpread | None:
+        return next((s for s in self.spread if s.model == model), None)
+
+    def unjudged(self, summary: SingleModelSummary) -> int | None:
+        """Judgments missing for a model: failed requests, or answers that never came."""
+        if self.expected is None:
+            return None
+        return max(0, self.expected - summary.rows - summary.missing)
+
+
+@dataclass(frozen=True, slots=True)
+class Scoreboard:
+    boards: tuple[Leaderboard, ...]
+    last_run: LastRun | None
+    skipped: tuple[str, ...] = ()  # judges without the mode asked for, and what they have
+
+
+async def leaderboards(
+    store_path: Path,
+    bench: str,
+    *,
+    judge: str | None = None,
+    mode: str | None = None,
+    baseline: str | None = None,
+) -> Scoreboard:
+    if baseline is not None and mode not in (None, "pairwise-baseline"):
+        raise InputError(f"--baseline goes with --mode pairwise-baseline, not --mode {mode}")
+    store = await open_store(store_path, write=False)
+    try:
+        judges = await select_judges(store, store_path, bench, judge)
+        chosen = [(views, views.choose(mode, baseline)) for views in judges]
+        if all(view is None for _, view in chosen):
+            raise InputError(f"{store_path}: {unavailable(judges, mode, baseline)}")
+        answer_costs = tuple(sorted((await generation_costs(store, bench)).items()))
+        reasoning = tuple(sorted((await generation_reasoning_tokens(store, bench)).items()))
+        boards = []
+        for views, view in chosen:
+            if view is None:
+                continue
+            board = await _leaderboard(store, bench, views.judge, view)
+            identity = views.judge.identity
+            boards.append(
+                replace(
+                    board,
+                    judge_cost=await judge_cost(store, bench, identity),
+                    generation_cost=answer_costs,
+                    settings=views.judge.settings,
+                    judge_reasoning=await judge_reasoning_tokens(store, bench, identity),
+                    generation_reasoning=reasoning,
+                )
+            )
+        latest = await last_run(store)
+    finally:
+        await store.close()
+    skipped = tuple(_skipped(views, mode, baseline) for views, view in chosen if view is None)
+    return Scoreboard(tuple(boards), latest, skipped)
+
+
+def _skipped(views: JudgeViews, mode: str | None, baseline: str | None) -> str:
+    return f"not shown: {unavailable([views], mode, baseline)}"
+
+
+async def _leaderboard(store: Any, bench: str, stored: StoredJudge, view: View) -> Leaderboard:
+    identity = stored.identity
+    mode = view.mode
+    if mode == "single":
+        rows = await load_single_scores(store, bench, identity)
+        expected = await expected_single_judgments(store, bench)
+        spread: tuple[SampleSpread, ...] = ()
+        if stored.samples > 1:
+            spread = sample_spread(await load_single_samples(store, bench, identity))
+        return Leaderboard(
+            identity,
+            mode,
+            None,
+            single=summarize_single(rows),
+            expected=expected,
+            prompts=stored.prompts["single"],
+            samples=stored.samples,
+            spread=spread,
+            out_of_range=tuple(sorted((await out_of_range_counts(store, bench, identity)).items())),
+        )
+    matches = await load_pair_matches(store, bench, identity)
+    chosen = view.baseline
+    return Leaderboard(
+        identity,
+        mode,
+        chosen,
+        pairwise=summarize_pairwise(matches, baseline=chosen),
+        prompts=stored.prompts["pair"],
+        samples=stored.samples,
+    )
+
+
+def _ci(summary: SingleModelSummary | PairModelSummary) -> str:
+    if summary.ci is None:
+        return "-"
+    return f"[{format_number(summary.ci.low, 2)}, {format_number(summary.ci.high, 2)}]"
+
+
+def _num(value: float | None) -> str:
+    return format_number(value, 6)
+
+
+def _name(value: str) -> str:
+    return terminal_text(value, name=True)
+
+
+def _title(board: Leaderboard) -> str:
+    judge = board.judge
+    against = f", baseline {_name(board.baseline)}" if board.baseline else ""
+    samples = f", median of {board.samples} samples" if board.samples > 1 else ""
+    cost = "" if board.judge_cost is None else f", cost {format_dollars(board.judge_cost)}"
+    if board.judge_reasoning is not None:
+        cost += f", {board.judge_reasoning} reasoning tokens"
+    prompts = ", ".join(_name(prompt) for prompt in board.prompts)
+    settings = f", {_name(describe_settings(board.settings))}" if board.settings else ""
+    return (
+        f"Judge {_name(judge.name)} (model {_name(judge.model)}, api {_name(judge.api)}"
+        f"{settings}, prompts {prompts}{samples}{cost}) · mode {board.mode}{against}"
+    )
+
+
+def format_scoreboard(scoreboard: Scoreboard) -> str:
+    text = "\n\n".join(_format_board(board) for board in scoreboard.boards)
+    for note in scoreboard.skipped:
+        text += f"\n\n{terminal_text(note)}"
+    run = scoreboard.last_run
+    if run is not None and run.failures:
+        classes = ", ".join(f"{_name(name)} {count}" for name, count in run.failures.items())
+        text += (
+            f"\n\nlast run #{run.id} ({_name(run.command)}, {_name(run.status)}): "
+            f"{sum(run.failures.values())} jobs failed ({classes}); see the failures table"
+        )
+    return text
+
+
+def _format_board(board: Leaderboard) -> str:
+    if board.mode != "single":
+        rows = [
+            [
+                s.model,
+                s.win,
+                s.loss,
+                s.tie,
+                _num(s.win_rate),
+                _num(s.loss_rate),
+                _num(s.win_rate_adjusted),
+                _ci(s),
+                s.errors,
+            ]
+            for s in board.pairwise
+        ]
+        headers = [
+            "model",
+            "win",
+            "loss",
+            "tie",
+            "win_rate",
+            "loss_rate",
+            "win_rate_adjusted",
+            "95% CI",
+            "errors",
+        ]
+        return f"{_title(board)}\n{format_table(headers, rows)}"
+    flagged = sum(count for _, count in board.out_of_range)
+    rows = [
+        [
+            s.model,
+            _num(s.turn_1),
+            _num(s.turn_2),
+            _num(s.score),
+            _ci(s),
+            *([_spread(board.spread_of(s.model))] if board.spread else []),
+            s.missing,
+            *([board.out_of_range_of(s.model)] if flagged else []),
+            board.unjudged(s),
+            s.rows,
+            *([format_dollars(board.cost_of(s.model))] if board.generation_cost else []),
+            *([board.reasoning_of(s.model)] if board.generation_reasoning else []),
+        ]
+        for s in board.single
+    ]
+    headers = ["model", "turn 1", "turn 2", "overall", "95% CI"]
+    headers += ["sample std"] if board.spread else []
+    headers += ["-1s", *(["not 1-10"] if flagged else []), "unjudged", "rows"]
+    headers += ["answer cost"] if board.generation_cost else []
+    headers += ["reasoning tokens"] if board.generation_reasoning else []
+    table = format_table(headers, rows)
+    if flagged:
+        table += (
+            f"\n{flagged} ratings outside 1-10 (parse status out_of_range) are averaged as given, "
+            "as FastChat does: check the judge's replies"
+        )
+    categories = sorted({c.category for s in board.single for c in s.categories})
+    per_category = [[s.model, *[_category(s, name) for name in categories]] for s in board.single]
+    turn_order = ", ".join(_name(s.model) for s in rank_by_turn(board.single, 1))
+    return (
+        f"{_title(board)}\n{table}\n\nPer category (mean score)\n"
+        f"{format_table(['model', *categories], per_category)}\n\nturn 1 ranking: {turn_order}"
+    )
+
+
+def _spread(spread: SampleSpread | None) -> str:
+    return format_number(None if spread is None else spread.std, 3)
+
+
+def _category(summary: SingleModelSummary, name: str) -> str:
+    for category in summary.categories:
+        if category.category == name:
+            return format_number(category.score, 2)
+    return "-"
+
+
+def _spread_json(spread: SampleSpread | None) -> dict[str, Any]:
+    if spread is None:
+        return {}
+    return {"sample_scores": list(spread.scores), "sample_std": spread.std}
+
+
+def scoreboard_json(scoreboard: Scoreboard) -> dict[str, Any]:
+    run = scoreboard.last_run
+    return {
+        "leaderboards": [_board_json(board) for board in scoreboard.boards],
+        "not_shown": list(scoreboard.skipped),
+        "last_run": None
+        if run is None
+        else {"id": run.id, "command": run.command, "status": run.status, "failures": run.failures},
+    }
+
+
+def _board_json(board: Leaderboard) -> dict[str, Any]:
+    judge = {
+        "name": board.judge.name,
+        "model": board.judge.model,
+        "api": board.judge.api,
+        "prompts": list(board.prompts),
+        "samples": board.samples,
+        "settings": [stored_settings(settings) for settings in board.settings],
+        "cost": board.judge_cost,
+        "reasoning_tokens": board.judge_reasoning,
+    }
+    head: dict[str, Any] = {"judge": judge, "mode": board.mode, "baseline": board.baseline}
+    if board.mode == "single":
+        head["models"] = [
+            {
+                "model": s.model,
+                "score": s.score,
+                "turn_1": s.turn_1,
+                "turn_2": s.turn_2,
+                "ci_95": None if s.ci is None else [s.ci.low, s.ci.high],
+                "missing": s.missing,
+                "out_of_range": board.out_of_range_of(s.model),
+                "unjudged": board.unjudged(s),
+                "rows": s.rows,
+                "answer_cost": board.cost_of(s.model),
+                "reasoning_tokens": board.reasoning_of(s.model),
+                **_spread_json(board.spread_of(s.model)),
+                "categories": {c.category: c.score for c in s.categories},
+            }
+            for s in board.single
+        ]
+    else:
+        head["models"] = [
+            {
+                "model": s.model,
+                "win": s.win,
+                "loss": s.loss,
+                "tie": s.tie,
+                "win_rate": s.win_rate,
+                "loss_rate": s.loss_rate,
+                "win_rate_adjusted": s.win_rate_adjusted,
+                "ci_95": None if s.ci is None else [s.ci.low, s.ci.high],
+                "errors": s.errors,
+            }
+            for s in board.pairwise
+        ]
+    return head

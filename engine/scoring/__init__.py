@@ -1,0 +1,1 @@
+"""Scores from judgments: FastChat's leaderboards, bootstrap intervals, judge reliability (pure)."""

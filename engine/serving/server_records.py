@@ -1,0 +1,222 @@
+"""The store's `servers` table: model servers a run started and has not stopped yet.
+
+An engine that is SIGKILLed or OOM-killed stops nothing. The kernel sends each server it started
+SIGTERM (`engine.serving.processes.exit_with_parent`), but a server may ignore that, and the workers
+it forked never get it. So every server is recorded when it starts and forgotten once its whole
+process group is gone; the next write command on the store, which holds the store's writer lock (no
+other engine can be using these servers), reaps what is left: SIGTERM to each recorded group, a
+grace period, SIGKILL, and one log line per server.
+
+A record is reaped by its launcher's reaper (`REAPERS`): 'local' process groups on this host; a
+launcher whose servers are batch jobs adds one that cancels the record's `job_id`. Recording and
+reaping never fail a run: a record is a safety net, so a store error here is a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from engine.serving.processes import (
+    Machine,
+    ProcessIdentity,
+    live_group_members,
+    signal_group,
+    this_machine,
+)
+from engine.serving.serve import StartedServer
+from engine.store.store import Store
+
+__all__ = ["REAPERS", "StoreServerRecords", "reap_leftover_servers"]
+
+log = logging.getLogger(__name__)
+
+REAP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
+KILL_WAIT = 5.0  # seconds for SIGKILL to take effect before the record is kept for next time
+_POLL = 0.05
+
+Outcome = Literal["reaped", "gone", "not-ours", "elsewhere", "stuck", "unknown-launcher"]
+# Outcomes whose record is kept, because its server may still be running.
+_KEPT: frozenset[Outcome] = frozenset({"elsewhere", "stuck", "unknown-launcher"})
+
+_COLUMNS = (
+    "id, launcher, job_id, name, host, boot_id, pid, pgid, start_time, command, log_file, started"
+)
+_INSERT = (
+    "INSERT INTO servers (launcher, name, host, boot_id, pid, pgid, start_time, command, "
+    "log_file, started) VALUES ('local', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_DELETE_LOCAL = (
+    "DELETE FROM servers WHERE launcher = 'local' AND host = ? AND boot_id IS ? AND pid = ? "
+    "AND start_time IS ?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRecord:
+    """One row of `servers`: a server some run started and did not see stop."""
+
+    id: int
+    launcher: str
+    job_id: str | None  # for launchers whose servers are jobs
+    name: str
+    process: ProcessIdentity | None  # the local launcher's process group
+    command: str
+    log_file: str | None
+    started: float
+
+
+class StoreServerRecords:
+    """`ServerRecords` kept in the run's store, one autocommitted row per running server."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def add(self, server: StartedServer) -> None:
+        process = server.process
+        params = (
+            server.name,
+            process.machine.host,
+            process.machine.boot_id,
+            process.pid,
+            process.group,
+            process.start_time,
+            server.command,
+            None if server.log_file is None else str(server.log_file),
+            server.started,
+        )
+        await self._write(_INSERT, params, f"record server pid {process.pid}")
+
+    async def remove(self, server: StartedServer) -> None:
+        process = server.process
+        machine = process.machine
+        params = (machine.host, machine.boot_id, process.pid, process.start_time)
+        await self._write(_DELETE_LOCAL, params, f"forget stopped server pid {process.pid}")
+
+    async def _write(self, sql: str, params: Sequence[object], what: str) -> None:
+        try:
+            await self._store.db.execute(sql, params)
+        except sqlite3.Error as exc:
+            log.warning("%s: could not %s in its servers table (%s)", self._store.path, what, exc)
+
+
+Reaper = Callable[[ServerRecord, Machine, float], Awaitable[Outcome]]
+
+
+async def reap_leftover_servers(store: Store, *, grace: float = REAP_GRACE) -> list[Outcome]:
+    """Stop every recorded server a dead engine left running; one log line per record.
+
+    Call only while holding the store's writer lock. Returns each record's outcome.
+    """
+    try:
+        records = [_record(row) for row in await store.fetch(f"SELECT {_COLUMNS} FROM servers")]
+    except sqlite3.Error as exc:
+        log.warning("%s: could not read its servers table (%s)", store.path, exc)
+        return []
+    here = this_machine()
+    reapers = [REAPERS.get(record.launcher, _unknown_launcher) for record in records]
+    outcomes = await asyncio.gather(
+        *(reap(record, here, grace) for reap, record in zip(reapers, records, strict=True))
+    )
+    done = []
+    for record, outcome in zip(records, outcomes, strict=True):
+        _log_outcome(record, outcome, grace)
+        if outcome not in _KEPT:
+            done.append(record.id)
+    if done:
+        marks = ",".join("?" * len(done))
+        try:
+            await store.db.execute(f"DELETE FROM servers WHERE id IN ({marks})", done)
+        except sqlite3.Error as exc:
+            log.warning("%s: could not clear its servers table (%s)", store.path, exc)
+    return list(outcomes)
+
+
+async def _reap_local(record: ServerRecord, here: Machine, grace: float) -> Outcome:
+    process = record.process
+    if process is None:
+        return "not-ours"
+    if process.machine.host != here.host:
+        return "elsewhere"
+    if process.machine.boot_id != here.boot_id:
+        return "gone"  # the host has rebooted since, and the server with it
+    members = live_group_members(process)
+    if members is None:
+        return "not-ours"
+    if not members:
+        return "gone"
+    signal_group(process.group, signal.SIGTERM)
+    if await _group_ends(process, grace):
+        return "reaped"
+    signal_group(process.group, signal.SIGKILL)
+    return "reaped" if await _group_ends(process, KILL_WAIT) else "stuck"
+
+
+async def _unknown_launcher(record: ServerRecord, here: Machine, grace: float) -> Outcome:
+    return "unknown-launcher"
+
+
+REAPERS: dict[str, Reaper] = {"local": _reap_local}
+
+
+async def _group_ends(process: ProcessIdentity, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while live_group_members(process):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(_POLL)
+    return True
+
+
+def _record(row: sqlite3.Row) -> ServerRecord:
+    process = None
+    if row["pid"] is not None and row["pgid"] is not None:
+        machine = Machine(row["host"], row["boot_id"] or "")
+        process = ProcessIdentity(row["pid"], row["pgid"], row["start_time"], machine)
+    return ServerRecord(
+        row["id"],
+        row["launcher"],
+        row["job_id"],
+        row["name"],
+        process,
+        row["command"],
+        row["log_file"],
+        row["started"],
+    )
+
+
+_MESSAGES: dict[Outcome, str] = {
+    "reaped": "stopped it (SIGTERM, then SIGKILL after {grace:g}s if needed)",
+    "gone": "it had already exited",
+    "not-ours": "its pid now belongs to another process (or this system cannot tell): left alone",
+    "elsewhere": "it ran on host {host}: stop it there, or run mtbench there to reap it",
+    "stuck": "it still runs after SIGKILL; the next run on this store tries again",
+    "unknown-launcher": "this engine does not know launcher {launcher!r}; use a newer engine",
+}
+
+
+def _log_outcome(record: ServerRecord, outcome: Outcome, grace: float) -> None:
+    process = record.process
+    where = f"pid {process.pid}, group {process.group}" if process is not None else "no pid"
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.started))
+    result = _MESSAGES[outcome].format(
+        grace=grace,
+        host=process.machine.host if process is not None else "?",
+        launcher=record.launcher,
+    )
+    log.log(
+        logging.INFO if outcome in ("gone", "not-ours") else logging.WARNING,
+        "server of %s (%s, started %s by a run that did not stop it: `%s`; log %s): %s",
+        record.name,
+        where,
+        started,
+        record.command,
+        record.log_file or "none",
+        result,
+    )

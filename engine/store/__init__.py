@@ -1,0 +1,1 @@
+"""The SQLite store: schema and migrations, reads, the run's writer, and the file on disk."""
