@@ -18,7 +18,10 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ChatRequest", "ChatResponse", "Message"]
+__all__ = ["CHARS_PER_TOKEN", "ChatRequest", "ChatResponse", "Message"]
+
+# A request's weight before the server says how many tokens it was (rate windows, plan).
+CHARS_PER_TOKEN = 4
 
 Message = tuple[str, str]  # (role, content): compact and hashable
 
@@ -77,8 +80,8 @@ class ChatRequest:
         return sum(len(content) for _, content in self.messages)
 
     def estimated_prompt_tokens(self) -> int:
-        """About four characters per token: a request's weight before the server says."""
-        return -(-self.prompt_chars() // 4)
+        """CHARS_PER_TOKEN characters per token, rounded up."""
+        return -(-self.prompt_chars() // CHARS_PER_TOKEN)
 
 
 @dataclass(frozen=True, slots=True)

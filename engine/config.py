@@ -11,16 +11,16 @@ below max_tokens) is refused here too, naming the key to change (`engine.reasoni
 
 from __future__ import annotations
 
-import os
 import sys
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar
 
 import orjson
 
-from engine.config_reasoning import reasoning_options
 from engine.config_schema import (
+    FASTCHAT_BASELINE,
     JUDGE_KEYS,
     JUDGE_MODES,
     MAX_ATTEMPTS,
@@ -30,13 +30,18 @@ from engine.config_schema import (
     MODEL_KEYS,
     SUPPORTED_APIS,
     TOP_KEYS,
-    KeySpec,
-    api_key_problem,
-    redact_url_credentials,
-    serve_problem,
+    EndpointRole,
+    JudgeMode,
+)
+from engine.config_tables import (
+    JUDGE_MAX_TOKENS,
+    MODEL_MAX_TOKENS,
+    TableChecker,
+    endpoint_from_table,
+    models_from_table,
+    reject_duplicates,
 )
 from engine.errors import ConfigError
-from engine.redact import register_secret
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -54,20 +59,21 @@ __all__ = [
     "JudgeConfig",
     "ModelConfig",
     "RunConfig",
+    "judge_config",
     "load_config",
+    "model_config",
+    "run_config",
 ]
 
-MODEL_MAX_TOKENS = 1024
-JUDGE_MAX_TOKENS = 2048  # FastChat's judge default
-DEFAULT_BASE_URLS = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-}
+# Where a config built in Python (engine.evaluate, engine.Model) is named in messages.
+PYTHON_SOURCE = "engine.evaluate"
 
 
 @dataclass(frozen=True, slots=True)
 class EndpointConfig:
     """Where and how fast to send one model's (or the judge's) requests."""
+
+    role: ClassVar[EndpointRole] = "model"
 
     name: str
     model: str
@@ -161,8 +167,9 @@ class JudgeConfig(EndpointConfig):
 
     max_tokens: int = JUDGE_MAX_TOKENS
     temperature: float | None = 0.0
-    mode: str = "single"
-    baseline: str = "gpt-3.5-turbo"
+    role: ClassVar[EndpointRole] = "judge"
+    mode: JudgeMode = "single"
+    baseline: str = FASTCHAT_BASELINE
     samples: int = 1  # judge every item this many times; its score is the median
 
     @property
@@ -176,7 +183,7 @@ class JudgeConfig(EndpointConfig):
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
-    path: Path
+    path: Path | None  # the TOML file, None for a config built in Python
     store: Path
     data: Path | None
     bench: str
@@ -185,9 +192,14 @@ class RunConfig:
     questions: tuple[int, ...] | None = None  # a subset of question ids; None = all
     server_slots: int = 1  # model servers (`serve`) that may run at once, e.g. GPUs
 
+    @property
+    def source(self) -> str:
+        """What messages name as the config: its file, or the Python call that built it."""
+        return PYTHON_SOURCE if self.path is None else str(self.path)
+
     def snapshot(self) -> dict[str, Any]:
         return {
-            "path": str(self.path),
+            "path": self.source,
             "store": str(self.store),
             "data": None if self.data is None else str(self.data),
             "bench": self.bench,
@@ -196,33 +208,6 @@ class RunConfig:
             "models": [m.snapshot() for m in self.models],
             "judge": None if self.judge is None else self.judge.snapshot(),
         }
-
-
-def _show(value: Any) -> str:
-    text = redact_url_credentials(repr(value))
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-class _Checker:
-    """Validates one table against its key schema, naming the file and table in every error."""
-
-    def __init__(self, path: Path, where: str, table: dict[str, Any], keys: dict[str, KeySpec]):
-        self.path, self.where, self.table = path, where, table
-        for key, value in table.items():
-            spec = keys.get(key)
-            if spec is None:
-                known = ", ".join(sorted(keys))
-                self.fail(key, value, f"unknown key (known keys: {known})")
-            elif not spec.check(value):
-                self.fail(key, value, f"expected {spec.kind}")
-            elif spec.explain is not None and (problem := spec.explain(value)) is not None:
-                self.fail(key, value, problem)
-
-    def fail(self, key: str, value: Any, problem: str) -> NoReturn:
-        raise ConfigError(f"{self.path}: {self.where} key {key!r} = {_show(value)}: {problem}")
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.table.get(key, default)
 
 
 def load_config(path: Path | str) -> RunConfig:
@@ -238,20 +223,22 @@ def load_config(path: Path | str) -> RunConfig:
         # ValueError: an integer of thousands of digits, which Python refuses to convert
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
-    top = _Checker(path, "top-level", raw, TOP_KEYS)
+    top = TableChecker(f"{path}: top-level", raw, TOP_KEYS)
     base = path.resolve().parent
     if top.get("store") is None:
         raise ConfigError(f"{path}: top-level key 'store' is missing; give the SQLite file to use")
     models = tuple(
         model
         for i, table in enumerate(top.get("model", []))
-        for model in _models(path, f"[[model]] #{i + 1}", table, base)
+        for model in models_from_table(
+            f"{path}: [[model]] #{i + 1}", table, base, ModelConfig, MODEL_KEYS
+        )
     )
     judge_table = top.get("judge")
     judge = None
     if judge_table is not None:
-        judge = _endpoint(path, "[judge]", judge_table, JudgeConfig, JUDGE_KEYS)
-    _reject_duplicates(path, models, judge)
+        judge = endpoint_from_table(f"{path}: [judge]", judge_table, JudgeConfig, JUDGE_KEYS)
+    reject_duplicates(str(path), models, judge)
     data = top.get("data")
     return RunConfig(
         path=path,
@@ -265,127 +252,50 @@ def load_config(path: Path | str) -> RunConfig:
     )
 
 
-def _models(path: Path, where: str, table: Any, base: Path) -> list[ModelConfig]:
-    """One model, or one per checkpoint the `checkpoints` glob matches (label from the path)."""
-    pattern = table.get("checkpoints") if isinstance(table, dict) else None
-    if pattern is None:
-        return [_endpoint(path, where, table, ModelConfig, MODEL_KEYS)]
-    if "serve" not in table:
+def model_config(**keys: Any) -> ModelConfig:
+    """A `[[model]]` table given as keyword arguments, checked as the TOML table would be.
+
+    A sweep (`checkpoints`) is a TOML config's: from Python, give one model per checkpoint.
+    """
+    if "checkpoints" in keys:
         raise ConfigError(
-            f"{path}: {where} key 'checkpoints' = {_show(pattern)}: needs 'serve', the command "
-            "that serves one checkpoint"
+            "engine.Model key 'checkpoints': a sweep is written in a TOML config; from Python, "
+            "give one engine.Model per checkpoint"
         )
-    from engine.serving.serve import expand_checkpoints
-
-    prefix = f"{table['name']}-" if table.get("name") else ""
-    template = _endpoint(path, where, {"name": "checkpoint", **table}, ModelConfig, MODEL_KEYS)
-    try:
-        found = expand_checkpoints(str(base / pattern))
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {where} key 'checkpoints': {error}") from None
-    return [
-        replace(
-            template,
-            name=prefix + label,
-            model=table.get("model", prefix + label),
-            checkpoint=str(checkpoint),
-        )
-        for label, checkpoint in found
-    ]
+    return endpoint_from_table("engine.Model", keys, ModelConfig, MODEL_KEYS)
 
 
-def _endpoint(
-    path: Path, where: str, table: Any, cls: type[EndpointConfig], keys: dict[str, KeySpec]
-) -> Any:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: {where} must be a table, got {_show(table)}")
-    check = _Checker(path, where, table, keys)
-    name = check.get("name") or check.get("model")
-    if name is None:
-        required = "'name'" if cls is ModelConfig else "'name' or 'model'"
-        raise ConfigError(f"{path}: {where} key {required} is missing; give the model a label")
-    where = f"{where} ({name})"
-    if check.get("base_url") is not None and check.get("base_urls") is not None:
-        check.fail("base_urls", check.get("base_urls"), "give either base_url or base_urls")
-    api = check.get("api", "openai")
-    if api == "anthropic":
-        _check_anthropic(check)
-    default_max_tokens = JUDGE_MAX_TOKENS if cls is JudgeConfig else MODEL_MAX_TOKENS
-    reasoning = reasoning_options(check, api, check.get("model", name), default_max_tokens)
-    urls = check.get("base_urls") or [check.get("base_url") or DEFAULT_BASE_URLS[api]]
-    if check.get("serve") is not None:
-        if check.get("base_url") or check.get("base_urls"):
-            check.fail("serve", check.get("serve"), "the engine serves this model; drop base_url")
-        problem = serve_problem(check.get("serve"), has_checkpoints="checkpoints" in table)
-        if problem is not None:
-            check.fail("serve", check.get("serve"), problem)
-        urls = []  # known once the server is up
-    skip = ("name", "base_url", "base_urls", "checkpoints")
-    options = {k: v for k, v in table.items() if k not in skip}
-    for number_key in (
-        "temperature",
-        "timeout",
-        "hedge_after",
-        "stall_timeout",
-        "max_retry_after",
-        "price_in",
-        "price_out",
-        "ready_timeout",
-    ):
-        if number_key in options:
-            options[number_key] = float(options[number_key])
-    if "extra_body" in options:
-        options["extra_body"] = orjson.dumps(options["extra_body"], option=orjson.OPT_SORT_KEYS)
-    options.update(reasoning)
-    return cls(
-        name=name,
-        model=check.get("model", name),
-        base_urls=tuple(u.rstrip("/") for u in urls),
-        api_key=_api_key(check),
-        **{k: v for k, v in options.items() if k != "model"},
+def judge_config(**keys: Any) -> JudgeConfig:
+    """A `[judge]` table given as keyword arguments, checked as the TOML table would be."""
+    return endpoint_from_table("engine.Judge", keys, JudgeConfig, JUDGE_KEYS)
+
+
+def run_config(
+    models: Iterable[ModelConfig],
+    *,
+    judge: JudgeConfig | None,
+    store: Path | str,
+    data: Path | str | None = None,
+    bench: str = "mt_bench",
+    questions: Iterable[int] | None = None,
+    server_slots: int = 1,
+) -> RunConfig:
+    """A run config built in Python, its top-level values checked as TOML's would be."""
+    chosen = tuple(models)
+    top: dict[str, Any] = {"store": str(store), "bench": bench, "server_slots": server_slots}
+    if data is not None:
+        top["data"] = str(data)
+    if questions is not None:
+        top["questions"] = list(questions)
+    TableChecker(f"{PYTHON_SOURCE}: top-level", top, TOP_KEYS)
+    reject_duplicates(PYTHON_SOURCE, chosen, judge)
+    return RunConfig(
+        path=None,
+        store=Path(store).expanduser(),
+        data=None if data is None else Path(data).expanduser(),
+        bench=bench,
+        models=chosen,
+        judge=judge,
+        questions=None if questions is None else tuple(top["questions"]),
+        server_slots=server_slots,
     )
-
-
-def _check_anthropic(check: _Checker) -> None:
-    """What Anthropic's Messages API would refuse (or silently ignore) is refused here."""
-    if check.get("seed") is not None:
-        check.fail("seed", check.get("seed"), "Anthropic's API has no seed; remove it")
-    temperature = check.get("temperature")
-    if temperature is not None and temperature > 1:
-        check.fail("temperature", temperature, "Anthropic accepts temperatures from 0 to 1")
-
-
-def _api_key(check: _Checker) -> str | None:
-    variable = check.get("api_key_env")
-    if variable is None:
-        return None
-    key = os.environ.get(variable)
-    if not key:
-        check.fail(
-            "api_key_env",
-            variable,
-            f"environment variable {variable} is not set; export it or remove api_key_env",
-        )
-    problem = api_key_problem(key)
-    if problem is not None:
-        check.fail("api_key_env", variable, f"the key in {variable} {problem}; export it again")
-    register_secret(key, variable)  # so that no output, log or store row can show it
-    return key
-
-
-def _reject_duplicates(
-    path: Path, models: tuple[ModelConfig, ...], judge: JudgeConfig | None
-) -> None:
-    """Model labels must be unique, and none may be the judge's label: results and progress
-    are counted per label."""
-    seen: set[str] = set()
-    for model in models:
-        if model.name in seen:
-            raise ConfigError(
-                f"{path}: [[model]] name {model.name!r} appears twice; labels must be unique"
-            )
-        seen.add(model.name)
-    if judge is not None and judge.label in seen:
-        raise ConfigError(
-            f"{path}: [[model]] name {judge.label!r} is the judge's label; rename the model"
-        )

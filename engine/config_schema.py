@@ -16,12 +16,13 @@ import shlex
 import string
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from engine.reasoning import REASONING_EFFORTS
 
 __all__ = [
     "ENDPOINT_KEYS",
+    "FASTCHAT_BASELINE",
     "INT64_MAX",
     "INT64_MIN",
     "JUDGE_KEYS",
@@ -34,6 +35,8 @@ __all__ = [
     "MODEL_KEYS",
     "SUPPORTED_APIS",
     "TOP_KEYS",
+    "EndpointRole",
+    "JudgeMode",
     "KeySpec",
     "api_key_problem",
     "extra_body_problem",
@@ -43,7 +46,11 @@ __all__ = [
 ]
 
 SUPPORTED_APIS = ("openai", "anthropic")
-JUDGE_MODES = ("single", "pairwise-baseline", "pairwise-all")
+JudgeMode = Literal["single", "pairwise-baseline", "pairwise-all"]
+JUDGE_MODES: tuple[JudgeMode, ...] = get_args(JudgeMode)
+EndpointRole = Literal["model", "judge"]
+# FastChat's pairwise baseline: the default of [judge] baseline, and of `show_result`'s tables.
+FASTCHAT_BASELINE = "gpt-3.5-turbo"
 # SQLite stores signed 64-bit integers, and providers (OpenAI's `seed`, vLLM's) take no wider ones.
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1

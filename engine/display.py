@@ -23,6 +23,7 @@ import logging
 import math
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import TextIO
 
 import orjson
@@ -33,7 +34,9 @@ __all__ = [
     "TerminalLogFormatter",
     "cell_width",
     "error_line",
+    "format_dollars",
     "format_number",
+    "format_table",
     "terminal_text",
 ]
 
@@ -101,6 +104,44 @@ def format_number(value: float | None, digits: int) -> str:
     if not math.isfinite(value) or abs(value) >= COMPACT_ABOVE:
         return f"{value:.3g}"
     return f"{value:.{digits}f}"
+
+
+def format_dollars(cost: float | None) -> str:
+    """Dollars for tables and progress lines; "-" when the endpoint has no price."""
+    if cost is None:
+        return "-"
+    if not math.isfinite(cost) or abs(cost) >= COMPACT_ABOVE:
+        return f"${cost:.3g}"
+    return f"${cost:,.2f}"
+
+
+def format_table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], *, left_columns: int = 1
+) -> str:
+    """Left-align the first `left_columns` columns (names), right-align the rest (numbers)."""
+    cells = [[_cell(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]
+    widths = [max(cell_width(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for row in cells:
+        parts = [
+            _pad(cell, width, left=column < left_columns)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def _pad(text: str, width: int, *, left: bool) -> str:
+    padding = " " * (width - cell_width(text))
+    return text + padding if left else padding + text
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return format_number(value, 4)
+    return terminal_text(value, name=True)
 
 
 def error_line(message: str, exit_code: int, *, json_lines: bool) -> str:

@@ -182,7 +182,7 @@ def test_plan_at_the_max_tokens_cap_builds_no_placeholder_answers(
     finally:
         tracemalloc.stop()
     assert peak < 4 * MAX_TOKENS  # one placeholder answer alone would be 4 bytes per token
-    by_name = {endpoint.name: tally for endpoint, tally in result.tally.endpoints.items()}
+    by_name = {endpoint.name: endpoint for endpoint in result.endpoints}
     alpha, judged = by_name["alpha"], by_name["judge-x"]
     assert (alpha.to_send, judged.to_send) == (4, 4)
     assert alpha.completion_tokens == 4 * MAX_TOKENS

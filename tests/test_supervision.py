@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
+from engine.cli.progress_views import PlainView
 from engine.endpoints.limits import RequestRate
 from engine.run.jobs import GenerationJob
-from engine.run.progress import PlainView
 from engine.run.scheduler import Pipeline
 from tests.support.engineproc import ended, integrity
 from tests.support.fakeserver import FakeServer

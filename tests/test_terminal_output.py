@@ -12,8 +12,9 @@ import orjson
 import pytest
 from rich.console import Console
 
+from engine.cli.progress_views import RichView, plain_line
 from engine.display import cell_width, terminal_text
-from engine.run.progress import RichView, Snapshot, plain_line
+from engine.run.progress import Snapshot
 from tests.support.engineproc import start_engine
 from tests.support.fakeserver import FakeServer
 from tests.support.runconfig import model, mtbench, write_config

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine.display import format_number, terminal_text
+from engine.display import format_dollars, format_number, format_table, terminal_text
 from engine.errors import InputError
 from engine.reasoning import describe_settings, stored_settings
 from engine.report.judged_views import (
@@ -37,7 +37,6 @@ from engine.report.results import (
     load_single_samples,
     load_single_scores,
 )
-from engine.report.tables import format_dollars, format_table
 from engine.scoring.summaries import (
     PairModelSummary,
     SampleSpread,
@@ -103,6 +102,10 @@ class Scoreboard:
     boards: tuple[Leaderboard, ...]
     last_run: LastRun | None
     skipped: tuple[str, ...] = ()  # judges without the mode asked for, and what they have
+
+    def as_dict(self) -> dict[str, Any]:
+        """What `mtbench show --json` prints."""
+        return scoreboard_json(self)
 
 
 async def leaderboards(

@@ -1,64 +1,80 @@
-"""The commands that send requests (plan, generate, run, judge), from validated config to summary.
+"""The commands that send requests (plan, generate, run, judge), from validated config to result.
 
 Order matters for the guarantees: config and data are validated and the store is checked before
 anything is created, locked or sent, so bad input exits 2 with the store untouched (a store this
 command created is removed again if building the run fails). Then one run row, one writer, one
 pool per endpoint, the pipeline, and a run row that records how it ended. Every task the run
 starts is supervised (see engine.run.scheduler); the progress display is the exception, because it
-must never stop a run: if it fails, that is said once and the run goes on without it.
+must never stop a run: if it fails, that is logged once and the run goes on without it. Nothing
+here prints, takes signals or tunes the interpreter: a run is stopped through its `RunControl`,
+and the CLI (or any other caller) decides what a signal or a display is.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar, get_args
 
 import orjson
 
 from engine import __version__
 from engine.bench.data import BenchData, load_bench, resolve_data_dir
-from engine.cli.signals import Interrupted, StopSignals
 from engine.config import EndpointConfig, JudgeConfig, ModelConfig, RunConfig
 from engine.endpoints.pool import EndpointPool
 from engine.errors import ConfigError, MtbenchError, StoreError
+from engine.run.control import RunControl, RunStopped
 from engine.run.graph import RunGraph, build_graph, check_baseline
 from engine.run.preflight import preflight
-from engine.run.progress import ProgressSampler, View, make_view, report_progress
-from engine.run.scheduler import Pipeline, RunTally
+from engine.run.progress import ProgressSampler, ProgressView, report_progress
+from engine.run.scheduler import Pipeline
+from engine.run.tally import EndpointCounts, FailureRecord, RunSummary, RunTally
 from engine.serving.server_records import StoreServerRecords, reap_leftover_servers
 from engine.serving.sweep import ServerLifecycle, SlotPool, server_log_dir
 from engine.store.store import Store, open_store, stored_models
 from engine.store.writer import StoreWriter
 
-__all__ = ["COMMANDS", "ProgressOptions", "RunResult", "execute"]
+__all__ = ["COMMANDS", "Command", "RunResult", "execute"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-COMMANDS = ("plan", "generate", "run", "judge")
-GC_THRESHOLD = 10_000  # first-generation threshold during a run (Python's default is 700)
+Command = Literal["plan", "generate", "run", "judge"]
+COMMANDS: tuple[Command, ...] = get_args(Command)
 
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    command: str
-    tally: RunTally
+    """What a command did: per endpoint counts, tokens and cost, and every failed job."""
+
+    command: Command
     store: Path
-    run_id: int | None
+    run_id: int | None  # the store's `runs` row; None for `plan`, which stores nothing
+    summary: RunSummary
     notes: tuple[str, ...] = ()  # what the user should know about the run (engine.run.preflight)
 
     @property
     def ok(self) -> bool:
-        return not self.tally.failures
+        return not self.summary.failures
+
+    @property
+    def endpoints(self) -> tuple[EndpointCounts, ...]:
+        return self.summary.endpoints
+
+    @property
+    def failures(self) -> tuple[FailureRecord, ...]:
+        return self.summary.failures
+
+    @property
+    def cost(self) -> float | None:
+        """Dollars for what was sent (plan: what would be), when the endpoints have prices."""
+        return self.summary.total_cost()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +87,16 @@ class _Scope:
     keep_thinking: frozenset[str]  # models whose answers are shown with their inline thinking
 
 
-def _scope(config: RunConfig, command: str) -> _Scope:
+def _scope(config: RunConfig, command: Command) -> _Scope:
     models = config.models
+    if command not in COMMANDS:
+        raise ConfigError(f"no command {command!r}; use one of {', '.join(COMMANDS)}")
     if command in ("generate", "run") and not models:
-        raise ConfigError(f"{config.path}: no [[model]] tables; `{command}` needs models to answer")
+        raise ConfigError(
+            f"{config.source}: no [[model]] tables; `{command}` needs models to answer"
+        )
     if command in ("run", "judge") and config.judge is None:
-        raise ConfigError(f"{config.path}: no [judge] table; `{command}` needs a judge")
+        raise ConfigError(f"{config.source}: no [judge] table; `{command}` needs a judge")
     if command == "plan":
         command = (
             "run"
@@ -92,27 +112,30 @@ def _scope(config: RunConfig, command: str) -> _Scope:
 
 
 @dataclass(frozen=True, slots=True)
-class ProgressOptions:
-    mode: str = "quiet"  # see engine.run.progress.PROGRESS_MODES
-    interval: float | None = None
+class _Options:
+    """How the caller watches and steers the run."""
+
+    progress: ProgressView | None
+    control: RunControl
+    started: float  # time.monotonic() when the command started: elapsed covers all of it
 
 
 async def execute(
     config: RunConfig,
-    command: str,
+    command: Command,
     *,
     data_flag: str | None = None,
-    progress: ProgressOptions = ProgressOptions(),
+    progress: ProgressView | None = None,
+    control: RunControl | None = None,
 ) -> RunResult:
-    """Run a command; the result's elapsed time covers all of it, from reading the data on."""
-    started = time.monotonic()
-    result = await _execute(config, command, data_flag=data_flag, progress=progress)
-    result.tally.elapsed = time.monotonic() - started
-    return result
+    """Run a command: `progress` is shown the run's snapshots every `progress.interval` seconds,
+    `control` can stop it; the result's elapsed time covers everything from reading the data on."""
+    options = _Options(progress, control or RunControl(), time.monotonic())
+    return await _execute(config, command, data_flag=data_flag, options=options)
 
 
 async def _execute(
-    config: RunConfig, command: str, *, data_flag: str | None, progress: ProgressOptions
+    config: RunConfig, command: Command, *, data_flag: str | None, options: _Options
 ) -> RunResult:
     scope = _scope(config, command)
     data_dir = resolve_data_dir(data_flag, config.data)
@@ -123,7 +146,7 @@ async def _execute(
     judged = _judged_models(config, scope, command)
     notes = preflight(config, bench, generate=scope.generate, judge=scope.judge, judged=judged)
     if command == "plan":
-        return replace(await _plan(config, scope, bench, judged), notes=notes)
+        return replace(await _plan(config, scope, bench, judged, options.started), notes=notes)
     store = await open_store(config.store, write=True)
     try:
         graph = await _graph(store, bench, scope, judged)
@@ -132,7 +155,7 @@ async def _execute(
         raise
     try:
         await reap_leftover_servers(store)
-        result = await _run(config, command, scope, bench, graph, store, progress)
+        result = await _run(config, command, scope, bench, graph, store, options)
         return replace(result, notes=notes)
     finally:
         await store.close()
@@ -179,7 +202,7 @@ def _selected(config: RunConfig, bench: BenchData) -> BenchData:
     unknown = sorted(set(config.questions) - set(bench.by_id))
     if unknown:
         raise ConfigError(
-            f"{config.path}: top-level key 'questions': no question {unknown[0]} in "
+            f"{config.source}: top-level key 'questions': no question {unknown[0]} in "
             f"{config.bench} (ids run from {bench.questions[0].question_id})"
         )
     wanted = set(config.questions)
@@ -187,7 +210,7 @@ def _selected(config: RunConfig, bench: BenchData) -> BenchData:
     return replace(bench, questions=questions)
 
 
-def _judged_models(config: RunConfig, scope: _Scope, command: str) -> list[str]:
+def _judged_models(config: RunConfig, scope: _Scope, command: Command) -> list[str]:
     """Models to judge: the config's, else (for `judge`) everything answered in the store."""
     if scope.judge is None:
         return []
@@ -195,7 +218,7 @@ def _judged_models(config: RunConfig, scope: _Scope, command: str) -> list[str]:
     if command == "judge" and not stored:
         raise StoreError(
             f"{config.store}: no stored answers in {config.store} for {config.bench}; check "
-            f"`store` in {config.path}, or generate or import answers first"
+            f"`store` in {config.source}, or generate or import answers first"
         )
     judged = list(scope.judged_from_config) or stored
     check_baseline(scope.judge, [*stored, *(m.name for m in scope.generate)], config.store)
@@ -204,7 +227,9 @@ def _judged_models(config: RunConfig, scope: _Scope, command: str) -> list[str]:
     return judged
 
 
-async def _plan(config: RunConfig, scope: _Scope, bench: BenchData, judged: list[str]) -> RunResult:
+async def _plan(
+    config: RunConfig, scope: _Scope, bench: BenchData, judged: list[str], started: float
+) -> RunResult:
     store = await (
         open_store(config.store, write=False) if config.store.exists() else _empty_store()
     )
@@ -222,7 +247,7 @@ async def _plan(config: RunConfig, scope: _Scope, bench: BenchData, judged: list
         ).run()
     finally:
         await store.close()
-    return RunResult("plan", tally, config.store, None)
+    return RunResult("plan", config.store, None, tally.summary(time.monotonic() - started))
 
 
 async def _empty_store() -> Store:
@@ -231,42 +256,37 @@ async def _empty_store() -> Store:
 
 async def _run(
     config: RunConfig,
-    command: str,
+    command: Command,
     scope: _Scope,
     bench: BenchData,
     graph: RunGraph,
     store: Store,
-    progress: ProgressOptions,
+    options: _Options,
 ) -> RunResult:
-    """The run between its two run-row updates; a signal from here on stops it gracefully."""
-    signals = StopSignals()
+    """The run between its two run-row updates; a stop asked for from here on is graceful."""
+    control = options.control
     failure: MtbenchError | None = None
     tally: RunTally | None = None
-    with signals:
+    with control.running():
         await store.record_questions(bench)
         run_id = await store.begin_run(command, _snapshot(config))
         try:
-            with _long_lived():
-                pools = _endpoints(scope, config, StoreServerRecords(store))
-                tally = await _drive(store, graph, run_id, pools, signals, progress)
+            pools = _endpoints(scope, config, StoreServerRecords(store))
+            tally = await _drive(store, graph, run_id, pools, options)
         except MtbenchError as error:
             failure = error
         except BaseException:
-            await _record_end(store, run_id, "failed", tally, quiet=True)
+            await _record_end(store, run_id, "failed", None, quiet=True)
             raise
-        status = _status(tally, signals, failure)
-        await _record_end(store, run_id, status, tally, quiet=bool(failure or signals.received))
-    if signals.received is not None:
-        but = f"; but: {failure}" if failure is not None else ""
-        raise Interrupted(
-            signals.received,
-            f"{signals.name}: stopped after committing every answer received; resume with: "
-            f"mtbench {command} -c {config.path}{but}",
-        )
+        summary = None if tally is None else tally.summary(time.monotonic() - options.started)
+        status = _status(summary, control, failure)
+        await _record_end(store, run_id, status, summary, quiet=bool(failure or control.stopped))
+    if control.stopped:
+        raise RunStopped("stopped after committing every answer received", failure)
     if failure is not None:
         raise failure
-    assert tally is not None
-    return RunResult(command, tally, config.store, run_id)
+    assert summary is not None
+    return RunResult(command, config.store, run_id, summary)
 
 
 async def _drive(
@@ -274,25 +294,26 @@ async def _drive(
     graph: RunGraph,
     run_id: int,
     endpoints: dict[EndpointConfig, EndpointPool],
-    signals: StopSignals,
-    progress: ProgressOptions,
+    options: _Options,
 ) -> RunTally:
     """The pipeline with its writer and endpoint pools, all supervised, and a progress view."""
     writer = StoreWriter(store.path)
     pipeline = Pipeline(store, graph.jobs, endpoints, writer=writer, run_id=run_id)
-    signals.on_stop = lambda: _stop(pipeline, endpoints.values())
-    signals.on_abort = lambda: _abort(endpoints.values())
     pipeline.supervise(writer.start())
     for pool in endpoints.values():
         pool.start(pipeline.supervise)
-    if signals.received is not None:  # a signal came while the run was being set up
-        signals.on_stop()
+    options.control.attach(
+        lambda: _stop(pipeline, endpoints.values()), lambda: _abort(endpoints.values())
+    )
     finished = asyncio.Event()
-    reporter = start_progress(progress, ProgressSampler(pipeline.tally, endpoints), finished)
+    reporter = start_progress(
+        options.progress, ProgressSampler(pipeline.tally, endpoints), finished
+    )
     try:
         tally = await pipeline.run()
         await pipeline.finish(asyncio.gather(*(pool.drain() for pool in endpoints.values())))
     finally:
+        options.control.detach()
         finished.set()
         if reporter is not None:
             await reporter
@@ -304,54 +325,24 @@ async def _drive(
 
 
 def start_progress(
-    progress: ProgressOptions, sampler: ProgressSampler, finished: asyncio.Event
+    view: ProgressView | None, sampler: ProgressSampler, finished: asyncio.Event
 ) -> asyncio.Task[None] | None:
-    """The progress reporter, as a task that never fails: a broken display is noted once."""
-    try:
-        view = make_view(progress.mode, interval=progress.interval)
-    except Exception as exc:
-        _progress_failed(exc)
-        return None
+    """The progress reporter, as a task that never fails: a broken display is logged once."""
     if view is None:
         return None
     return asyncio.create_task(_report(sampler, view, finished), name="progress")
 
 
-async def _report(sampler: ProgressSampler, view: View, finished: asyncio.Event) -> None:
+async def _report(sampler: ProgressSampler, view: ProgressView, finished: asyncio.Event) -> None:
     try:
         await report_progress(sampler, view, finished)
     except Exception as exc:
-        _progress_failed(exc)
-
-
-def _progress_failed(error: Exception) -> None:
-    log.debug("progress display failed", exc_info=error)
-    with suppress(OSError, ValueError):  # stderr itself may be what broke
-        print(
-            f"mtbench: progress display failed ({type(error).__name__}: {error}); "
-            "the run goes on without it",
-            file=sys.stderr,
-            flush=True,
+        log.warning(
+            "progress display failed (%s: %s); the run goes on without it",
+            type(exc).__name__,
+            exc,
+            exc_info=log.isEnabledFor(logging.DEBUG),
         )
-
-
-@contextmanager
-def _long_lived() -> Iterator[None]:
-    """Keep Python's cycle collector off the run's job graph while the run goes.
-
-    Tens of thousands of jobs and slots live for the whole run; every full collection would walk
-    them all again for nothing (about a tenth of a zero-latency run's time). Freezing moves them
-    out of the collector's sight, and a larger first-generation threshold spaces out collections
-    of the short-lived garbage; both are undone afterwards.
-    """
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 def _stop(pipeline: Pipeline, endpoints: Iterable[EndpointPool]) -> None:
@@ -365,10 +356,10 @@ def _abort(endpoints: Iterable[EndpointPool]) -> None:
         pool.abort()
 
 
-def _status(tally: RunTally | None, signals: StopSignals, failure: MtbenchError | None) -> str:
-    if signals.received is not None:
+def _status(summary: RunSummary | None, control: RunControl, failure: MtbenchError | None) -> str:
+    if control.stopped:
         return "interrupted"
-    return "ok" if failure is None and tally is not None and not tally.failures else "failed"
+    return "ok" if failure is None and summary is not None and not summary.failures else "failed"
 
 
 def _endpoints(
@@ -391,18 +382,18 @@ def _snapshot(config: RunConfig) -> str:
 
 
 async def _record_end(
-    store: Store, run_id: int, status: str, tally: RunTally | None, *, quiet: bool
+    store: Store, run_id: int, status: str, summary: RunSummary | None, *, quiet: bool
 ) -> None:
     """The run row's end; `quiet` when the run already failed or was stopped: the store may be
     what failed, and recording the end must not hide why."""
     counts = None
-    if tally is not None:
+    if summary is not None:
         counts = orjson.dumps(
             {
-                "cached": tally.total("cached"),
-                "sent": tally.total("done"),
-                "failed": tally.total("failed"),
-                "elapsed": round(tally.elapsed, 3),
+                "cached": summary.total("cached"),
+                "sent": summary.total("done"),
+                "failed": summary.total("failed"),
+                "elapsed": round(summary.elapsed, 3),
             }
         ).decode()
     try:

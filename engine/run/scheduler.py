@@ -29,14 +29,15 @@ from engine.config import EndpointConfig
 from engine.errors import InternalError, MtbenchError, RequestError
 from engine.redact import redact, redact_fields
 from engine.run.jobs import AnswerSlot, Job, Row, SlotState, response_row
-from engine.run.tally import CompletionEstimate, EndpointTally, FailureRecord, RunTally
+from engine.run.tally import EndpointTally, FailureRecord, RunTally
+from engine.store.rows import CompletionEstimate
 from engine.store.store import CachedResponse, Store
 from engine.store.writer import StoreWriter
 
 if TYPE_CHECKING:
     from engine.endpoints.pool import EndpointPool, OnDone, Outcome
 
-__all__ = ["EndpointTally", "FailureRecord", "Pipeline", "RunTally"]
+__all__ = ["Pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,6 @@ class Pipeline:
 
     async def run(self) -> RunTally:
         """Run every job; raises what stopped the run if a supervised task failed."""
-        started = time.monotonic()
         for job in self.jobs:
             self._tally(job).jobs += 1
         if self._remaining:
@@ -93,7 +93,6 @@ class Pipeline:
                 await self._finished.wait()
         if self._crash is not None:
             raise self._crash
-        self.tally.elapsed = time.monotonic() - started
         return self.tally
 
     def stop(self) -> None:

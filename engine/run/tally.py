@@ -1,26 +1,27 @@
 """What a run did, per endpoint and in total: the counts the summary, progress and `--json` show.
 
-Plain counters, filled in by the pipeline (`engine.run.scheduler`) as jobs finish; kept apart from
-it so that the displays read them without depending on the run loop.
+Plain counters, filled in by the pipeline (`engine.run.scheduler`) as jobs finish and read by the
+progress sampler while the run goes; kept apart from the pipeline so that readers do not depend
+on the run loop. When the run ends they are frozen into a `RunSummary` (`RunTally.summary`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from engine.config import EndpointConfig
+from engine.config_schema import EndpointRole
+from engine.store.rows import CompletionEstimate
 
-__all__ = ["CompletionEstimate", "EndpointTally", "FailureRecord", "RunTally"]
-
-
-@dataclass(frozen=True, slots=True)
-class CompletionEstimate:
-    """Plan: the mean completion tokens of a label's earlier answers (reasoning included) and of
-    their reasoning tokens, when the server reported any."""
-
-    completion: float
-    reasoning: float | None = None
+__all__ = [
+    "CompletionEstimate",
+    "EndpointCounts",
+    "EndpointTally",
+    "FailureRecord",
+    "RunSummary",
+    "RunTally",
+]
 
 
 @dataclass(slots=True)
@@ -30,7 +31,7 @@ class EndpointTally:
     jobs: int = 0
     cached: int = 0
     to_send: int = 0
-    done: int = 0
+    done: int = 0  # requests sent and answered this run
     failed: int = 0
     prompt_tokens: int = 0  # sent this run (plan: estimated for the requests to send)
     completion_tokens: int = 0
@@ -49,6 +50,28 @@ class EndpointTally:
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointCounts:
+    """One endpoint's `EndpointTally` as the run left it, with its name and role."""
+
+    name: str
+    role: EndpointRole
+    jobs: int
+    cached: int
+    to_send: int
+    done: int
+    failed: int
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    cost: float | None
+    reasoning_mean: float | None
+
+    def counts(self) -> dict[str, int | float | None]:
+        """The counters alone, by name (as `--json` prints them)."""
+        return {f.name: getattr(self, f.name) for f in fields(EndpointTally)}
+
+
+@dataclass(frozen=True, slots=True)
 class FailureRecord:
     job: str
     endpoint: str
@@ -57,19 +80,49 @@ class FailureRecord:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """A run's counts: models before the judge, each in name order; failures as they came."""
+
+    endpoints: tuple[EndpointCounts, ...] = ()
+    failures: tuple[FailureRecord, ...] = ()
+    elapsed: float = 0.0
+
+    def total(self, name: str) -> int:
+        return sum(getattr(counts, name) for counts in self.endpoints)
+
+    def total_cost(self) -> float | None:
+        costs = [c.cost for c in self.endpoints if c.cost is not None]
+        return sum(costs) if costs else None
+
+    def failure_classes(self) -> Counter[str]:
+        return Counter(f.error_class for f in self.failures)
+
+
 @dataclass(slots=True)
 class RunTally:
     # Keyed by the endpoint itself: a model named "judge x" and the judge "x" share a label.
     endpoints: dict[EndpointConfig, EndpointTally] = field(default_factory=dict)
     failures: list[FailureRecord] = field(default_factory=list)
-    elapsed: float = 0.0
 
-    def total(self, name: str) -> int:
-        return sum(getattr(tally, name) for tally in self.endpoints.values())
+    def summary(self, elapsed: float) -> RunSummary:
+        counts = [_frozen(endpoint, tally) for endpoint, tally in self.endpoints.items()]
+        counts.sort(key=lambda c: (c.role == "judge", c.name))
+        return RunSummary(tuple(counts), tuple(self.failures), elapsed)
 
-    def total_cost(self) -> float | None:
-        costs = [t.cost for t in self.endpoints.values() if t.cost is not None]
-        return sum(costs) if costs else None
 
-    def failure_classes(self) -> Counter[str]:
-        return Counter(f.error_class for f in self.failures)
+def _frozen(endpoint: EndpointConfig, t: EndpointTally) -> EndpointCounts:
+    return EndpointCounts(
+        endpoint.name,
+        endpoint.role,
+        t.jobs,
+        t.cached,
+        t.to_send,
+        t.done,
+        t.failed,
+        t.prompt_tokens,
+        t.completion_tokens,
+        t.reasoning_tokens,
+        t.cost,
+        t.reasoning_mean,
+    )

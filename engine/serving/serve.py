@@ -19,10 +19,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import glob
 import logging
 import os
-import re
 import shlex
 import signal
 import socket
@@ -53,7 +51,6 @@ __all__ = [
     "ServerRecords",
     "ServerSpec",
     "StartedServer",
-    "expand_checkpoints",
     "free_port",
 ]
 
@@ -381,34 +378,3 @@ async def _group_gone(process: asyncio.subprocess.Process, group: int, deadline:
 def _kill_leftover_groups() -> None:
     for group in list(_LIVE_GROUPS):
         signal_group(group, signal.SIGKILL)
-
-
-def expand_checkpoints(pattern: str) -> list[tuple[str, Path]]:
-    """(label, path) for every file or directory the glob matches, in natural order.
-
-    The label is the file's stem or the directory's name, so `ckpt/step-1000` runs as
-    `step-1000`; natural order puts step-200 before step-1000. Two matches with the same label
-    would store their answers under one model name, so that is an error.
-    """
-    matches = sorted(glob.glob(os.path.expanduser(pattern)), key=_natural_key)
-    if not matches:
-        raise ConfigError(f"checkpoints {pattern!r}: no file or directory matches")
-    seen: dict[str, Path] = {}
-    checkpoints = []
-    for match in matches:
-        path = Path(match)
-        label = path.name if path.is_dir() else path.stem
-        if label in seen:
-            raise ConfigError(
-                f"checkpoints {pattern!r}: {seen[label]} and {path} would both be labelled "
-                f"{label!r}; use a pattern that tells them apart"
-            )
-        seen[label] = path
-        checkpoints.append((label, path))
-    return checkpoints
-
-
-def _natural_key(text: str) -> list[tuple[int, int, str]]:
-    return [
-        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)
-    ]

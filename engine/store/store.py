@@ -25,7 +25,7 @@ import orjson
 from engine.bench.data import BenchData
 from engine.cli.interrupts import critical
 from engine.errors import StoreError
-from engine.run.tally import CompletionEstimate
+from engine.store.rows import CompletionEstimate
 from engine.store.schema import MIGRATIONS, SCHEMA_VERSION
 from engine.store.storefile import (
     SchemaInfo,

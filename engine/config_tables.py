@@ -1,0 +1,237 @@
+"""One table of settings in, one endpoint config out, or one line naming what is wrong.
+
+A TOML `[[model]]` or `[judge]` table and the keyword arguments of `engine.Model(...)` or
+`engine.Judge(...)` go through the same checks, so a value is refused with the same words
+whichever way it was given; only the place named first differs (`config.toml: [[model]] #1 (alpha)`
+or `engine.Model (alpha)`). Keys are checked against their schema (`engine.config_schema`), the
+API key is read from its environment variable and registered for masking, and a `checkpoints`
+glob becomes one model per match.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import orjson
+
+from engine.config_reasoning import reasoning_options
+from engine.config_schema import KeySpec, api_key_problem, redact_url_credentials, serve_problem
+from engine.errors import ConfigError
+from engine.redact import register_secret
+
+if TYPE_CHECKING:
+    from engine.config import EndpointConfig, JudgeConfig, ModelConfig
+
+__all__ = [
+    "DEFAULT_BASE_URLS",
+    "JUDGE_MAX_TOKENS",
+    "MODEL_MAX_TOKENS",
+    "TableChecker",
+    "endpoint_from_table",
+    "expand_checkpoints",
+    "models_from_table",
+    "reject_duplicates",
+]
+
+MODEL_MAX_TOKENS = 1024
+JUDGE_MAX_TOKENS = 2048  # FastChat's judge default
+DEFAULT_BASE_URLS = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+}
+_FLOAT_KEYS = (
+    "temperature",
+    "timeout",
+    "hedge_after",
+    "stall_timeout",
+    "max_retry_after",
+    "price_in",
+    "price_out",
+    "ready_timeout",
+)
+_NOT_OPTIONS = ("name", "base_url", "base_urls", "checkpoints")
+Endpoint = TypeVar("Endpoint", bound="EndpointConfig")
+
+
+def shown(value: Any) -> str:
+    text = redact_url_credentials(repr(value))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class TableChecker:
+    """Validates one table against its key schema; `where` names it first in every error."""
+
+    def __init__(self, where: str, table: dict[str, Any], keys: dict[str, KeySpec]) -> None:
+        self.where, self.table = where, table
+        for key, value in table.items():
+            spec = keys.get(key)
+            if spec is None:
+                known = ", ".join(sorted(keys))
+                self.fail(key, value, f"unknown key (known keys: {known})")
+            elif not spec.check(value):
+                self.fail(key, value, f"expected {spec.kind}")
+            elif spec.explain is not None and (problem := spec.explain(value)) is not None:
+                self.fail(key, value, problem)
+
+    def fail(self, key: str, value: Any, problem: str) -> NoReturn:
+        raise ConfigError(f"{self.where} key {key!r} = {shown(value)}: {problem}")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.table.get(key, default)
+
+
+def models_from_table(
+    where: str, table: Any, base: Path, cls: type[ModelConfig], keys: dict[str, KeySpec]
+) -> list[ModelConfig]:
+    """One model, or one per checkpoint the `checkpoints` glob matches (label from the path)."""
+    pattern = table.get("checkpoints") if isinstance(table, dict) else None
+    if pattern is None:
+        return [endpoint_from_table(where, table, cls, keys)]
+    if "serve" not in table:
+        raise ConfigError(
+            f"{where} key 'checkpoints' = {shown(pattern)}: needs 'serve', the command "
+            "that serves one checkpoint"
+        )
+    prefix = f"{table['name']}-" if table.get("name") else ""
+    template = endpoint_from_table(where, {"name": "checkpoint", **table}, cls, keys)
+    try:
+        found = expand_checkpoints(str(base / pattern))
+    except ConfigError as error:
+        raise ConfigError(f"{where} key 'checkpoints': {error}") from None
+    return [
+        replace(
+            template,
+            name=prefix + label,
+            model=table.get("model", prefix + label),
+            checkpoint=str(checkpoint),
+        )
+        for label, checkpoint in found
+    ]
+
+
+def endpoint_from_table(
+    where: str, table: Any, cls: type[Endpoint], keys: dict[str, KeySpec]
+) -> Endpoint:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table, got {shown(table)}")
+    check = TableChecker(where, table, keys)
+    name = check.get("name") or check.get("model")
+    judging = cls.role == "judge"
+    if name is None:
+        required = "'name' or 'model'" if judging else "'name'"
+        raise ConfigError(f"{where} key {required} is missing; give the model a label")
+    if check.get("base_url") is not None and check.get("base_urls") is not None:
+        check.fail("base_urls", check.get("base_urls"), "give either base_url or base_urls")
+    api = check.get("api", "openai")
+    if api == "anthropic":
+        _check_anthropic(check)
+    default_max_tokens = JUDGE_MAX_TOKENS if judging else MODEL_MAX_TOKENS
+    reasoning = reasoning_options(check, api, check.get("model", name), default_max_tokens)
+    options = {k: v for k, v in table.items() if k not in _NOT_OPTIONS}
+    for number_key in _FLOAT_KEYS:
+        if number_key in options:
+            options[number_key] = float(options[number_key])
+    if "extra_body" in options:
+        options["extra_body"] = orjson.dumps(options["extra_body"], option=orjson.OPT_SORT_KEYS)
+    options.update(reasoning)
+    return cls(
+        name=name,
+        model=check.get("model", name),
+        base_urls=tuple(u.rstrip("/") for u in _base_urls(check, api, table)),
+        api_key=_api_key(check),
+        **{k: v for k, v in options.items() if k != "model"},
+    )
+
+
+def _base_urls(check: TableChecker, api: str, table: dict[str, Any]) -> list[str]:
+    urls: list[str] = check.get("base_urls") or [check.get("base_url") or DEFAULT_BASE_URLS[api]]
+    if check.get("serve") is None:
+        return urls
+    if check.get("base_url") or check.get("base_urls"):
+        check.fail("serve", check.get("serve"), "the engine serves this model; drop base_url")
+    problem = serve_problem(check.get("serve"), has_checkpoints="checkpoints" in table)
+    if problem is not None:
+        check.fail("serve", check.get("serve"), problem)
+    return []  # known once the server is up
+
+
+def _check_anthropic(check: TableChecker) -> None:
+    """What Anthropic's Messages API would refuse (or silently ignore) is refused here."""
+    if check.get("seed") is not None:
+        check.fail("seed", check.get("seed"), "Anthropic's API has no seed; remove it")
+    temperature = check.get("temperature")
+    if temperature is not None and temperature > 1:
+        check.fail("temperature", temperature, "Anthropic accepts temperatures from 0 to 1")
+
+
+def _api_key(check: TableChecker) -> str | None:
+    variable = check.get("api_key_env")
+    if variable is None:
+        return None
+    key = os.environ.get(variable)
+    if not key:
+        check.fail(
+            "api_key_env",
+            variable,
+            f"environment variable {variable} is not set; export it or remove api_key_env",
+        )
+    problem = api_key_problem(key)
+    if problem is not None:
+        check.fail("api_key_env", variable, f"the key in {variable} {problem}; export it again")
+    register_secret(key, variable)  # so that no output, log or store row can show it
+    return key
+
+
+def reject_duplicates(
+    source: str, models: Sequence[ModelConfig], judge: JudgeConfig | None
+) -> None:
+    """Model labels must be unique, and none may be the judge's label: results and progress
+    are counted per label."""
+    seen: set[str] = set()
+    for model in models:
+        if model.name in seen:
+            raise ConfigError(
+                f"{source}: [[model]] name {model.name!r} appears twice; labels must be unique"
+            )
+        seen.add(model.name)
+    if judge is not None and judge.label in seen:
+        raise ConfigError(
+            f"{source}: [[model]] name {judge.label!r} is the judge's label; rename the model"
+        )
+
+
+def expand_checkpoints(pattern: str) -> list[tuple[str, Path]]:
+    """(label, path) for every file or directory the glob matches, in natural order.
+
+    The label is the file's stem or the directory's name, so `ckpt/step-1000` runs as
+    `step-1000`; natural order puts step-200 before step-1000. Two matches with the same label
+    would store their answers under one model name, so that is an error.
+    """
+    matches = sorted(glob.glob(os.path.expanduser(pattern)), key=_natural_key)
+    if not matches:
+        raise ConfigError(f"checkpoints {pattern!r}: no file or directory matches")
+    seen: dict[str, Path] = {}
+    checkpoints = []
+    for match in matches:
+        path = Path(match)
+        label = path.name if path.is_dir() else path.stem
+        if label in seen:
+            raise ConfigError(
+                f"checkpoints {pattern!r}: {seen[label]} and {path} would both be labelled "
+                f"{label!r}; use a pattern that tells them apart"
+            )
+        seen[label] = path
+        checkpoints.append((label, path))
+    return checkpoints
+
+
+def _natural_key(text: str) -> list[tuple[int, int, str]]:
+    return [
+        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)
+    ]
