@@ -9,11 +9,12 @@ MtbenchError                  anything the user can act on; str() is the one-lin
 ├── StoreWriteError           exit 3: the store failed during a run (disk full, read-only, I/O,
 │                             lock timeout); everything committed is kept, a rerun resumes
 ├── InternalError             exit 1: the engine's own machinery failed (a bug); the run stopped
-├── RequestError              one HTTP attempt failed; `retryable` says whether to try again
-│   ├── RetryableError        429, 5xx, timeouts, resets, malformed bodies
+├── RequestError              one HTTP attempt failed
+│   ├── RetryableError        429, 5xx, timeouts, resets, malformed bodies: try again
 │   └── FatalRequestError     400/422 (this request is wrong) or 401/403/404 (the endpoint is)
-├── ServerFailed              (engine.serving.serve) a model server exited or never got ready
-└── Interrupted               (engine.cli.signals) SIGINT/SIGTERM: exit 130/143 after a clean stop
+├── ServerFailed              a model server the engine started exited or never got ready
+├── RunStopped                (engine.run.control) the caller stopped the run: all received kept
+│   (engine.cli.signals.Interrupted, the CLI's: SIGINT/SIGTERM, exit 130/143 after a clean stop)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "MtbenchError",
     "RequestError",
     "RetryableError",
+    "ServerFailed",
     "StoreError",
     "StoreWriteError",
 ]
@@ -77,8 +79,6 @@ class RequestError(MtbenchError):
     key masked (`engine.redact`).
     """
 
-    retryable = False
-
     def __init__(
         self,
         error_class: str,
@@ -96,8 +96,6 @@ class RequestError(MtbenchError):
 class RetryableError(RequestError):
     """Worth another attempt after a backoff."""
 
-    retryable = True
-
 
 class FatalRequestError(RequestError):
     """Retrying cannot help. `endpoint_fatal` means no request to this endpoint can succeed."""
@@ -107,3 +105,7 @@ class FatalRequestError(RequestError):
     ) -> None:
         super().__init__(error_class, message, status=status)
         self.endpoint_fatal = endpoint_fatal
+
+
+class ServerFailed(MtbenchError):
+    """A model server exited before it was ready, or was not ready within its timeout."""

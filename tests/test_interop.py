@@ -18,7 +18,7 @@ from engine.chat import ChatRequest
 from engine.cli.main import main
 from engine.errors import DataError, InputError
 from engine.interop import ImportReport, export_fastchat, import_fastchat
-from engine.run.jobs import INSERT_RESPONSE, UPSERT_JUDGMENT
+from engine.store.rows import JudgmentRow, ResponseRow
 from tests.support.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
 
 PUBLISHED = MTBENCH_DATA / "published_pregenerated"
@@ -358,14 +358,16 @@ def _add_generated_judgment(store: Path, judge_model: str) -> ChatRequest:
     key = request.cache_key()
     with closing(sqlite3.connect(store)) as db, db:
         db.execute(
-            INSERT_RESPONSE,
-            (key, "openai", "gpt-4", judge_model, request.canonical_json(), "Fine. Rating: [[7]]",
-             "stop", 10, 5, 0.1, 1700000000.0),
+            *ResponseRow(
+                key, "openai", "gpt-4", judge_model, request.canonical_json(),
+                "Fine. Rating: [[7]]", "stop", 10, 5, 0.1, 1700000000.0,
+            ).write()
         )  # fmt: skip
         db.execute(
-            UPSERT_JUDGMENT,
-            ("gpt-4", judge_model, "openai", "mt_bench", "single", "fake-alpha", "", 81, 1, 0, 0,
-             "single-v1", 7.0, None, "ok", key, 1, 1700000000.0),
+            *JudgmentRow(
+                "gpt-4", judge_model, "openai", "mt_bench", "single", "fake-alpha", "", 81, 1, 0,
+                0, "single-v1", 7.0, None, "ok", key, 1, 1700000000.0,
+            ).write()
         )  # fmt: skip
     return request
 

@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 
 from engine.config_tables import expand_checkpoints
-from engine.errors import ConfigError, MtbenchError
+from engine.errors import ConfigError, MtbenchError, ServerFailed
 from engine.serving import serve_gguf
-from engine.serving.serve import ManagedServer, ServerFailed, ServerSpec
+from engine.serving.serve import ManagedServer, ServerSpec
 from engine.serving.serve_gguf import LocalModelError, smollm2_path
 from engine.serving.sweep import SlotPool
 from tests.support.llamacpp import process_running, smollm2_spec

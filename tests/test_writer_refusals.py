@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine.run.jobs import INSERT_PAID_RESPONSE
+from engine.store.rows import ResponseRow
 from engine.store.store import open_store
 from engine.store.writer import StoreWriter
 from tests.support.engineproc import integrity
@@ -18,11 +18,10 @@ INSERT_RUN = "INSERT INTO runs (command, started, status, config) VALUES (?, ?, 
 
 
 def response(key: str, *, finish_reason: Any = "stop", prompt_tokens: Any = 10) -> tuple:
-    return (
-        INSERT_PAID_RESPONSE,
-        (key, "openai", "alpha", "alpha", "{}", f"answer {key}", finish_reason, prompt_tokens, 5,
-         0.1, 1.0, None, None, None),
-    )  # fmt: skip
+    return ResponseRow(
+        key, "openai", "alpha", "alpha", b"{}", f"answer {key}", finish_reason, prompt_tokens, 5,
+        0.1, 1.0,
+    ).write()  # fmt: skip
 
 
 def answer(key: str) -> tuple:

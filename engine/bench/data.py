@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from engine.bench import jsonl
+from engine.bench.jsonl import question_id_field, read_jsonl
 from engine.errors import DataError
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "load_bench",
     "load_judge_prompts",
     "question_file",
-    "read_jsonl",
     "reference_file",
     "resolve_data_dir",
 ]
@@ -36,7 +35,6 @@ __all__ = [
 DATA_ENV = "MTBENCH_DATA"
 # FastChat looks up references under the judge's model name; every published run used GPT-4's.
 REFERENCE_MODEL = "gpt-4"
-QUESTION_ID_MAX = 2**63 - 1  # question ids are SQLite integers
 # The range OpenAI-compatible servers accept (Anthropic's is 0-1; see engine.run.preflight).
 TEMPERATURE_RANGE = (0.0, 2.0)
 
@@ -109,60 +107,14 @@ def resolve_data_dir(flag: str | None, configured: Path | None) -> Path:
     )
 
 
-def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """Parse a JSONL file into (line number, object) pairs; blank lines are skipped."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; check the data dir") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    rows = []
-    for number, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise DataError(
-                f"{path}:{number}: not valid JSON ({exc}); fix or remove the line"
-            ) from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
-        rows.append((number, obj))
-    return rows
-
-
-def _field(path: Path, number: int, obj: dict[str, Any], key: str, kind: type | tuple) -> Any:
-    value = obj.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise DataError(f"{path}:{number}: field {key!r} is missing or not {_kind_name(kind)}")
-    return value
-
-
-def _kind_name(kind: type | tuple) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(k.__name__ for k in kinds)
-
-
 def _string_turns(path: Path, number: int, turns: list[Any], key: str) -> tuple[str, ...]:
     if not turns or not all(isinstance(t, str) for t in turns):
         raise DataError(f"{path}:{number}: field {key!r} must be a non-empty list of strings")
     return tuple(turns)
 
 
-def _question_id(path: Path, number: int, obj: dict[str, Any]) -> int:
-    qid: int = _field(path, number, obj, "question_id", int)
-    if not 0 <= qid <= QUESTION_ID_MAX:
-        raise DataError(
-            f"{path}:{number}: field 'question_id' = {qid} is out of range; "
-            f"use an integer from 0 to {QUESTION_ID_MAX}"
-        )
-    return qid
-
-
 def _question_turns(path: Path, number: int, obj: dict[str, Any]) -> tuple[str, ...]:
-    turns = _string_turns(path, number, _field(path, number, obj, "turns", list), "turns")
+    turns = _string_turns(path, number, jsonl.field(path, number, obj, "turns", list), "turns")
     for index, turn in enumerate(turns, start=1):
         if not turn.strip():
             raise DataError(f"{path}:{number}: field 'turns': turn {index} is empty; write it")
@@ -192,14 +144,14 @@ def load_questions(path: Path) -> tuple[Question, ...]:
     questions: list[Question] = []
     seen: set[int] = set()
     for number, obj in read_jsonl(path):
-        qid = _question_id(path, number, obj)
+        qid = question_id_field(path, number, obj)
         if qid in seen:
             raise DataError(f"{path}:{number}: duplicate question_id {qid}")
         seen.add(qid)
         questions.append(
             Question(
                 question_id=qid,
-                category=_field(path, number, obj, "category", str),
+                category=jsonl.field(path, number, obj, "category", str),
                 turns=_question_turns(path, number, obj),
                 required_temperature=_required_temperature(path, number, obj),
             )
@@ -213,11 +165,11 @@ def load_judge_prompts(path: Path) -> dict[str, JudgePrompt]:
     prompts: dict[str, JudgePrompt] = {}
     for number, obj in read_jsonl(path):
         prompt = JudgePrompt(
-            name=_field(path, number, obj, "name", str),
-            type=_field(path, number, obj, "type", str),
-            system_prompt=_field(path, number, obj, "system_prompt", str),
-            prompt_template=_field(path, number, obj, "prompt_template", str),
-            output_format=_field(path, number, obj, "output_format", str),
+            name=jsonl.field(path, number, obj, "name", str),
+            type=jsonl.field(path, number, obj, "type", str),
+            system_prompt=jsonl.field(path, number, obj, "system_prompt", str),
+            prompt_template=jsonl.field(path, number, obj, "prompt_template", str),
+            output_format=jsonl.field(path, number, obj, "output_format", str),
         )
         prompts[prompt.name] = prompt
     return prompts
@@ -227,11 +179,11 @@ def load_references(path: Path) -> dict[int, tuple[str, ...]]:
     """Reference answers in FastChat's answer schema: `choices[0].turns`. Later lines win."""
     references: dict[int, tuple[str, ...]] = {}
     for number, obj in read_jsonl(path):
-        qid = _question_id(path, number, obj)
-        choices = _field(path, number, obj, "choices", list)
+        qid = question_id_field(path, number, obj)
+        choices = jsonl.field(path, number, obj, "choices", list)
         if not choices or not isinstance(choices[0], dict):
             raise DataError(f"{path}:{number}: field 'choices' must hold at least one object")
-        turns = _field(path, number, choices[0], "turns", list)
+        turns = jsonl.field(path, number, choices[0], "turns", list)
         references[qid] = _string_turns(path, number, turns, "choices[0].turns")
     return references
 

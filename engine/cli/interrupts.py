@@ -34,6 +34,8 @@ from collections.abc import Coroutine, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from engine.critical import critical, in_critical, when_critical_ends
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -67,7 +69,6 @@ _deferred: int | None = None  # arrived during an import; sent again in a moment
 _pending: int | None = None  # arrived in the event loop; taken at the next safe point
 _in_event_loop = False  # inside `run_async`
 _main_task: asyncio.Task[Any] | None = None
-_critical = 0  # nesting depth of `critical` stretches
 _cancel_sent_at: float | None = None  # when the loop was handed a cancellation it has not run
 
 
@@ -79,24 +80,19 @@ def signals_end_the_command() -> Iterator[None]:
     with contextlib.suppress(ValueError):  # not the main thread: signals are not ours to take
         for signum in _SIGNALS:
             signal.signal(signum, _on_signal)
+    when_critical_ends(_critical_ended)
     try:
         yield
         _raise_pending()
     finally:
+        when_critical_ends(None)
         _give_back(before)
 
 
-@contextlib.contextmanager
-def critical() -> Iterator[None]:
-    """A stretch a first signal must not cut short; it takes effect as soon as the stretch ends."""
-    global _critical
-    _critical += 1
-    try:
-        yield
-    finally:
-        _critical -= 1
-        if _critical == 0 and _pending is not None:
-            _cancel_main_task()
+def _critical_ended() -> None:
+    """A signal held while the store opened or closed a connection takes effect now."""
+    if _pending is not None:
+        _cancel_main_task()
 
 
 def take_pending_signal() -> int | None:
@@ -178,7 +174,7 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     first = _pending is None
     if first:
         _pending = signum
-    if not first or _critical == 0:  # a second signal does not wait for a critical stretch
+    if not first or not in_critical():  # a second signal does not wait for a critical stretch
         _cancel_main_task()
 
 

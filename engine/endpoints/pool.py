@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from engine.chat import ChatRequest, ChatResponse
 from engine.config import EndpointConfig
@@ -38,12 +38,21 @@ from engine.endpoints.providers import Provider, provider_for
 from engine.endpoints.retry import backoff_delay
 from engine.endpoints.tail import HedgeBudget, SilenceTracker, TailPolicy, check_interval
 from engine.endpoints.transport import HttpTransport, Progress
-from engine.errors import FatalRequestError, RequestError, RetryableError
+from engine.errors import FatalRequestError, RequestError, RetryableError, ServerFailed
 from engine.reasoning import unsupported_parameter_hint
-from engine.serving.serve import ServerFailed
 
-if TYPE_CHECKING:
-    from engine.serving.sweep import ServerLifecycle
+
+class ServerLease(Protocol):
+    """A model server the endpoint starts for its first request (`engine.serving.sweep`)."""
+
+    async def acquire(self, on_death: Callable[[ServerFailed], None]) -> str:
+        """Wait for a slot and a ready server; its base URL (ServerFailed if it won't run)."""
+        ...
+
+    async def release(self) -> None:
+        """Stop the server and free its slot (every caller waits until that is done)."""
+        ...
+
 
 __all__ = ["EndpointPool", "EndpointStats", "Outcome"]
 
@@ -114,7 +123,7 @@ class EndpointPool:
         config: EndpointConfig,
         *,
         rng: random.Random | None = None,
-        lifecycle: ServerLifecycle | None = None,
+        lifecycle: ServerLease | None = None,
     ) -> None:
         self.config = config
         self.provider: Provider = provider_for(config.api)

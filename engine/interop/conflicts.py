@@ -17,10 +17,10 @@ from typing import Any
 import aiosqlite
 
 from engine.errors import InputError
+from engine.store import rows
+from engine.store.rows import AnswerRow, JudgmentRow
 
 __all__ = ["Replaced", "check_replacements"]
-
-Params = tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +40,8 @@ class Replaced:
 async def check_replacements(
     db: aiosqlite.Connection,
     store_path: object,
-    answers: Sequence[Params],
-    judgments: Sequence[Params],
+    answers: Sequence[AnswerRow],
+    judgments: Sequence[JudgmentRow],
     *,
     force: bool,
 ) -> Replaced:
@@ -58,38 +58,33 @@ async def check_replacements(
     return replaced
 
 
-async def _replaced_answers(db: aiosqlite.Connection, rows: Sequence[Params]) -> tuple:
-    # rows: (model, bench, question_id, turn, sample, response_key, ...)
-    models = sorted({row[0] for row in rows})
+async def _replaced_answers(db: aiosqlite.Connection, answers: Sequence[AnswerRow]) -> tuple:
+    models = sorted({row.model for row in answers})
     if not models:
         return ()
-    marks = ",".join("?" * len(models))
-    stored = await _fetch(
-        db,
-        "SELECT model, bench, question_id, turn, sample, response_key FROM answers "
-        f"WHERE model IN ({marks})",
-        models,
-    )
+    stored = await _fetch(db, f"{rows.STORED_ANSWER_KEYS}({rows.in_list(len(models))})", models)
     keys = {tuple(row[:5]): row[5] for row in stored}
-    counts = Counter(row[0] for row in rows if keys.get(tuple(row[:5]), row[5]) != row[5])
+    counts = Counter(
+        row.model
+        for row in answers
+        if keys.get(_answer_slot(row), row.response_key) != row.response_key
+    )
     return tuple(sorted(counts.items()))
 
 
-async def _replaced_judgments(db: aiosqlite.Connection, rows: Sequence[Params]) -> tuple:
-    # rows: (judge, judge_model, judge_api, bench, kind, model, opponent, question_id, turn,
-    # game, sample, prompt_name, score, winner, status, response_key, ...)
-    judges = sorted({row[0] for row in rows})
+def _answer_slot(row: AnswerRow) -> tuple[str, str, int, int, int]:
+    return (row.model, row.bench, row.question_id, row.turn, row.sample)
+
+
+async def _replaced_judgments(db: aiosqlite.Connection, judgments: Sequence[JudgmentRow]) -> tuple:
+    judges = sorted({row.judge for row in judgments})
     if not judges:
         return ()
-    marks = ",".join("?" * len(judges))
-    stored = await _fetch(
-        db,
-        "SELECT judge, judge_model, judge_api, bench, kind, model, opponent, question_id, turn, "
-        f"game, sample, response_key FROM judgments WHERE judge IN ({marks})",
-        judges,
+    sql = f"{rows.STORED_JUDGMENT_KEYS}({rows.in_list(len(judges))})"
+    keys = {tuple(row[:11]): row[11] for row in await _fetch(db, sql, judges)}
+    counts = Counter(
+        row.judge for row in judgments if keys.get(row.slot(), row.response_key) != row.response_key
     )
-    keys = {tuple(row[:11]): row[11] for row in stored}
-    counts = Counter(row[0] for row in rows if keys.get(tuple(row[:11]), row[15]) != row[15])
     return tuple(sorted(counts.items()))
 
 

@@ -35,7 +35,9 @@ from engine.errors import InputError
 from engine.interop.file_set import PlannedFile, check_destination, other_files, write_all
 from engine.interop.importing import ANSWER_DIR, IMPORT_API, JUDGMENT_DIR
 from engine.interop.names import file_stems
-from engine.store.store import JudgeIdentity, Store, open_store
+from engine.store import rows
+from engine.store.rows import JudgeIdentity
+from engine.store.store import Store, open_store
 
 __all__ = ["ExportReport", "ExportedFile", "LeftOut", "export_fastchat"]
 
@@ -132,8 +134,8 @@ async def export_fastchat(
 
 
 async def _no_such_judge(store: Store, store_path: Path, bench: str, judge: str) -> str:
-    rows = await store.fetch("SELECT DISTINCT judge FROM judgments WHERE bench = ?", (bench,))
-    names = ", ".join(sorted(repr(row[0]) for row in rows)) or "none"
+    found = await store.fetch(rows.JUDGES_OF_BENCH, {"bench": bench})
+    names = ", ".join(sorted(repr(row[0]) for row in found)) or "none"
     return (
         f"{store_path}: no judgments by judge {judge!r} for bench {bench}; "
         f"judges in the store: {names}"
@@ -172,10 +174,10 @@ def _plan_judgments(
     dest: Path, judgments: list[_StoredJudgment]
 ) -> Iterable[tuple[ExportedFile, bytes, list[LeftOut]]]:
     folder = dest / JUDGMENT_DIR
-    for stem, identity, rows in _judge_files(judgments):
-        about = _identity_field(identity, rows)
-        single = [{**_single_line(row), **about} for row in rows if row.kind == "single"]
-        pair, skipped = _pair_lines(row for row in rows if row.kind == "pair")
+    for stem, identity, judged in _judge_files(judgments):
+        about = _identity_field(identity, judged)
+        single = [{**_single_line(row), **about} for row in judged if row.kind == "single"]
+        pair, skipped = _pair_lines(row for row in judged if row.kind == "pair")
         pair = [{**line, **about} for line in pair]
         left_out = [LeftOut("matches", identity.name, skipped)] if skipped else []
         if single:
@@ -197,45 +199,37 @@ class _AnswerLines:
 
 
 async def _answer_lines(store: Store, bench: str) -> _AnswerLines:
-    rows = await store.fetch(
-        "SELECT a.model, a.question_id, a.turn, a.created, a.response_key, r.text, r.model, "
-        "CASE WHEN r.api = ? THEN r.request END "
-        "FROM answers a JOIN responses r ON r.key = a.response_key "
-        "WHERE a.bench = ? AND a.sample = 0 ORDER BY a.model, a.question_id, a.turn",
-        (IMPORT_API, bench),
-    )
-    turn_counts = await _turn_counts(store, bench, rows)
+    found = await store.fetch(rows.ANSWERS_WITH_TEXT, {"bench": bench, "imported": IMPORT_API})
+    turn_counts = await _turn_counts(store, bench, found)
     grouped: dict[tuple[str, int], list[Any]] = defaultdict(list)
-    for row in rows:
-        grouped[(row[0], row[1])].append(row)
+    for row in found:
+        grouped[(row["model"], row["question_id"])].append(row)
     by_model: dict[str, list[dict[str, Any]]] = {}
     incomplete: dict[str, list[int]] = defaultdict(list)
     for (model, qid), turns in grouped.items():
-        if [row[2] for row in turns] != list(range(1, turn_counts[qid] + 1)):
+        if [row["turn"] for row in turns] != list(range(1, turn_counts[qid] + 1)):
             incomplete[model].append(qid)
             continue
         by_model.setdefault(model, []).append(
             {
                 "question_id": qid,
                 "answer_id": _answer_id(turns),
-                "model_id": turns[0][6],
+                "model_id": turns[0]["served"],
                 # As the judge saw them: without inline thinking (export has no config, so the
                 # default of keep_thinking applies).
-                "choices": [{"index": 0, "turns": [answer_text(row[5], False) for row in turns]}],
-                "tstamp": max(row[3] for row in turns),
+                "choices": [{"index": 0, "turns": [answer_text(r["text"], False) for r in turns]}],
+                "tstamp": max(row["created"] for row in turns),
             }
         )
     return _AnswerLines(by_model, dict(incomplete))
 
 
-async def _turn_counts(store: Store, bench: str, rows: Iterable[Any]) -> dict[int, int]:
+async def _turn_counts(store: Store, bench: str, answers: Iterable[Any]) -> dict[int, int]:
     """Turns per question: from the stored question set, else the most any model answered."""
     counts: dict[int, int] = {}
-    for _, qid, turn, *_ in rows:
-        counts[qid] = max(counts.get(qid, 0), turn)
-    known = await store.fetch(
-        "SELECT question_id, json_array_length(turns) FROM questions WHERE bench = ?", (bench,)
-    )
+    for row in answers:
+        counts[row["question_id"]] = max(counts.get(row["question_id"], 0), row["turn"])
+    known = await store.fetch(rows.QUESTION_TURN_COUNTS, {"bench": bench})
     counts.update({qid: n for qid, n in known if qid in counts})
     return counts
 
@@ -243,25 +237,19 @@ async def _turn_counts(store: Store, bench: str, rows: Iterable[Any]) -> dict[in
 def _answer_id(turns: list[Any]) -> str:
     # An imported line keeps its FastChat answer_id; anything else gets a 22-character id (the
     # length of FastChat's shortuuid) derived from the response keys, stable across exports.
-    imported = {orjson.loads(row[7]).get("answer_id") for row in turns if row[7] is not None}
-    if len(imported) == 1 and len(turns) == sum(row[7] is not None for row in turns):
+    requests = [row["imported_request"] for row in turns]
+    imported = {orjson.loads(request).get("answer_id") for request in requests if request}
+    if len(imported) == 1 and all(request is not None for request in requests):
         (answer_id,) = imported
         if isinstance(answer_id, str):
             return answer_id
-    return hashlib.sha256("\n".join(row[4] for row in turns).encode()).hexdigest()[:22]
+    keys = "\n".join(row["response_key"] for row in turns)
+    return hashlib.sha256(keys.encode()).hexdigest()[:22]
 
 
 async def _stored_judgments(store: Store, bench: str, judge: str | None) -> list[_StoredJudgment]:
-    where = "" if judge is None else "AND j.judge = ? "
-    rows = await store.fetch(
-        "SELECT j.judge, j.judge_model, j.judge_api, j.kind, j.model, j.opponent, j.question_id, "
-        "j.turn, j.game, j.prompt_name, j.score, j.winner, j.created, r.request, r.text, j.sample "
-        "FROM judgments j JOIN responses r ON r.key = j.response_key "
-        f"WHERE j.bench = ? {where}"
-        "ORDER BY j.judge, j.judge_model, j.judge_api, j.sample, j.question_id, j.model, "
-        "j.opponent, j.turn, j.game",
-        (bench,) if judge is None else (bench, judge),
-    )
+    sql = rows.EXPORTED_JUDGMENTS.format(judge="" if judge is None else "AND j.judge = :judge")
+    found = await store.fetch(sql, {"bench": bench, "judge": judge})
     return [
         _StoredJudgment(
             identity=JudgeIdentity(judge_name, judge_model, judge_api),
@@ -282,7 +270,7 @@ async def _stored_judgments(store: Store, bench: str, judge: str | None) -> list
         for (
             judge_name, judge_model, judge_api, kind, model, opponent, qid, turn, game,
             prompt_name, score, winner, created, request, text, sample,
-        ) in rows
+        ) in found
     ]  # fmt: skip
 
 
@@ -312,12 +300,12 @@ def _judge_files(
         for identity in by_identity
     }
     stems = file_stems(names.values())
-    return [(stems[names[identity]], identity, rows) for identity, rows in by_identity.items()]
+    return [(stems[names[identity]], identity, judged) for identity, judged in by_identity.items()]
 
 
-def _identity_field(identity: JudgeIdentity, rows: list[_StoredJudgment]) -> dict[str, Any]:
+def _identity_field(identity: JudgeIdentity, judged: list[_StoredJudgment]) -> dict[str, Any]:
     """Who judged, beyond FastChat's `judge` pair; FastChat's show_result ignores the extra key."""
-    samples = 1 + max(row.sample for row in rows)
+    samples = 1 + max(row.sample for row in judged)
     return {
         "judge_identity": {
             "name": identity.name,
@@ -355,9 +343,9 @@ def _fastchat_score(score: float | None, text: str) -> int | float:
     return int(score) if score == int(score) else score
 
 
-def _pair_lines(rows: Iterable[_StoredJudgment]) -> tuple[list[dict[str, Any]], tuple[int, ...]]:
+def _pair_lines(judged: Iterable[_StoredJudgment]) -> tuple[list[dict[str, Any]], tuple[int, ...]]:
     matches: dict[tuple[str, str, int, int, int], dict[int, _StoredJudgment]] = defaultdict(dict)
-    for row in rows:
+    for row in judged:
         matches[(row.model, row.opponent, row.question_id, row.turn, row.sample)][row.game] = row
     lines = []
     skipped = []

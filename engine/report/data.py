@@ -43,6 +43,8 @@ from engine.scoring.summaries import (
     summarize_pairwise,
     summarize_single,
 )
+from engine.store import rows
+from engine.store.rows import judge_params
 from engine.store.store import Store, open_store
 
 __all__ = [
@@ -173,15 +175,15 @@ async def gather_report(store_path: Path, bench: str, *, judge: str | None = Non
 
 
 async def _answers(store: Store, bench: str) -> tuple[AnswerText, ...]:
-    rows = await store.fetch(
-        "SELECT a.model, a.question_id, a.turn, r.text, r.reasoning FROM answers a "
-        "JOIN responses r ON r.key = a.response_key WHERE a.bench = ? AND a.sample = 0 "
-        "ORDER BY a.model, a.question_id, a.turn",
-        (bench,),
-    )
+    found = await store.fetch(rows.ANSWERS_WITH_TEXT, {"bench": bench, "imported": None})
     return tuple(
-        AnswerText(model, qid, turn, *_without_thinking(text, reasoning))
-        for model, qid, turn, text, reasoning in rows
+        AnswerText(
+            row["model"],
+            row["question_id"],
+            row["turn"],
+            *_without_thinking(row["text"], row["reasoning"]),
+        )
+        for row in found
     )
 
 
@@ -193,14 +195,10 @@ def _without_thinking(text: str, reasoning: str | None) -> tuple[str, str | None
 
 
 async def _questions(store: Store, bench: str) -> list[QuestionView]:
-    rows = await store.fetch(
-        "SELECT question_id, category, turns, reference FROM questions WHERE bench = ? "
-        "ORDER BY question_id",
-        (bench,),
-    )
+    found = await store.fetch(rows.QUESTIONS, {"bench": bench})
     return [
         QuestionView(qid, category, _texts(turns) or (), _texts(reference))
-        for qid, category, turns, reference in rows
+        for qid, category, turns, reference in found
     ]
 
 
@@ -263,16 +261,9 @@ def _flagged_status(judgment: JudgmentText) -> str:
 
 async def _judgment_texts(store: Store, bench: str, views: JudgeViews) -> tuple[JudgmentText, ...]:
     identity = views.judge.identity
-    rows = await store.fetch(
-        "SELECT j.kind, j.model, j.opponent, j.question_id, j.turn, j.game, j.sample, j.score, "
-        "j.winner, j.parse_status, COALESCE(r.text, ''), r.reasoning FROM judgments j "
-        "LEFT JOIN responses r ON r.key = j.response_key "
-        "WHERE j.judge = ? AND j.judge_model = ? AND j.judge_api = ? AND j.bench = ? "
-        "ORDER BY j.question_id, j.kind DESC, j.model, j.opponent, j.turn, j.game, j.sample",
-        (identity.name, identity.model, identity.api, bench),
-    )
+    found = await store.fetch(rows.JUDGMENT_TEXTS, judge_params(identity, bench))
     judgments = []
-    for *fields, text, reasoning in rows:
+    for *fields, text, reasoning in found:
         kind, model, opponent, qid, turn, game, sample, score, winner, status = fields
         reply, thinking = _without_thinking(text, reasoning)
         judgments.append(

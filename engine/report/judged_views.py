@@ -17,9 +17,12 @@ from dataclasses import dataclass
 import orjson
 
 from engine.bench.judge import MISSING_RATING, RATING_MAX, RATING_MIN
+from engine.config_schema import FASTCHAT_BASELINE, JUDGE_MODES
 from engine.errors import InputError
 from engine.report.results import StoredJudge, stored_judges
-from engine.store.store import JudgeIdentity, Store
+from engine.store import rows
+from engine.store.rows import JudgeIdentity, judge_params
+from engine.store.store import Store
 
 __all__ = [
     "JudgeViews",
@@ -30,8 +33,7 @@ __all__ = [
     "unavailable",
 ]
 
-PAIR_MODES = ("pairwise-baseline", "pairwise-all")
-FASTCHAT_BASELINE = "gpt-3.5-turbo"
+PAIR_MODES = JUDGE_MODES[1:]  # the pairwise ones
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +131,7 @@ async def select_judges(
     """The judges `--judge` names (all when None); an unknown name lists those that exist."""
     views = await judge_views(store, bench)
     if not views:
-        benches = [row[0] for row in await store.fetch("SELECT DISTINCT bench FROM judgments")]
+        benches = [row[0] for row in await store.fetch(rows.JUDGED_BENCHES)]
         elsewhere = f" (judgments exist for bench {', '.join(benches)})" if benches else ""
         raise InputError(
             f"{store_path}: no judgments for bench {bench}{elsewhere}; run `mtbench judge` first"
@@ -145,21 +147,14 @@ async def select_judges(
 
 
 async def _pairs(store: Store, bench: str, identity: JudgeIdentity) -> list[tuple[str, str]]:
-    rows = await store.fetch(
-        "SELECT DISTINCT model, opponent FROM judgments WHERE judge = ? AND judge_model = ? "
-        "AND judge_api = ? AND bench = ? AND kind = 'pair'",
-        (identity.name, identity.model, identity.api, bench),
-    )
-    return [(model, opponent) for model, opponent in rows]
+    found = await store.fetch(rows.PAIRS, judge_params(identity, bench))
+    return [(model, opponent) for model, opponent in found]
 
 
 async def _recorded_pair_modes(store: Store, bench: str) -> dict[JudgeIdentity, View]:
     """Per judge identity, the pairwise mode of the latest run that judged with it."""
-    rows = await store.fetch(
-        "SELECT config FROM runs WHERE command IN ('run', 'judge') ORDER BY id DESC"
-    )
     recorded: dict[JudgeIdentity, View] = {}
-    for (config,) in rows:
+    for (config,) in await store.fetch(rows.JUDGING_RUN_CONFIGS):
         judge = _judge_of(config, bench)
         if judge is None or judge.get("mode") not in PAIR_MODES:
             continue
@@ -185,21 +180,9 @@ def _judge_of(config: str | None, bench: str) -> dict[str, str] | None:
 
 async def out_of_range_counts(store: Store, bench: str, identity: JudgeIdentity) -> dict[str, int]:
     """Per model, single ratings outside 1-10 (every sample; -1 is no rating, not counted)."""
-    rows = await store.fetch(
-        "SELECT model, COUNT(*) FROM judgments WHERE judge = ? AND judge_model = ? "
-        "AND judge_api = ? AND bench = ? AND kind = 'single' AND score != ? "
-        "AND NOT (score BETWEEN ? AND ?) GROUP BY model",
-        (
-            identity.name,
-            identity.model,
-            identity.api,
-            bench,
-            MISSING_RATING,
-            RATING_MIN,
-            RATING_MAX,
-        ),
-    )
-    return {model: count for model, count in rows}
+    limits = {"missing": MISSING_RATING, "low": RATING_MIN, "high": RATING_MAX}
+    found = await store.fetch(rows.OUT_OF_RANGE, judge_params(identity, bench, **limits))
+    return {model: count for model, count in found}
 
 
 def unavailable(views: Sequence[JudgeViews], mode: str | None, baseline: str | None) -> str:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from engine.scoring.summaries import PairMatch, SingleScore, majority_winner, median_score
-from engine.store.store import JudgeIdentity, Store
+from engine.store import rows
+from engine.store.rows import JudgeIdentity, judge_params
+from engine.store.store import Store
 
 __all__ = [
     "LastRun",
@@ -55,18 +58,12 @@ class StoredJudge:
 
 
 async def stored_judges(store: Store, bench: str) -> list[StoredJudge]:
-    rows = await store.fetch(
-        "SELECT judge, judge_model, judge_api, kind, prompt_name, judge_settings, MAX(sample) "
-        "FROM judgments WHERE bench = ? "
-        "GROUP BY judge, judge_model, judge_api, kind, prompt_name, judge_settings "
-        "ORDER BY judge, judge_model, judge_api",
-        (bench,),
-    )
+    found = await store.fetch(rows.STORED_JUDGES, {"bench": bench})
     kinds: dict[JudgeIdentity, set[str]] = defaultdict(set)
     prompts: dict[JudgeIdentity, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     samples: dict[JudgeIdentity, int] = defaultdict(int)
     settings: dict[JudgeIdentity, set[str]] = defaultdict(set)
-    for name, model, api, kind, prompt, judge_settings, top_sample in rows:
+    for name, model, api, kind, prompt, judge_settings, top_sample in found:
         identity = JudgeIdentity(name, model, api)
         kinds[identity].add(kind)
         prompts[identity][kind].add(prompt)
@@ -85,25 +82,13 @@ async def stored_judges(store: Store, bench: str) -> list[StoredJudge]:
     ]
 
 
-_WHERE = (
-    "WHERE j.judge = ? AND j.judge_model = ? AND j.judge_api = ? AND j.bench = ? AND j.kind = ?"
-)
-_CATEGORY = (
-    f"COALESCE(q.category, '{UNKNOWN_CATEGORY}') FROM judgments j "
-    "LEFT JOIN questions q ON q.bench = j.bench AND q.question_id = j.question_id "
-)
-
-
 async def load_single_samples(
     store: Store, bench: str, judge: JudgeIdentity
 ) -> dict[int, list[SingleScore]]:
     """Sample index -> that sample's rows, one per (model, question, turn)."""
-    rows = await store.fetch(
-        f"SELECT j.sample, j.model, j.question_id, j.turn, j.score, {_CATEGORY} {_WHERE}",
-        (judge.name, judge.model, judge.api, bench, "single"),
-    )
+    found = await store.fetch(rows.SINGLE_SAMPLES, _of_kind(judge, bench, "single"))
     samples: dict[int, list[SingleScore]] = defaultdict(list)
-    for sample, model, qid, turn, score, category in rows:
+    for sample, model, qid, turn, score, category in found:
         samples[sample].append(SingleScore(model, qid, category, turn, score))
     return dict(samples)
 
@@ -111,28 +96,24 @@ async def load_single_samples(
 async def load_single_scores(store: Store, bench: str, judge: JudgeIdentity) -> list[SingleScore]:
     """One row per (model, question, turn): the median over its samples (-1s left out)."""
     items: dict[tuple[str, int, int], list[SingleScore]] = defaultdict(list)
-    for rows in (await load_single_samples(store, bench, judge)).values():
-        for row in rows:
+    for sample in (await load_single_samples(store, bench, judge)).values():
+        for row in sample:
             items[(row.model, row.question_id, row.turn)].append(row)
     return [
-        SingleScore(model, qid, rows[0].category, turn, median_score([r.score for r in rows]))
-        for (model, qid, turn), rows in items.items()
+        SingleScore(model, qid, item[0].category, turn, median_score([r.score for r in item]))
+        for (model, qid, turn), item in items.items()
     ]
 
 
 async def load_pair_matches(store: Store, bench: str, judge: JudgeIdentity) -> list[PairMatch]:
     """Pair the two games of each match (each game's majority verdict over its samples); a
     match missing a game counts as an 'error' game."""
-    rows = await store.fetch(
-        "SELECT j.model, j.opponent, j.question_id, j.turn, j.game, j.winner, "
-        f"{_CATEGORY} {_WHERE}",
-        (judge.name, judge.model, judge.api, bench, "pair"),
-    )
+    found = await store.fetch(rows.PAIR_GAMES, _of_kind(judge, bench, "pair"))
     games: dict[tuple[str, str, int, int], dict[int, list[str]]] = defaultdict(
         lambda: defaultdict(list)
     )
     categories: dict[int, str] = {}
-    for model_1, model_2, qid, turn, game, winner, category in rows:
+    for model_1, model_2, qid, turn, game, winner, category in found:
         games[(model_1, model_2, qid, turn)][game].append(winner)
         categories[qid] = category
     return [
@@ -151,64 +132,49 @@ async def load_pair_matches(store: Store, bench: str, judge: JudgeIdentity) -> l
 
 async def generation_costs(store: Store, bench: str) -> dict[str, float]:
     """Dollars paid for each model's current answers (only responses that had a price)."""
-    rows = await store.fetch(
-        "SELECT a.model, SUM(r.cost) FROM answers a JOIN responses r ON r.key = a.response_key "
-        "WHERE a.bench = ? AND r.cost IS NOT NULL GROUP BY a.model",
-        (bench,),
-    )
-    return {model: cost for model, cost in rows}
+    return await _generation_totals(store, bench, "cost")
 
 
 async def judge_cost(store: Store, bench: str, judge: JudgeIdentity) -> float | None:
     """Dollars paid for this judge's judgments (each distinct request once)."""
-    rows = await store.fetch(
-        "SELECT SUM(r.cost) FROM responses r WHERE r.key IN (SELECT DISTINCT response_key "
-        "FROM judgments WHERE judge = ? AND judge_model = ? AND judge_api = ? AND bench = ?)",
-        (judge.name, judge.model, judge.api, bench),
-    )
-    return rows[0][0]
+    return await _judge_total(store, bench, judge, "cost")
 
 
 async def generation_reasoning_tokens(store: Store, bench: str) -> dict[str, int]:
     """Reasoning tokens of each model's current answers, where the server reported them."""
-    rows = await store.fetch(
-        "SELECT a.model, SUM(r.reasoning_tokens) FROM answers a "
-        "JOIN responses r ON r.key = a.response_key "
-        "WHERE a.bench = ? AND r.reasoning_tokens IS NOT NULL GROUP BY a.model",
-        (bench,),
-    )
-    return {model: tokens for model, tokens in rows}
+    return await _generation_totals(store, bench, "reasoning_tokens")
 
 
 async def judge_reasoning_tokens(store: Store, bench: str, judge: JudgeIdentity) -> int | None:
     """Reasoning tokens of this judge's judgments (each distinct request once), if reported."""
-    rows = await store.fetch(
-        "SELECT SUM(r.reasoning_tokens) FROM responses r WHERE r.key IN (SELECT DISTINCT "
-        "response_key FROM judgments WHERE judge = ? AND judge_model = ? AND judge_api = ? "
-        "AND bench = ?)",
-        (judge.name, judge.model, judge.api, bench),
-    )
-    return rows[0][0]
+    total: int | None = await _judge_total(store, bench, judge, "reasoning_tokens")
+    return total
+
+
+async def _generation_totals(store: Store, bench: str, column: str) -> dict[str, Any]:
+    sql = rows.GENERATION_TOTALS.format(column=column)
+    return {model: total for model, total in await store.fetch(sql, {"bench": bench})}
+
+
+async def _judge_total(store: Store, bench: str, judge: JudgeIdentity, column: str) -> Any:
+    sql = rows.JUDGE_TOTAL.format(column=column)
+    return (await store.fetch(sql, judge_params(judge, bench)))[0][0]
+
+
+def _of_kind(judge: JudgeIdentity, bench: str, kind: str) -> dict[str, Any]:
+    return judge_params(judge, bench, kind=kind, unknown=UNKNOWN_CATEGORY)
 
 
 async def expected_single_judgments(store: Store, bench: str) -> int | None:
     """Judgments one model should have in single mode (turn 2 only for two-turn questions)."""
-    rows = await store.fetch(
-        "SELECT COUNT(*), SUM(json_array_length(turns) >= 2) FROM questions WHERE bench = ?",
-        (bench,),
-    )
-    questions, two_turn = rows[0]
+    questions, two_turn = (await store.fetch(rows.EXPECTED_SINGLE, {"bench": bench}))[0]
     return None if not questions else questions + (two_turn or 0)
 
 
 async def last_run(store: Store) -> LastRun | None:
-    rows = await store.fetch("SELECT id, command, status FROM runs ORDER BY id DESC LIMIT 1")
-    if not rows:
+    latest = await store.fetch(rows.LAST_RUN)
+    if not latest:
         return None
-    run_id, command, status = rows[0]
-    classes = await store.fetch(
-        "SELECT error_class, COUNT(*) FROM failures WHERE run_id = ? GROUP BY error_class "
-        "ORDER BY COUNT(*) DESC",
-        (run_id,),
-    )
+    run_id, command, status = latest[0]
+    classes = await store.fetch(rows.RUN_FAILURE_CLASSES, {"run_id": run_id})
     return LastRun(run_id, command, status, {name: count for name, count in classes})

@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from engine.bench.data import Question
 from engine.bench.thinking import answer_text
 from engine.chat import ChatRequest, ChatResponse, Message
 from engine.config import EndpointConfig, ModelConfig
+from engine.store.rows import AnswerRow, ResponseRow, Write
 
 __all__ = [
     "CATEGORY_TEMPERATURE",
-    "INSERT_PAID_RESPONSE",
-    "INSERT_RESPONSE",
-    "UPSERT_ANSWER",
-    "UPSERT_JUDGMENT",
-    "UPSERT_JUDGMENT_WITH_SETTINGS",
     "AnswerSlot",
     "GenerationJob",
     "Job",
-    "Row",
     "SlotState",
     "response_row",
 ]
@@ -46,33 +41,6 @@ CATEGORY_TEMPERATURE = {
     "arena-hard-200": 0.0,
 }
 DEFAULT_TEMPERATURE = 0.7
-
-Row = tuple[str, tuple[Any, ...]]
-
-INSERT_RESPONSE = (
-    "INSERT OR IGNORE INTO responses (key, api, label, model, request, text, finish_reason, "
-    "prompt_tokens, completion_tokens, latency, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-)
-INSERT_PAID_RESPONSE = (
-    "INSERT OR IGNORE INTO responses (key, api, label, model, request, text, finish_reason, "
-    "prompt_tokens, completion_tokens, latency, created, cost, reasoning, reasoning_tokens) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-UPSERT_ANSWER = (
-    "INSERT OR REPLACE INTO answers (model, bench, question_id, turn, sample, response_key, "
-    "source, run_id, created) VALUES (?,?,?,?,?,?,?,?,?)"
-)
-UPSERT_JUDGMENT = (
-    "INSERT OR REPLACE INTO judgments (judge, judge_model, judge_api, bench, kind, model, "
-    "opponent, question_id, turn, game, sample, prompt_name, score, winner, parse_status, "
-    "response_key, run_id, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-# A judgment made by this engine's judge, with the reasoning settings it was made with.
-UPSERT_JUDGMENT_WITH_SETTINGS = (
-    "INSERT OR REPLACE INTO judgments (judge, judge_model, judge_api, bench, kind, model, "
-    "opponent, question_id, turn, game, sample, prompt_name, score, winner, parse_status, "
-    "response_key, run_id, created, judge_settings) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
 
 
 class SlotState:
@@ -103,26 +71,25 @@ class AnswerSlot:
         self.text = answer_text(stored, self.keep_thinking)
 
 
-def response_row(key: str, request: ChatRequest, response: ChatResponse, cost: float | None) -> Row:
-    return (
-        INSERT_PAID_RESPONSE,
-        (
-            key,
-            request.api,
-            request.label,
-            request.model,
-            request.canonical_json(),
-            response.text,
-            response.finish_reason,
-            response.prompt_tokens,
-            response.completion_tokens,
-            response.latency,
-            time.time(),
-            cost,
-            response.reasoning,
-            response.reasoning_tokens,
-        ),
-    )
+def response_row(
+    key: str, request: ChatRequest, response: ChatResponse, cost: float | None
+) -> Write:
+    return ResponseRow(
+        key=key,
+        api=request.api,
+        label=request.label,
+        model=request.model,
+        request=request.canonical_json(),
+        text=response.text,
+        finish_reason=response.finish_reason,
+        prompt_tokens=response.prompt_tokens,
+        completion_tokens=response.completion_tokens,
+        latency=response.latency,
+        created=time.time(),
+        cost=cost,
+        reasoning=response.reasoning,
+        reasoning_tokens=response.reasoning_tokens,
+    ).write()
 
 
 class Job:
@@ -157,7 +124,7 @@ class Job:
     def build_request(self) -> ChatRequest:
         raise NotImplementedError
 
-    def result_rows(self, key: str, text: str, run_id: int | None) -> list[Row]:
+    def result_rows(self, key: str, text: str, run_id: int | None) -> list[Write]:
         """The answer or judgment row pointing at response `key` (written with it)."""
         raise NotImplementedError
 
@@ -228,19 +195,12 @@ class GenerationJob(Job):
             **self.endpoint.request_options(),
         )
 
-    def result_rows(self, key: str, text: str, run_id: int | None) -> list[Row]:
-        params = (
-            self.model,
-            self.bench,
-            self.question_id,
-            self.turn,
-            0,
-            key,
-            "generated",
-            run_id,
+    def result_rows(self, key: str, text: str, run_id: int | None) -> list[Write]:
+        answer = AnswerRow(
+            self.model, self.bench, self.question_id, self.turn, 0, key, "generated", run_id,
             time.time(),
-        )
-        return [(UPSERT_ANSWER, params)]
+        )  # fmt: skip
+        return [answer.write()]
 
     def produces(self) -> AnswerSlot:
         return self.slot

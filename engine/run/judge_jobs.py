@@ -26,8 +26,8 @@ from engine.bench.thinking import split_thinking
 from engine.chat import ChatRequest
 from engine.config import JudgeConfig
 from engine.reasoning import judge_settings_json
-from engine.run.jobs import UPSERT_JUDGMENT_WITH_SETTINGS, AnswerSlot, Job, Row
-from engine.store.store import JudgeIdentity
+from engine.run.jobs import AnswerSlot, Job
+from engine.store.rows import JudgeIdentity, JudgmentRow, Write
 
 __all__ = ["PairJudgeJob", "SingleJudgeJob"]
 
@@ -90,32 +90,29 @@ class _JudgeJob(Job):
         score: float | None,
         winner: str | None,
         status: str,
-    ) -> Row:
+    ) -> Write:
         judge = self.identity
-        return (
-            UPSERT_JUDGMENT_WITH_SETTINGS,
-            (
-                judge.name,
-                judge.model,
-                judge.api,
-                self.bench.bench,
-                kind,
-                model,
-                opponent,
-                self.question_id,
-                self.turn,
-                game,
-                self.sample,
-                self.prompt_name,
-                score,
-                winner,
-                status,
-                key,
-                run_id,
-                time.time(),
-                judge_settings_json(self.endpoint),
-            ),
-        )
+        return JudgmentRow(
+            judge=judge.name,
+            judge_model=judge.model,
+            judge_api=judge.api,
+            bench=self.bench.bench,
+            kind=kind,
+            model=model,
+            opponent=opponent,
+            question_id=self.question_id,
+            turn=self.turn,
+            game=game,
+            sample=self.sample,
+            prompt_name=self.prompt_name,
+            score=score,
+            winner=winner,
+            parse_status=status,
+            response_key=key,
+            run_id=run_id,
+            created=time.time(),
+            judge_settings=judge_settings_json(self.endpoint),
+        ).write()
 
 
 class SingleJudgeJob(_JudgeJob):
@@ -151,7 +148,7 @@ class SingleJudgeJob(_JudgeJob):
         self.prompt_name = rendered.prompt_name
         return self._request(rendered.system_prompt, rendered.user_prompt)
 
-    def result_rows(self, key: str, text: str, run_id: int | None) -> list[Row]:
+    def result_rows(self, key: str, text: str, run_id: int | None) -> list[Write]:
         rating = parse_rating(split_thinking(text).answer)
         return [
             self._judgment_row(
@@ -216,7 +213,7 @@ class PairJudgeJob(_JudgeJob):
         self.prompt_name = rendered.prompt_name
         return self._request(rendered.system_prompt, rendered.user_prompt)
 
-    def result_rows(self, key: str, text: str, run_id: int | None) -> list[Row]:
+    def result_rows(self, key: str, text: str, run_id: int | None) -> list[Write]:
         output_format = self.bench.judge_prompts[self.prompt_name].output_format
         verdict = parse_pair_verdict(split_thinking(text).answer, output_format)
         status = "missing" if verdict == "error" else "ok"

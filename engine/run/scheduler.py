@@ -28,9 +28,9 @@ from engine.chat import ChatRequest, ChatResponse
 from engine.config import EndpointConfig
 from engine.errors import InternalError, MtbenchError, RequestError
 from engine.redact import redact, redact_fields
-from engine.run.jobs import AnswerSlot, Job, Row, SlotState, response_row
+from engine.run.jobs import AnswerSlot, Job, SlotState, response_row
 from engine.run.tally import EndpointTally, FailureRecord, RunTally
-from engine.store.rows import CompletionEstimate
+from engine.store.rows import CompletionEstimate, FailureRow, Write
 from engine.store.store import CachedResponse, Store
 from engine.store.writer import StoreWriter
 
@@ -42,11 +42,6 @@ __all__ = ["Pipeline"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-INSERT_FAILURE = (
-    "INSERT INTO failures (run_id, job, kind, model, question_id, turn, error_class, attempts, "
-    "message, created) VALUES (?,?,?,?,?,?,?,?,?,?)"
-)
 
 
 class Pipeline:
@@ -260,7 +255,7 @@ class Pipeline:
         self._job_done(job, cached.text)
         self._release_duplicates(key, cached.text)
 
-    def _cached_rows(self, job: Job, key: str, text: str) -> list[Row]:
+    def _cached_rows(self, job: Job, key: str, text: str) -> list[Write]:
         """Rows linking the job and its twins (same request) to a cached response, if new."""
         twins = (job, *(twin for twin, _ in self._inflight.get(key, [])))
         return [
@@ -304,14 +299,14 @@ class Pipeline:
             lambda reason: self._sent_refused(job, key, reason, outcome.release),
         )
 
-    def _paid_row(self, job: Job, request: ChatRequest, key: str, response: ChatResponse) -> Row:
+    def _paid_row(self, job: Job, request: ChatRequest, key: str, response: ChatResponse) -> Write:
         """The response for the cache, its usage and cost counted (implausible counts as 0)."""
         prompt, completion = _count(response.prompt_tokens), _count(response.completion_tokens)
         cost = job.endpoint.cost(prompt, completion)  # reasoning is billed in completion tokens
         self._tally(job).add_usage(prompt, completion, cost, _count(response.reasoning_tokens))
         return response_row(key, request, response, cost)
 
-    def _result_rows(self, job: Job, key: str, text: str) -> list[Row]:
+    def _result_rows(self, job: Job, key: str, text: str) -> list[Write]:
         """The job's answer or judgment row and its twins' (same request), pointing at `key`."""
         rows = job.result_rows(key, text, self.run_id)
         for duplicate, _ in self._inflight.get(key, []):
@@ -388,21 +383,11 @@ class Pipeline:
             FailureRecord(job.describe(), job.endpoint.label, error_class, attempts, message)
         )
         if self.writer is not None and self.run_id is not None:
-            self.writer.put(
-                INSERT_FAILURE,
-                (
-                    self.run_id,
-                    job.describe(),
-                    job.kind,
-                    job.model,
-                    job.question_id,
-                    job.turn,
-                    error_class,
-                    attempts,
-                    message,
-                    time.time(),
-                ),
-            )
+            failure = FailureRow(
+                self.run_id, job.describe(), job.kind, job.model, job.question_id, job.turn,
+                error_class, attempts, message, time.time(),
+            )  # fmt: skip
+            self.writer.put_many([failure.write()])
 
     def _job_finished(self, job: Job) -> None:
         tally = self._tally(job)

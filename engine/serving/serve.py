@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Protocol
 
-from engine.errors import ConfigError, MtbenchError
+from engine.errors import ConfigError, ServerFailed
 from engine.redact import redact
 from engine.serving.processes import (
     ProcessIdentity,
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ManagedServer",
-    "ServerFailed",
     "ServerRecords",
     "ServerSpec",
     "StartedServer",
@@ -63,10 +62,6 @@ _PLACEHOLDERS = ("path", "name", "port")
 # Process groups still running; killed at interpreter exit so a crash of the sweep does not leave
 # a model holding a GPU.
 _LIVE_GROUPS: set[int] = set()
-
-
-class ServerFailed(MtbenchError):
-    """A model server exited before it was ready, or was not ready within its timeout."""
 
 
 @dataclass(frozen=True, slots=True)

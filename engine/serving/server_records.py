@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from engine.errors import StoreWriteError
 from engine.serving.processes import (
     Machine,
     ProcessIdentity,
@@ -31,6 +31,8 @@ from engine.serving.processes import (
     this_machine,
 )
 from engine.serving.serve import StartedServer
+from engine.store import rows
+from engine.store.rows import ServerRow
 from engine.store.store import Store
 
 __all__ = ["REAPERS", "StoreServerRecords", "reap_leftover_servers"]
@@ -44,18 +46,6 @@ _POLL = 0.05
 Outcome = Literal["reaped", "gone", "not-ours", "elsewhere", "stuck", "unknown-launcher"]
 # Outcomes whose record is kept, because its server may still be running.
 _KEPT: frozenset[Outcome] = frozenset({"elsewhere", "stuck", "unknown-launcher"})
-
-_COLUMNS = (
-    "id, launcher, job_id, name, host, boot_id, pid, pgid, start_time, command, log_file, started"
-)
-_INSERT = (
-    "INSERT INTO servers (launcher, name, host, boot_id, pid, pgid, start_time, command, "
-    "log_file, started) VALUES ('local', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_DELETE_LOCAL = (
-    "DELETE FROM servers WHERE launcher = 'local' AND host = ? AND boot_id IS ? AND pid = ? "
-    "AND start_time IS ?"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,29 +70,35 @@ class StoreServerRecords:
 
     async def add(self, server: StartedServer) -> None:
         process = server.process
-        params = (
-            server.name,
-            process.machine.host,
-            process.machine.boot_id,
-            process.pid,
-            process.group,
-            process.start_time,
-            server.command,
-            None if server.log_file is None else str(server.log_file),
-            server.started,
+        row = ServerRow(
+            name=server.name,
+            host=process.machine.host,
+            boot_id=process.machine.boot_id,
+            pid=process.pid,
+            pgid=process.group,
+            start_time=process.start_time,
+            command=server.command,
+            log_file=None if server.log_file is None else str(server.log_file),
+            started=server.started,
         )
-        await self._write(_INSERT, params, f"record server pid {process.pid}")
+        await self._write(rows.INSERT_SERVER, rows.params(row), f"record server pid {process.pid}")
 
     async def remove(self, server: StartedServer) -> None:
         process = server.process
         machine = process.machine
-        params = (machine.host, machine.boot_id, process.pid, process.start_time)
-        await self._write(_DELETE_LOCAL, params, f"forget stopped server pid {process.pid}")
+        params = {
+            "host": machine.host,
+            "boot_id": machine.boot_id,
+            "pid": process.pid,
+            "start_time": process.start_time,
+        }
+        what = f"forget stopped server pid {process.pid}"
+        await self._write(rows.FORGET_LOCAL_SERVER, params, what)
 
-    async def _write(self, sql: str, params: Sequence[object], what: str) -> None:
+    async def _write(self, sql: str, params: dict[str, object], what: str) -> None:
         try:
-            await self._store.db.execute(sql, params)
-        except sqlite3.Error as exc:
+            await self._store.execute(sql, params)
+        except StoreWriteError as exc:
             log.warning("%s: could not %s in its servers table (%s)", self._store.path, what, exc)
 
 
@@ -115,8 +111,8 @@ async def reap_leftover_servers(store: Store, *, grace: float = REAP_GRACE) -> l
     Call only while holding the store's writer lock. Returns each record's outcome.
     """
     try:
-        records = [_record(row) for row in await store.fetch(f"SELECT {_COLUMNS} FROM servers")]
-    except sqlite3.Error as exc:
+        records = [_record(row) for row in await store.read(rows.SERVER_RECORDS)]
+    except StoreWriteError as exc:
         log.warning("%s: could not read its servers table (%s)", store.path, exc)
         return []
     here = this_machine()
@@ -130,10 +126,9 @@ async def reap_leftover_servers(store: Store, *, grace: float = REAP_GRACE) -> l
         if outcome not in _KEPT:
             done.append(record.id)
     if done:
-        marks = ",".join("?" * len(done))
         try:
-            await store.db.execute(f"DELETE FROM servers WHERE id IN ({marks})", done)
-        except sqlite3.Error as exc:
+            await store.execute(f"{rows.FORGET_SERVERS}({rows.in_list(len(done))})", done)
+        except StoreWriteError as exc:
             log.warning("%s: could not clear its servers table (%s)", store.path, exc)
     return list(outcomes)
 
@@ -174,7 +169,7 @@ async def _group_ends(process: ProcessIdentity, within: float) -> bool:
     return True
 
 
-def _record(row: sqlite3.Row) -> ServerRecord:
+def _record(row: Mapping[str, Any]) -> ServerRecord:
     process = None
     if row["pid"] is not None and row["pgid"] is not None:
         machine = Machine(row["host"], row["boot_id"] or "")

@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from engine.config import ModelConfig
-from engine.serving.serve import ManagedServer, ServerFailed, ServerRecords, ServerSpec
+from engine.errors import ServerFailed
+from engine.serving.serve import ManagedServer, ServerRecords, ServerSpec
 
 __all__ = ["ServerLifecycle", "SlotPool", "log_dir_problem", "server_log_dir"]
 

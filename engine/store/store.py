@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +23,10 @@ import aiosqlite
 import orjson
 
 from engine.bench.data import BenchData
-from engine.cli.interrupts import critical
+from engine.critical import critical
 from engine.errors import StoreError
-from engine.store.rows import CompletionEstimate
+from engine.store import rows
+from engine.store.rows import CompletionEstimate, JudgeIdentity, QuestionRow
 from engine.store.schema import MIGRATIONS, SCHEMA_VERSION
 from engine.store.storefile import (
     SchemaInfo,
@@ -53,15 +54,6 @@ class CachedResponse:
     finish_reason: str | None
     prompt_tokens: int | None
     completion_tokens: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class JudgeIdentity:
-    """Who judged: label, served model string and API kind (imports use api 'import')."""
-
-    name: str
-    model: str
-    api: str
 
 
 AnswerSlotKey = tuple[str, int, int, int]  # (model, question_id, turn, sample)
@@ -125,17 +117,13 @@ class Store:
         with self._io():
             for start in range(0, len(keys), LOOKUP_BATCH):
                 chunk = keys[start : start + LOOKUP_BATCH]
-                marks = ",".join("?" * len(chunk))
-                sql = (
-                    "SELECT key, text, finish_reason, prompt_tokens, completion_tokens "
-                    f"FROM responses WHERE key IN ({marks})"
-                )
+                sql = f"{rows.CACHED_RESPONSES}({rows.in_list(len(chunk))})"
                 async with self.db.execute(sql, chunk) as cursor:
                     for key, text, finish, prompt, completion in await cursor.fetchall():
                         found[key] = CachedResponse(text, finish, prompt, completion)
         return found
 
-    async def _rows(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+    async def read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
         """A read the run depends on (graph, cache): a failing store stops the run."""
         with self._io():
             async with self.db.execute(sql, params) as cursor:
@@ -145,8 +133,7 @@ class Store:
         """The run's row, status 'running' until `finish_run`."""
         with self._io():
             cursor = await self.db.execute(
-                "INSERT INTO runs (command, started, status, config) VALUES (?, ?, 'running', ?)",
-                (command, time.time(), snapshot),
+                rows.INSERT_RUN, {"command": command, "started": time.time(), "config": snapshot}
             )
         run_id = cursor.lastrowid
         assert run_id is not None
@@ -154,19 +141,13 @@ class Store:
 
     async def finish_run(self, run_id: int, status: str, counts: str | None) -> None:
         with self._io():
-            await self.db.execute(
-                "UPDATE runs SET finished = ?, status = ?, counts = ? WHERE id = ?",
-                (time.time(), status, counts, run_id),
-            )
+            finished = {"finished": time.time(), "status": status, "counts": counts, "id": run_id}
+            await self.db.execute(rows.FINISH_RUN, finished)
 
     async def answer_index(self, bench: str) -> dict[AnswerSlotKey, tuple[str, str]]:
         """(model, question, turn, sample) -> (response key, source) for every stored answer."""
-        sql = (
-            "SELECT model, question_id, turn, sample, response_key, source "
-            "FROM answers WHERE bench = ?"
-        )
-        rows = await self._rows(sql, (bench,))
-        return {(m, q, t, s): (k, src) for m, q, t, s, k, src in rows}
+        found = await self.read(rows.ANSWER_INDEX, {"bench": bench})
+        return {(m, q, t, s): (k, src) for m, q, t, s, k, src in found}
 
     async def answer_texts(
         self, bench: str, models: Iterable[str]
@@ -175,48 +156,35 @@ class Store:
         wanted = list(models)
         if not wanted:
             return {}
-        marks = ",".join("?" * len(wanted))
-        sql = (
-            "SELECT a.model, a.question_id, a.turn, r.text FROM answers a "
-            "JOIN responses r ON r.key = a.response_key "
-            f"WHERE a.bench = ? AND a.sample = 0 AND a.model IN ({marks})"
-        )
-        rows = await self._rows(sql, (bench, *wanted))
-        return {(m, q, t): text for m, q, t, text in rows}
+        sql = f"{rows.ANSWER_TEXTS}({rows.in_list(len(wanted))})"
+        found = await self.read(sql, (bench, *wanted))
+        return {(m, q, t): text for m, q, t, text in found}
 
     async def answered_models(self, bench: str) -> list[str]:
-        sql = "SELECT DISTINCT model FROM answers WHERE bench = ? ORDER BY model"
-        async with self.db.execute(sql, (bench,)) as cursor:
-            return [row[0] for row in await cursor.fetchall()]
+        return [row[0] for row in await self.fetch(rows.ANSWERED_MODELS, {"bench": bench})]
 
     async def judgment_index(self, judge: JudgeIdentity, bench: str) -> dict[JudgmentSlotKey, str]:
-        sql = (
-            "SELECT kind, model, opponent, question_id, turn, game, sample, response_key "
-            "FROM judgments WHERE judge = ? AND judge_model = ? AND judge_api = ? AND bench = ?"
-        )
-        rows = await self._rows(sql, (judge.name, judge.model, judge.api, bench))
-        return {tuple(row[:7]): row[7] for row in rows}
+        found = await self.read(rows.JUDGMENT_INDEX, rows.judge_params(judge, bench))
+        return {tuple(row[:7]): row[7] for row in found}
 
     async def record_questions(self, bench: BenchData) -> None:
         """Keep the bench's questions beside the answers, so `show` and `report` stand alone."""
-        rows = [
-            (
-                bench.bench,
-                q.question_id,
-                q.category,
-                orjson.dumps(list(q.turns)).decode(),
-                _json_or_none(bench.references.get(q.question_id)),
+        questions = [
+            rows.params(
+                QuestionRow(
+                    bench.bench,
+                    q.question_id,
+                    q.category,
+                    orjson.dumps(list(q.turns)).decode(),
+                    _json_or_none(bench.references.get(q.question_id)),
+                )
             )
             for q in bench.questions
         ]
         with self._io():
             await self.db.execute("BEGIN")
             try:
-                await self.db.executemany(
-                    "INSERT OR REPLACE INTO questions (bench, question_id, category, turns, "
-                    "reference) VALUES (?,?,?,?,?)",
-                    rows,
-                )
+                await self.db.executemany(rows.UPSERT_QUESTION, questions)
                 await self.db.execute("COMMIT")
             except BaseException:
                 if self.db.in_transaction:
@@ -225,13 +193,20 @@ class Store:
 
     async def completion_estimates(self) -> dict[str, CompletionEstimate]:
         """Mean completion (and reasoning) tokens per label, from the responses paid for."""
-        rows = await self.fetch(
-            "SELECT label, AVG(completion_tokens), AVG(reasoning_tokens) FROM responses "
-            "WHERE completion_tokens IS NOT NULL GROUP BY label"
-        )
-        return {label: CompletionEstimate(mean, reasoning) for label, mean, reasoning in rows}
+        found = await self.fetch(rows.COMPLETION_ESTIMATES)
+        return {label: CompletionEstimate(mean, reasoning) for label, mean, reasoning in found}
 
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    async def execute(self, sql: str, params: Mapping[str, Any] | Sequence[Any]) -> None:
+        """One autocommitted statement outside the run's writer (the `servers` table); a store
+        that refuses it raises StoreWriteError."""
+        try:
+            await self.db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise store_write_error(self.path, exc) from None
+
+    async def fetch(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[sqlite3.Row]:
         async with self.db.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
@@ -348,10 +323,8 @@ def stored_models(path: Path, bench: str) -> list[str]:
     if "answers" not in info.tables:
         return []
     with closing(peek(path)) as db:
-        rows = db.execute(
-            "SELECT DISTINCT model FROM answers WHERE bench = ? ORDER BY model", (bench,)
-        ).fetchall()
-    return [model for (model,) in rows]
+        found = db.execute(rows.ANSWERED_MODELS, {"bench": bench}).fetchall()
+    return [model for (model,) in found]
 
 
 BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another program's lock: then exit 3

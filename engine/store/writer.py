@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 
-Row = tuple[str, tuple[Any, ...]]
+# A statement and its parameters: named (`engine.store.rows`), or positional for raw SQL.
+Row = tuple[str, Mapping[str, Any] | Sequence[Any]]
 OnCommit = Callable[[], None]
 OnError = Callable[[str], None]  # told why its group could not be stored
 T = TypeVar("T")
@@ -79,7 +80,7 @@ class StoreWriter:
     def put(
         self,
         sql: str,
-        params: tuple[Any, ...],
+        params: Mapping[str, Any] | Sequence[Any],
         on_commit: OnCommit | None = None,
         on_error: OnError | None = None,
     ) -> None:
@@ -216,7 +217,7 @@ class StoreWriter:
     def _write_together(self, batch: list[_Group]) -> None:
         """One executemany per statement, in the order statements first came."""
         assert self._db is not None
-        by_statement: dict[str, list[tuple[Any, ...]]] = {}
+        by_statement: dict[str, list[Mapping[str, Any] | Sequence[Any]]] = {}
         for group in batch:
             for sql, params in group.rows:
                 by_statement.setdefault(sql, []).append(params)
@@ -241,22 +242,25 @@ class StoreWriter:
 def refusal(rows: Sequence[Row], error: BaseException) -> str:
     """Why SQLite refused a group, naming the column and value when one value is to blame."""
     for sql, params in rows:
-        columns = _columns(sql)
-        for position, value in enumerate(params):
+        named = params.items() if isinstance(params, Mapping) else _positional(sql, params)
+        for column, value in named:
             if not _bindable(value):
-                column = columns[position] if position < len(columns) else f"#{position + 1}"
                 shown = repr(value)
                 shown = shown if len(shown) <= 80 else shown[:77] + "..."
                 return f"{column} = {shown} cannot be stored ({type(error).__name__}: {error})"
     return f"{type(error).__name__}: {error}"
 
 
-def _columns(sql: str) -> list[str]:
+def _positional(sql: str, params: Sequence[Any]) -> list[tuple[str, Any]]:
+    """(column, value) of an `INSERT ... (a, b) VALUES (?, ?)` written by hand."""
     opening = sql.find("(")
     closing = sql.find(")", opening)
-    if opening < 0 or closing < 0 or not sql.lstrip().upper().startswith("INSERT"):
-        return []
-    return [name.strip() for name in sql[opening + 1 : closing].split(",")]
+    columns: list[str] = []
+    if opening >= 0 and closing >= 0 and sql.lstrip().upper().startswith("INSERT"):
+        columns = [name.strip() for name in sql[opening + 1 : closing].split(",")]
+    return [
+        (columns[i] if i < len(columns) else f"#{i + 1}", value) for i, value in enumerate(params)
+    ]
 
 
 INT64 = (-(2**63), 2**63 - 1)
