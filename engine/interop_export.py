@@ -34,6 +34,7 @@ from engine.interop_import import ANSWER_DIR, IMPORT_API, JUDGMENT_DIR
 from engine.interop_names import file_stems
 from engine.interop_write import PlannedFile, check_destination, other_files, write_all
 from engine.judge import parse_rating, rating_literal
+from engine.reasoning import stored_settings
 from engine.store import JudgeIdentity, Store, open_store
 from engine.thinking import answer_text
 
@@ -98,6 +99,7 @@ class _StoredJudgment:
     user_prompt: str
     text: str
     sample: int
+    settings: str | None  # the judge's reasoning settings, as stored (JSON)
 
 
 async def export_fastchat(
@@ -255,8 +257,8 @@ async def _stored_judgments(store: Store, bench: str, judge: str | None) -> list
     where = "" if judge is None else "AND j.judge = ? "
     rows = await store.fetch(
         "SELECT j.judge, j.judge_model, j.judge_api, j.kind, j.model, j.opponent, j.question_id, "
-        "j.turn, j.game, j.prompt_name, j.score, j.winner, j.created, r.request, r.text, j.sample "
-        "FROM judgments j JOIN responses r ON r.key = j.response_key "
+        "j.turn, j.game, j.prompt_name, j.score, j.winner, j.created, r.request, r.text, j.sample, "
+        "j.judge_settings FROM judgments j JOIN responses r ON r.key = j.response_key "
         f"WHERE j.bench = ? {where}"
         "ORDER BY j.judge, j.judge_model, j.judge_api, j.sample, j.question_id, j.model, "
         "j.opponent, j.turn, j.game",
@@ -278,10 +280,11 @@ async def _stored_judgments(store: Store, bench: str, judge: str | None) -> list
             user_prompt=_user_prompt(request),
             text=text,
             sample=sample,
+            settings=settings,
         )
         for (
             judge_name, judge_model, judge_api, kind, model, opponent, qid, turn, game,
-            prompt_name, score, winner, created, request, text, sample,
+            prompt_name, score, winner, created, request, text, sample, settings,
         ) in rows
     ]  # fmt: skip
 
@@ -339,7 +342,13 @@ def _single_line(row: _StoredJudgment) -> dict[str, Any]:
         "turn": row.turn,
         "tstamp": row.created,
         "sample": row.sample,
+        **_settings_field(row),
     }
+
+
+def _settings_field(row: _StoredJudgment) -> dict[str, Any]:
+    """The judge's reasoning settings (they change grades), which import reads back."""
+    return {} if row.settings is None else {"judge_settings": stored_settings(row.settings)}
 
 
 def _fastchat_score(score: float | None, text: str) -> int | float:
@@ -381,6 +390,7 @@ def _pair_lines(rows: Iterable[_StoredJudgment]) -> tuple[list[dict[str, Any]], 
                 "turn": g1.turn,
                 "tstamp": max(g1.created, g2.created),
                 "sample": g1.sample,
+                **_settings_field(g1),
             }
         )
     return lines, tuple(skipped)

@@ -31,9 +31,14 @@ import orjson
 from engine.data import QUESTION_ID_MAX, read_jsonl
 from engine.errors import DataError
 from engine.interop_conflicts import Replaced, check_replacements
-from engine.interop_fields import IMPORT_API, judge_model_field, sample_field
+from engine.interop_fields import (
+    IMPORT_API,
+    judge_model_field,
+    judge_settings_field,
+    sample_field,
+)
 from engine.interop_names import label_for_stem, refuse_duplicate_labels
-from engine.jobs import INSERT_RESPONSE, UPSERT_ANSWER, UPSERT_JUDGMENT
+from engine.jobs import INSERT_RESPONSE, UPSERT_ANSWER, UPSERT_JUDGMENT_WITH_SETTINGS
 from engine.judge import parse_rating, rating_in_range
 from engine.store import open_store
 
@@ -165,7 +170,7 @@ async def _write(
         replaced = await check_replacements(db, store_path, batch.answers, judgments, force=force)
         await db.executemany(INSERT_RESPONSE, batch.responses + judgment_responses)
         await db.executemany(UPSERT_ANSWER, batch.answers)
-        await db.executemany(UPSERT_JUDGMENT, judgments)
+        await db.executemany(UPSERT_JUDGMENT_WITH_SETTINGS, judgments)
     except BaseException:
         await db.execute("ROLLBACK")
         raise
@@ -241,6 +246,7 @@ class _JudgmentLine:
     question_id: int
     turn: int
     tstamp: float
+    settings: str | None  # the judge's reasoning settings, when our export recorded them
 
 
 def _parse_judgment_file(path: Path, bench: str, batch: _Batch) -> None:
@@ -258,6 +264,7 @@ def _parse_judgment_file(path: Path, bench: str, batch: _Batch) -> None:
             _question_id(path, number, obj),
             _turn(path, number, obj),
             _tstamp(path, number, obj, fallback_time),
+            judge_settings_field(path, number, obj),
         )
         if pair:
             model_1 = _get(path, number, obj, "model_1", str)
@@ -326,7 +333,7 @@ def _add_judgment(
     judgment = (
         line.judge, line.judge_model, IMPORT_API, line.bench, kind, model, opponent,
         line.question_id, line.turn, game, line.sample, line.prompt_name, score, winner, status,
-        key, None, line.tstamp,
+        key, None, line.tstamp, line.settings,
     )  # fmt: skip
     where: _Slot = (
         line.judge, line.judge_model, line.bench, kind, model, opponent, line.question_id,

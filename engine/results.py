@@ -169,26 +169,31 @@ async def judge_cost(store: Store, bench: str, judge: JudgeIdentity) -> float | 
     return rows[0][0]
 
 
+# Token counts are summed with TOTAL (a float), not SUM: a server may report counts up to
+# 2**62 each (engine.providers.wire), and SQLite's SUM of two of them fails with "integer overflow".
+
+
 async def generation_reasoning_tokens(store: Store, bench: str) -> dict[str, int]:
     """Reasoning tokens of each model's current answers, where the server reported them."""
     rows = await store.fetch(
-        "SELECT a.model, SUM(r.reasoning_tokens) FROM answers a "
+        "SELECT a.model, TOTAL(r.reasoning_tokens) FROM answers a "
         "JOIN responses r ON r.key = a.response_key "
         "WHERE a.bench = ? AND r.reasoning_tokens IS NOT NULL GROUP BY a.model",
         (bench,),
     )
-    return {model: tokens for model, tokens in rows}
+    return {model: int(tokens) for model, tokens in rows}
 
 
 async def judge_reasoning_tokens(store: Store, bench: str, judge: JudgeIdentity) -> int | None:
     """Reasoning tokens of this judge's judgments (each distinct request once), if reported."""
     rows = await store.fetch(
-        "SELECT SUM(r.reasoning_tokens) FROM responses r WHERE r.key IN (SELECT DISTINCT "
-        "response_key FROM judgments WHERE judge = ? AND judge_model = ? AND judge_api = ? "
-        "AND bench = ?)",
+        "SELECT TOTAL(r.reasoning_tokens), COUNT(r.reasoning_tokens) FROM responses r "
+        "WHERE r.key IN (SELECT DISTINCT response_key FROM judgments WHERE judge = ? "
+        "AND judge_model = ? AND judge_api = ? AND bench = ?)",
         (judge.name, judge.model, judge.api, bench),
     )
-    return rows[0][0]
+    tokens, reported = rows[0]
+    return int(tokens) if reported else None
 
 
 async def expected_single_judgments(store: Store, bench: str) -> int | None:
