@@ -36,7 +36,7 @@ __all__ = [
 REASONING_MODEL_PATTERNS = ("o1*", "o3*", "o4*", "gpt-5*")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 # OpenAI's wording: "Unsupported parameter: 'max_tokens' ..." / "Unsupported value: 'temperature'".
-_UNSUPPORTED = re.compile(r"Unsupported (?:parameter|value): '(\w+)'")
+_UNSUPPORTED = re.compile(r"Unsupported (parameter|value): '(\w+)'")
 _REASONING_REFUSES = ("max_tokens", "temperature", "top_p")
 
 
@@ -97,12 +97,17 @@ def unsupported_parameter_hint(message: str, endpoint: EndpointConfig) -> str | 
     match = _UNSUPPORTED.search(message)
     if match is None:
         return None
-    parameter = match.group(1)
+    kind, parameter = match.groups()
     table = endpoint.table()
     if parameter in _REASONING_REFUSES and not endpoint.reasoning:
         return (
             f"{endpoint.model} looks like a reasoning model, which takes no {parameter}: set "
             f"reasoning = true on {table}"
+        )
+    if parameter == "reasoning_effort" and kind == "value":  # it takes others ("minimal", ...)
+        return (
+            f"this model takes no reasoning_effort = {endpoint.reasoning_effort!r}: set "
+            f"reasoning_effort on {table} to a value it supports"
         )
     if parameter == "reasoning_effort":
         return f"this model takes no reasoning_effort: remove it from {table}"

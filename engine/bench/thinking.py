@@ -26,6 +26,7 @@ __all__ = ["SplitAnswer", "answer_text", "split_thinking"]
 
 _TAGS = (("<think>", "</think>"), ("<thinking>", "</thinking>"))
 _ANY_TAG = re.compile(r"</?think(?:ing)?>")
+_SPACE = re.compile(r"\s*")  # what str.lstrip() strips
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +42,13 @@ def split_thinking(text: str) -> SplitAnswer:
     if _ANY_TAG.search(text) is None:  # nearly every answer: one scan, no copies
         return SplitAnswer(text, None)
     thoughts: list[str] = []
-    rest = _after_unopened_close(text, thoughts)
-    while (block := _leading_block(rest)) is not None:
-        thought, rest = block
+    start = _after_unopened_close(text, thoughts)
+    while (block := _leading_block(text, start)) is not None:
+        thought, start = block
         thoughts.append(thought)
     if not thoughts:
         return SplitAnswer(text, None)
-    return SplitAnswer(rest.lstrip(), "\n\n".join(t.strip() for t in thoughts))
+    return SplitAnswer(text[start:].lstrip(), "\n\n".join(t.strip() for t in thoughts))
 
 
 def answer_text(text: str, keep_thinking: bool) -> str:
@@ -56,23 +57,32 @@ def answer_text(text: str, keep_thinking: bool) -> str:
     return text if keep_thinking else split_thinking(text).answer
 
 
-def _after_unopened_close(text: str, thoughts: list[str]) -> str:
+def _after_unopened_close(text: str, thoughts: list[str]) -> int:
+    """Where the answer may start: after a closing tag no opening tag precedes, else 0."""
     for opening, closing in _TAGS:
         end = text.find(closing)
         if end != -1 and not 0 <= text.find(opening) < end:
             thoughts.append(text[:end])
-            return text[end + len(closing) :]
-    return text
+            return end + len(closing)
+    return 0
 
 
-def _leading_block(text: str) -> tuple[str, str] | None:
-    """(the thought, what follows it) if `text` opens with a thinking block, else None."""
-    start = len(text) - len(text.lstrip())
+def _leading_block(text: str, start: int) -> tuple[str, int] | None:
+    """(the thought, where what follows it starts) if `text` opens with a thinking block at
+    `start` (after whitespace), else None. Positions, not copies of the rest: a server can send
+    megabytes of empty blocks, and copying the rest once per block would take the event loop
+    minutes."""
+    start = _after_space(text, start)
     for opening, closing in _TAGS:
         if text.startswith(opening, start):
             inside = start + len(opening)
             end = text.find(closing, inside)
             if end == -1:  # never closed: the model was still thinking when it stopped
-                return text[inside:], ""
-            return text[inside:end], text[end + len(closing) :]
+                return text[inside:], len(text)
+            return text[inside:end], end + len(closing)
     return None
+
+
+def _after_space(text: str, start: int) -> int:
+    match = _SPACE.match(text, start)  # `\s*` always matches; None only to the type checker
+    return start if match is None else match.end()

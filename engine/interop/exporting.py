@@ -35,6 +35,7 @@ from engine.errors import InputError
 from engine.interop.file_set import PlannedFile, check_destination, other_files, write_all
 from engine.interop.importing import ANSWER_DIR, IMPORT_API, JUDGMENT_DIR
 from engine.interop.names import file_stems
+from engine.reasoning import stored_settings
 from engine.store import rows
 from engine.store.rows import JudgeIdentity
 from engine.store.store import Store, open_store
@@ -100,6 +101,7 @@ class _StoredJudgment:
     user_prompt: str
     text: str
     sample: int
+    settings: str | None  # the judge's reasoning settings, as stored (JSON)
 
 
 async def export_fastchat(
@@ -266,10 +268,11 @@ async def _stored_judgments(store: Store, bench: str, judge: str | None) -> list
             user_prompt=_user_prompt(request),
             text=text,
             sample=sample,
+            settings=settings,
         )
         for (
             judge_name, judge_model, judge_api, kind, model, opponent, qid, turn, game,
-            prompt_name, score, winner, created, request, text, sample,
+            prompt_name, score, winner, created, request, text, sample, settings,
         ) in found
     ]  # fmt: skip
 
@@ -327,7 +330,13 @@ def _single_line(row: _StoredJudgment) -> dict[str, Any]:
         "turn": row.turn,
         "tstamp": row.created,
         "sample": row.sample,
+        **_settings_field(row),
     }
+
+
+def _settings_field(row: _StoredJudgment) -> dict[str, Any]:
+    """The judge's reasoning settings (they change grades), which import reads back."""
+    return {} if row.settings is None else {"judge_settings": stored_settings(row.settings)}
 
 
 def _fastchat_score(score: float | None, text: str) -> int | float:
@@ -369,6 +378,7 @@ def _pair_lines(judged: Iterable[_StoredJudgment]) -> tuple[list[dict[str, Any]]
                 "turn": g1.turn,
                 "tstamp": max(g1.created, g2.created),
                 "sample": g1.sample,
+                **_settings_field(g1),
             }
         )
     return lines, tuple(skipped)

@@ -21,7 +21,12 @@ import orjson
 from engine.bench.jsonl import field, optional_field, question_id_field, read_jsonl
 from engine.bench.judge import parse_rating, rating_in_range
 from engine.errors import DataError
-from engine.interop.fields import IMPORT_API, judge_model_field, sample_field
+from engine.interop.fields import (
+    IMPORT_API,
+    judge_model_field,
+    judge_settings_field,
+    sample_field,
+)
 from engine.interop.names import label_for_stem
 from engine.store.rows import AnswerRow, JudgmentRow, ResponseRow
 
@@ -123,6 +128,7 @@ class _JudgmentLine:
     question_id: int
     turn: int
     tstamp: float
+    settings: str | None  # the judge's reasoning settings, when our export recorded them
 
 
 def parse_judgment_file(path: Path, bench: str, batch: Batch) -> None:
@@ -140,6 +146,7 @@ def parse_judgment_file(path: Path, bench: str, batch: Batch) -> None:
             question_id_field(path, number, obj),
             _turn(path, number, obj),
             _tstamp(path, number, obj, fallback_time),
+            judge_settings_field(path, number, obj),
         )
         if pair:
             model_1 = field(path, number, obj, "model_1", str)
@@ -208,7 +215,7 @@ def _add_judgment(
     judgment = JudgmentRow(
         line.judge, line.judge_model, IMPORT_API, line.bench, kind, model, opponent,
         line.question_id, line.turn, game, line.sample, line.prompt_name, score, winner, status,
-        key, None, line.tstamp,
+        key, None, line.tstamp, line.settings,
     )  # fmt: skip
     if judgment.slot() in batch.judgments:
         batch.superseded += 1

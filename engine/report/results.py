@@ -142,13 +142,14 @@ async def judge_cost(store: Store, bench: str, judge: JudgeIdentity) -> float | 
 
 async def generation_reasoning_tokens(store: Store, bench: str) -> dict[str, int]:
     """Reasoning tokens of each model's current answers, where the server reported them."""
-    return await _generation_totals(store, bench, "reasoning_tokens")
+    totals = await _generation_totals(store, bench, "reasoning_tokens")
+    return {model: int(total) for model, total in totals.items()}
 
 
 async def judge_reasoning_tokens(store: Store, bench: str, judge: JudgeIdentity) -> int | None:
     """Reasoning tokens of this judge's judgments (each distinct request once), if reported."""
-    total: int | None = await _judge_total(store, bench, judge, "reasoning_tokens")
-    return total
+    total = await _judge_total(store, bench, judge, "reasoning_tokens")
+    return None if total is None else int(total)
 
 
 async def _generation_totals(store: Store, bench: str, column: str) -> dict[str, Any]:
@@ -156,9 +157,13 @@ async def _generation_totals(store: Store, bench: str, column: str) -> dict[str,
     return {model: total for model, total in await store.fetch(sql, {"bench": bench})}
 
 
-async def _judge_total(store: Store, bench: str, judge: JudgeIdentity, column: str) -> Any:
+async def _judge_total(
+    store: Store, bench: str, judge: JudgeIdentity, column: str
+) -> float | None:
+    """The judge's total of `column`, or None when no judgment's response reported one."""
     sql = rows.JUDGE_TOTAL.format(column=column)
-    return (await store.fetch(sql, judge_params(judge, bench)))[0][0]
+    total, reported = (await store.fetch(sql, judge_params(judge, bench)))[0]
+    return float(total) if reported else None
 
 
 def _of_kind(judge: JudgeIdentity, bench: str, kind: str) -> dict[str, Any]:

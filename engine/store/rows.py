@@ -259,12 +259,14 @@ SINGLE_SAMPLES = f"SELECT j.sample, j.model, j.question_id, j.turn, j.score, {_W
 PAIR_GAMES = (
     f"SELECT j.model, j.opponent, j.question_id, j.turn, j.game, j.winner, {_WITH_CATEGORY}"
 )
+# Totals use TOTAL (a float), not SUM: a server may report token counts up to 2**62 each
+# (engine.endpoints.providers.wire), and SQLite's SUM of two of them fails with "integer overflow".
 GENERATION_TOTALS = (  # {column}: cost or reasoning_tokens
-    "SELECT a.model, SUM(r.{column}) FROM answers a JOIN responses r ON r.key = a.response_key "
+    "SELECT a.model, TOTAL(r.{column}) FROM answers a JOIN responses r ON r.key = a.response_key "
     "WHERE a.bench = :bench AND r.{column} IS NOT NULL GROUP BY a.model"
 )
 JUDGE_TOTAL = (  # {column}: cost or reasoning_tokens; each distinct request once
-    "SELECT SUM(r.{column}) FROM responses r WHERE r.key IN (SELECT DISTINCT response_key "
+    "SELECT TOTAL(r.{column}), COUNT(r.{column}) FROM responses r WHERE r.key IN (SELECT DISTINCT response_key "
     f"FROM judgments WHERE {judged_by()})"
 )
 EXPECTED_SINGLE = (
@@ -300,8 +302,9 @@ JUDGMENT_TEXTS = (
 )
 EXPORTED_JUDGMENTS = (  # {judge}: "" or "AND j.judge = :judge"
     "SELECT j.judge, j.judge_model, j.judge_api, j.kind, j.model, j.opponent, j.question_id, "
-    "j.turn, j.game, j.prompt_name, j.score, j.winner, j.created, r.request, r.text, j.sample "
-    "FROM judgments j JOIN responses r ON r.key = j.response_key WHERE j.bench = :bench {judge} "
+    "j.turn, j.game, j.prompt_name, j.score, j.winner, j.created, r.request, r.text, j.sample, "
+    "j.judge_settings FROM judgments j JOIN responses r ON r.key = j.response_key "
+    "WHERE j.bench = :bench {judge} "
     "ORDER BY j.judge, j.judge_model, j.judge_api, j.sample, j.question_id, j.model, "
     "j.opponent, j.turn, j.game"
 )

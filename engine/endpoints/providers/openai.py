@@ -3,7 +3,8 @@
 Every value read from an answer goes through `engine.endpoints.providers.wire`'s checks. A message
 whose content is null is no answer (malformed, retried); a stream is one only if a choice arrived in
 it. A streamed null content is not enough to say so: llama.cpp opens every stream with one, and an
-answer of zero tokens is a real (empty) answer; a streamed refusal with no text is not.
+answer of zero tokens is a real (empty) answer; a streamed refusal with no text is not, nor are
+thoughts with no content at all, as they are not in a JSON body (see below).
 
 Reasoning models: OpenAI's take `max_completion_tokens` and no sampling parameters, and report
 their hidden reasoning as `usage.completion_tokens_details.reasoning_tokens`. Thinking
@@ -178,11 +179,14 @@ async def _read_stream(response: HttpBody) -> ChatResponse:
     text, refusal = "".join(state.pieces), "".join(state.refusal)
     if refusal and not text:
         raise malformed(_no_content(refusal))
+    thoughts = joined_text(state.thoughts)
+    if not state.pieces and thoughts and state.finish_reason != "length":
+        raise malformed(_no_content(None))  # as the same answer in one JSON body is
     return ChatResponse(
         text=text,
         finish_reason=state.finish_reason,
         prompt_tokens=token_count(state.usage, "prompt_tokens"),
         completion_tokens=token_count(state.usage, "completion_tokens"),
-        reasoning=joined_text(state.thoughts),
+        reasoning=thoughts,
         reasoning_tokens=_reasoning_tokens(state.usage),
     )
