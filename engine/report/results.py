@@ -157,9 +157,7 @@ async def _generation_totals(store: Store, bench: str, column: str) -> dict[str,
     return {model: total for model, total in await store.fetch(sql, {"bench": bench})}
 
 
-async def _judge_total(
-    store: Store, bench: str, judge: JudgeIdentity, column: str
-) -> float | None:
+async def _judge_total(store: Store, bench: str, judge: JudgeIdentity, column: str) -> float | None:
     """The judge's total of `column`, or None when no judgment's response reported one."""
     sql = rows.JUDGE_TOTAL.format(column=column)
     total, reported = (await store.fetch(sql, judge_params(judge, bench)))[0]

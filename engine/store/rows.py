@@ -266,7 +266,8 @@ GENERATION_TOTALS = (  # {column}: cost or reasoning_tokens
     "WHERE a.bench = :bench AND r.{column} IS NOT NULL GROUP BY a.model"
 )
 JUDGE_TOTAL = (  # {column}: cost or reasoning_tokens; each distinct request once
-    "SELECT TOTAL(r.{column}), COUNT(r.{column}) FROM responses r WHERE r.key IN (SELECT DISTINCT response_key "
+    "SELECT TOTAL(r.{column}), COUNT(r.{column}) FROM responses r "
+    "WHERE r.key IN (SELECT DISTINCT response_key "
     f"FROM judgments WHERE {judged_by()})"
 )
 EXPECTED_SINGLE = (
