@@ -113,11 +113,6 @@ class JudgeReport:
         settings = f", {describe_settings(self.settings)}" if self.settings else ""
         return f"{self.name} (model {self.model}, api {self.api}{settings})"
 
-    def unjudged(self, summary: SingleModelSummary) -> int | None:
-        if self.expected is None:
-            return None
-        return max(0, self.expected - summary.rows - summary.missing)
-
 
 @dataclass(frozen=True, slots=True)
 class ReportData:

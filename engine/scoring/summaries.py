@@ -97,6 +97,13 @@ class SingleModelSummary:
     categories: tuple[CategoryScore, ...]
     ci: ConfidenceInterval | None
 
+    def unjudged(self, expected: int | None) -> int | None:
+        """Of the `expected` judgments each model should have, those missing (failed requests, or
+        answers that never came); None when the store cannot say how many are expected."""
+        if expected is None:
+            return None
+        return max(0, expected - self.rows - self.missing)
+
 
 @dataclass(frozen=True, slots=True)
 class PairModelSummary:
