@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.display import format_dollars, format_number, format_table, terminal_text
 from engine.errors import InputError
-from engine.reasoning import describe_settings, stored_settings
+from engine.reasoning import stored_settings
 from engine.report.judged_views import (
     JudgeViews,
     View,
@@ -25,7 +25,7 @@ from engine.report.judged_views import (
     select_judges,
     unavailable,
 )
-from engine.report.notes import ci_text, last_run_failures
+from engine.report.notes import ci_text, judge_details, last_run_failures
 from engine.report.results import (
     LastRun,
     StoredJudge,
@@ -205,10 +205,10 @@ def _title(board: Leaderboard) -> str:
     if board.judge_reasoning is not None:
         cost += f", {board.judge_reasoning} reasoning tokens"
     prompts = ", ".join(_name(prompt) for prompt in board.prompts)
-    settings = f", {_name(describe_settings(board.settings))}" if board.settings else ""
+    details = _name(judge_details(judge, board.settings))
     return (
-        f"Judge {_name(judge.name)} (model {_name(judge.model)}, api {_name(judge.api)}"
-        f"{settings}, prompts {prompts}{samples}{cost}) · mode {board.mode}{against}"
+        f"Judge {_name(judge.name)} ({details}, prompts {prompts}{samples}{cost}) · "
+        f"mode {board.mode}{against}"
     )
 
 
