@@ -20,7 +20,7 @@ import orjson
 from engine.bench.judge import rating_in_range
 from engine.bench.thinking import split_thinking
 from engine.errors import InputError
-from engine.report.judged_views import JudgeViews, judge_views
+from engine.report.judged_views import JudgeViews, judge_views, judges_named
 from engine.report.notes import judge_details
 from engine.report.results import (
     UNKNOWN_CATEGORY,
@@ -132,13 +132,8 @@ async def gather_report(store_path: Path, bench: str, *, judge: str | None = Non
     store = await open_store(Path(store_path), write=False)
     try:
         every_judge = await judge_views(store, bench)
-        judges = [j for j in every_judge if judge in (None, j.name)]
-        if judge is not None and not judges:
-            names = ", ".join(sorted({repr(j.name) for j in every_judge})) or "none"
-            raise InputError(
-                f"{store_path}: no judgments by judge {judge!r} for bench {bench}; judges in "
-                f"the store: {names} (leave out --judge to report every judge)"
-            )
+        advice = " (leave out --judge to report every judge)"
+        judges = judges_named(every_judge, judge, store_path, bench, advice)
         answered = await store.answered_models(bench)
         answers = await _answers(store, bench)
         texts = {(a.model, a.question_id, a.turn): a.text for a in answers}
