@@ -131,7 +131,9 @@ async def _write(store: Store, store_path: Path, batch: Batch, *, force: bool) -
     judgments = [judgment for _, judgment in batch.judgments.values()]
     db = store.db
     async with store.transaction("BEGIN IMMEDIATE"):
-        replaced = await check_replacements(db, store_path, batch.answers, judgments, force=force)
+        replaced = await check_replacements(
+            store, store_path, batch.answers, judgments, force=force
+        )
         responses = [rows.params(row) for row in (*batch.responses, *judgment_responses)]
         await db.executemany(rows.INSERT_RESPONSE, responses)
         await db.executemany(rows.UPSERT_ANSWER, [rows.params(row) for row in batch.answers])
