@@ -26,7 +26,7 @@ from engine.report.markup import FALLBACK_COLOR, escape, model_cell, number, swa
 from engine.report.notes import ci_text, last_run_failures
 from engine.report.reliability_section import reliability_section
 from engine.report.svg import TURN_COLORS, RadarSeries, ci_bar, model_colors, radar_chart, turn_bars
-from engine.scoring.summaries import SingleModelSummary
+from engine.scoring.summaries import SingleModelSummary, category_names
 
 __all__ = ["render_report", "report_page", "save_report", "write_report"]
 
@@ -187,31 +187,23 @@ def _single_table(judge: JudgeReport, colors: dict[str, str]) -> str:
     return table([*headers, "unjudged", "rows"], rows)
 
 
-def _categories(summaries: Sequence[SingleModelSummary]) -> list[str]:
-    return sorted({c.category for s in summaries for c in s.categories})
-
-
 def _category_table(summaries: Sequence[SingleModelSummary], colors: dict[str, str]) -> str:
-    names = _categories(summaries)
+    names = category_names(summaries)
     rows = []
     for s in summaries:
-        scores = {c.category: c.score for c in s.categories}
-        cells = "".join(f"<td>{number(scores.get(name), 2)}</td>" for name in names)
+        cells = "".join(f"<td>{number(s.category_score(name), 2)}</td>" for name in names)
         rows.append(f"<tr>{model_cell(s.model, colors)}{cells}</tr>")
     return table(["model", *names], rows, first_left=0)
 
 
 def _radar_block(summaries: Sequence[SingleModelSummary], colors: dict[str, str]) -> str:
-    axes = _categories(summaries)
+    axes = category_names(summaries)
     if len(axes) < MIN_RADAR_AXES:
         return (
             '<h3>Per category</h3><p class="note">A radar chart needs three or more categories; '
             "record the questions (`mtbench import --data`) so answers get theirs.</p>"
         )
-    series = []
-    for s in summaries:
-        scores = {c.category: c.score for c in s.categories}
-        series.append(RadarSeries(s.model, tuple(scores.get(axis) for axis in axes)))
+    series = [RadarSeries(s.model, tuple(s.category_score(a) for a in axes)) for s in summaries]
     legend = "".join(
         f'<button type="button" data-model="{escape(s.model)}" aria-pressed="true">'
         f"{swatch(colors.get(s.model, FALLBACK_COLOR))}"

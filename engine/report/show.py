@@ -43,6 +43,7 @@ from engine.scoring.summaries import (
     PairModelSummary,
     SampleSpread,
     SingleModelSummary,
+    category_names,
     rank_by_turn,
     sample_spread,
     summarize_pairwise,
@@ -283,20 +284,16 @@ def _out_of_range_note(board: Leaderboard) -> str:
 
 
 def _category_table(board: Leaderboard) -> str:
-    categories = sorted({c.category for s in board.single for c in s.categories})
-    rows = [[s.model, *[_category(s, name) for name in categories]] for s in board.single]
+    categories = category_names(board.single)
+    rows = [
+        [s.model, *[format_number(s.category_score(name), 2) for name in categories]]
+        for s in board.single
+    ]
     return format_table(["model", *categories], rows)
 
 
 def _spread(spread: SampleSpread | None) -> str:
     return format_number(None if spread is None else spread.std, 3)
-
-
-def _category(summary: SingleModelSummary, name: str) -> str:
-    for category in summary.categories:
-        if category.category == name:
-            return format_number(category.score, 2)
-    return "-"
 
 
 def _spread_json(spread: SampleSpread | None) -> dict[str, Any]:
