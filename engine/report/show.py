@@ -52,7 +52,6 @@ from engine.scoring.summaries import (
 from engine.store.store import JudgeIdentity, open_store
 
 __all__ = [
-    "SHOW_MODES",
     "Leaderboard",
     "Scoreboard",
     "format_scoreboard",
@@ -60,7 +59,6 @@ __all__ = [
     "scoreboard_json",
 ]
 
-SHOW_MODES = ("single", "pairwise-baseline", "pairwise-all")
 PAIR_HEADERS = (
     "model", "win", "loss", "tie", "win_rate", "loss_rate", "win_rate_adjusted", "95% CI", "errors"
 )  # fmt: skip
