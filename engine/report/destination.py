@@ -14,11 +14,9 @@ import tempfile
 from pathlib import Path
 
 from engine.errors import InputError
-from engine.store.storefile import SQLITE_MAGIC
+from engine.store.storefile import JOURNAL_SUFFIXES, SQLITE_MAGIC, lock_path
 
 __all__ = ["refuse_output_over_a_store", "write_output"]
-
-STORE_COMPANIONS = ("-wal", "-shm", "-journal", ".lock")
 
 
 def refuse_output_over_a_store(out: Path, store: Path) -> None:
@@ -26,9 +24,9 @@ def refuse_output_over_a_store(out: Path, store: Path) -> None:
     try:
         if out.is_file() and store.exists() and os.path.samefile(out, store):
             raise InputError(f"{out}: is the store itself; give -o a path for the HTML file")
-        companions = {
-            store.resolve().with_name(store.resolve().name + suffix) for suffix in STORE_COMPANIONS
-        }
+        real = store.resolve()
+        journals = {real.with_name(real.name + suffix) for suffix in JOURNAL_SUFFIXES}
+        companions = {*journals, lock_path(store)}
         if out.resolve() in companions:
             raise InputError(f"{out}: belongs to the store {store}; give -o another path")
         if out.is_file():

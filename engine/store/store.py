@@ -29,6 +29,7 @@ from engine.store import rows
 from engine.store.rows import CompletionEstimate, JudgeIdentity, QuestionRow
 from engine.store.schema import MIGRATIONS, SCHEMA_VERSION
 from engine.store.storefile import (
+    JOURNAL_SUFFIXES,
     SchemaInfo,
     WriterLock,
     check_schema,
@@ -42,7 +43,6 @@ from engine.store.storefile import (
 
 __all__ = ["CachedResponse", "JudgeIdentity", "Store", "open_store", "stored_models"]
 
-JOURNAL_SUFFIXES = ("-wal", "-shm", "-journal")
 LOOKUP_BATCH = 500
 WRITER_CHECKPOINT_PAGES = 10000
 CACHE_KIB = 16384  # page cache per connection: the default 2 MB thrashes on stores of 10k+ answers
