@@ -5,22 +5,25 @@ no fairness logic of its own: FIFO order comes from the endpoint queue.
 
 - `AdaptiveConcurrency`: AIMD. Halve the limit on a 429 (once per congestion event), add 1/limit
   per success, never above the configured limit nor below 1.
-- `RequestRate`: asyncio-throttle, with the minute split into short windows (about a second) so the
-  rate is smooth: providers enforce "per minute" limits on sub-minute windows, and a burst of a
-  whole minute's quota at once is a 429 storm waiting to happen.
+- `RequestRate`: a sliding window over the send times of the last requests (asyncio-throttle's,
+  waiting for the oldest to leave rather than polling), with the minute split into short windows
+  (about a second) so the rate is smooth: providers enforce "per minute" limits on sub-minute
+  windows, and a burst of a whole minute's quota at once is a 429 storm waiting to happen.
 - `TokenWindow`: tokens/min as a sliding 60 s window of weighted entries (prompt estimate +
   max_tokens), corrected from `usage` once the response arrives. A request larger than the window
   is capped to it, so it waits for an empty window instead of starving.
 - `Pause`: the endpoint stops dispatching until a 429's Retry-After has passed.
+
+Every one of them tells time by the endpoint's `Clock` (`engine.endpoints.clock`), so a test can
+drive them through minutes of pacing without waiting for any of it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 
-from asyncio_throttle import Throttler
+from engine.endpoints.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["AdaptiveConcurrency", "Pause", "RequestRate", "TokenWindow"]
 
@@ -63,30 +66,35 @@ class RequestRate:
     """
 
     SAFETY_MARGIN = 1.02
+    MIN_WAIT = 0.001  # a timer that fires a hair early must not make the wait a busy loop
 
-    def __init__(self, rpm: int) -> None:
+    def __init__(self, rpm: int, clock: Clock = SYSTEM_CLOCK) -> None:
         self.rpm = rpm
-        self._throttler: Throttler | None = None
-        if rpm > 0:
-            per_window = max(1, rpm // 60)
-            period = 60.0 * per_window / rpm * self.SAFETY_MARGIN
-            self._throttler = Throttler(
-                rate_limit=per_window, period=period, retry_interval=min(0.01, period / 20)
-            )
+        self._clock = clock
+        self._per_window = max(1, rpm // 60)
+        self._period = 60.0 * self._per_window / rpm * self.SAFETY_MARGIN if rpm > 0 else 0.0
+        self._sent: deque[float] = deque()  # when each request of the current window left
 
     async def acquire(self) -> None:
-        if self._throttler is not None:
-            await self._throttler.acquire()
+        if self.rpm <= 0:
+            return
+        while True:
+            now = self._clock.monotonic()
+            while self._sent and now - self._sent[0] >= self._period:
+                self._sent.popleft()
+            if len(self._sent) < self._per_window:
+                break
+            await self._clock.sleep(max(self.MIN_WAIT, self._sent[0] + self._period - now))
+        self._sent.append(now)
 
 
 class TokenWindow:
     WINDOW = 60.0
 
-    def __init__(self, tpm: int) -> None:
+    def __init__(self, tpm: int, clock: Clock = SYSTEM_CLOCK) -> None:
         self.tpm = tpm
-        self._entries: deque[list[float]] = (
-            deque()
-        )  # [time, weight], weight mutable for corrections
+        self._clock = clock
+        self._entries: deque[list[float]] = deque()  # [time, weight]: weight corrected later
         self._used = 0.0
 
     def _expire(self, now: float) -> None:
@@ -99,11 +107,11 @@ class TokenWindow:
             return None
         weight = min(float(weight), float(self.tpm))
         while True:
-            now = time.monotonic()
+            now = self._clock.monotonic()
             self._expire(now)
             if self._used + weight <= self.tpm:
                 break
-            await asyncio.sleep(self._wait_for(weight, now))
+            await self._clock.sleep(self._wait_for(weight, now))
         entry = [now, weight]
         self._entries.append(entry)
         self._used += weight
@@ -130,12 +138,17 @@ class TokenWindow:
 class Pause:
     """Endpoint-wide pause: a 429 stops all dispatching until its Retry-After has passed."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self.until = 0.0
+        self._clock = clock
 
     def extend(self, seconds: float) -> None:
-        self.until = max(self.until, time.monotonic() + seconds)
+        self.until = max(self.until, self._clock.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        """Seconds until the pause ends; 0 or less when there is none."""
+        return self.until - self._clock.monotonic()
 
     async def wait(self) -> None:
-        while (remaining := self.until - time.monotonic()) > 0:
-            await asyncio.sleep(remaining)
+        while (remaining := self.remaining()) > 0:
+            await self._clock.sleep(remaining)

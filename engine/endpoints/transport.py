@@ -1,7 +1,10 @@
 """The one place that speaks HTTP: an aiohttp session per endpoint, byte-level progress, and every
 aiohttp failure turned into the engine's own `RequestError`s.
 
-Nothing above this module catches an `aiohttp` exception. Two choices here protect the night:
+The endpoint pool sees only the small `Transport` interface (send one call, close), so a test can
+hand it a scripted transport and drive pacing, pauses and the watchdog in process; `HttpTransport`
+is the one a run uses. Nothing above this module catches an `aiohttp` exception. Two choices here
+protect the night:
 
 - **Redirects are never followed.** aiohttp re-sends custom headers (Anthropic's `x-api-key`) to
   another host, and turns a 302'd POST into a GET whose reply would be stored as an answer. A 3xx
@@ -15,12 +18,12 @@ Nothing above this module catches an `aiohttp` exception. Two choices here prote
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from engine.chat import ChatResponse
+from engine.endpoints.clock import SYSTEM_CLOCK, Clock
 from engine.endpoints.providers import HttpCall, Provider
 from engine.endpoints.retry import error_for_status
 from engine.errors import RequestError, RetryableError
@@ -28,7 +31,7 @@ from engine.errors import RequestError, RetryableError
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["MAX_BODY_BYTES", "HttpTransport", "Progress"]
+__all__ = ["MAX_BODY_BYTES", "HttpTransport", "Progress", "Transport"]
 
 MAX_BODY_BYTES = 64 * 1024 * 1024  # far above any chat answer; below what would hurt a night
 _ERROR_BODY_BYTES = 64 * 1024  # enough for any error message; the rest is never read
@@ -38,15 +41,16 @@ _ERROR_BODY_BYTES = 64 * 1024  # enough for any error message; the rest is never
 class Progress:
     """When bytes last arrived for one attempt, and the longest silence it has seen so far."""
 
-    started: float = field(default_factory=time.monotonic)
-    last: float = 0.0
+    clock: Clock = SYSTEM_CLOCK
+    started: float = field(init=False)
+    last: float = field(init=False)
     longest_silence: float = 0.0
 
     def __post_init__(self) -> None:
-        self.last = self.started
+        self.started = self.last = self.clock.monotonic()
 
     def touch(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self.longest_silence = max(self.longest_silence, now - self.last)
         self.last = now
 
@@ -136,6 +140,27 @@ class _ErrorMap:
         return RetryableError(
             "malformed", f"{where}: unreadable response ({type(exc).__name__}: {exc})"
         )
+
+
+class Transport(Protocol):
+    """How an attempt reaches its server and its answer comes back."""
+
+    async def send(
+        self,
+        provider: Provider,
+        call: HttpCall,
+        base_url: str,
+        *,
+        stream: bool,
+        progress: Progress,
+    ) -> ChatResponse:
+        """One attempt: the parsed answer, or a RequestError saying why there is none; every
+        piece of the answer that arrives touches `progress`."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of connections; no call is sent after this."""
+        ...
 
 
 class HttpTransport:

@@ -1,0 +1,47 @@
+"""The time an endpoint paces itself by: a seam, so pacing can be tested without waiting.
+
+Every wait of the endpoint layer (the requests/min and tokens/min windows, a 429's pause, a
+retry's backoff, the watchdog's looks at silent attempts) and every instant it compares (silences,
+latencies, a URL's cooldown) goes through one `Clock`. A run uses `SystemClock`: the monotonic
+clock and the event loop's own timers. A test hands the pool a clock whose time moves only when the
+test says so, and sees in microseconds what a night would show in minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock"]
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (only differences mean anything)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Return once `seconds` have passed on this clock."""
+        ...
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> None:
+        """Call `callback` from the event loop once `seconds` have passed on this clock."""
+        ...
+
+
+class SystemClock:
+    """The real clock: `time.monotonic` and the running event loop's timers."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> None:
+        asyncio.get_running_loop().call_later(seconds, callback)
+
+
+SYSTEM_CLOCK = SystemClock()
