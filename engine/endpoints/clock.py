@@ -14,7 +14,13 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock", "Timer"]
+
+
+class Timer(Protocol):
+    def cancel(self) -> None:
+        """Never call the callback (harmless once it has been called)."""
+        ...
 
 
 class Clock(Protocol):
@@ -26,7 +32,7 @@ class Clock(Protocol):
         """Return once `seconds` have passed on this clock."""
         ...
 
-    def call_later(self, seconds: float, callback: Callable[[], None]) -> None:
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
         """Call `callback` from the event loop once `seconds` have passed on this clock."""
         ...
 
@@ -40,8 +46,8 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    def call_later(self, seconds: float, callback: Callable[[], None]) -> None:
-        asyncio.get_running_loop().call_later(seconds, callback)
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(seconds, callback)
 
 
 SYSTEM_CLOCK = SystemClock()

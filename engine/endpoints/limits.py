@@ -10,8 +10,9 @@ no fairness logic of its own: FIFO order comes from the endpoint queue.
   (about a second) so the rate is smooth: providers enforce "per minute" limits on sub-minute
   windows, and a burst of a whole minute's quota at once is a 429 storm waiting to happen.
 - `TokenWindow`: tokens/min as a sliding 60 s window of weighted entries (prompt estimate +
-  max_tokens), corrected from `usage` once the response arrives. A request larger than the window
-  is capped to it, so it waits for an empty window instead of starving.
+  max_tokens), corrected from `usage` once the response arrives (a correction that makes room
+  wakes a request waiting for it). A request larger than the window is capped to it, so it waits
+  for an empty window instead of starving.
 - `Pause`: the endpoint stops dispatching until a 429's Retry-After has passed.
 
 Every one of them tells time by the endpoint's `Clock` (`engine.endpoints.clock`), so a test can
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from functools import partial
 
 from engine.endpoints.clock import SYSTEM_CLOCK, Clock
 
@@ -80,7 +82,7 @@ class RequestRate:
             return
         while True:
             now = self._clock.monotonic()
-            while self._sent and now - self._sent[0] >= self._period:
+            while self._sent and self._sent[0] + self._period <= now:
                 self._sent.popleft()
             if len(self._sent) < self._per_window:
                 break
@@ -96,9 +98,10 @@ class TokenWindow:
         self._clock = clock
         self._entries: deque[list[float]] = deque()  # [time, weight]: weight corrected later
         self._used = 0.0
+        self._room: asyncio.Future[None] | None = None  # the waiter's, while one waits
 
     def _expire(self, now: float) -> None:
-        while self._entries and now - self._entries[0][0] >= self.WINDOW:
+        while self._entries and self._entries[0][0] + self.WINDOW <= now:
             self._used -= self._entries.popleft()[1]
 
     async def acquire(self, weight: float) -> list[float] | None:
@@ -111,7 +114,7 @@ class TokenWindow:
             self._expire(now)
             if self._used + weight <= self.tpm:
                 break
-            await self._clock.sleep(self._wait_for(weight, now))
+            await self._wait(self._wait_for(weight, now))
         entry = [now, weight]
         self._entries.append(entry)
         self._used += weight
@@ -125,6 +128,16 @@ class TokenWindow:
                 return max(0.001, started + self.WINDOW - now)
         return self.WINDOW
 
+    async def _wait(self, seconds: float) -> None:
+        """Until `seconds` have passed, or a correction made room, whichever comes first."""
+        self._room = room = asyncio.get_running_loop().create_future()
+        timer = self._clock.call_later(seconds, partial(_wake, room))
+        try:
+            await room
+        finally:
+            timer.cancel()
+            self._room = None
+
     def correct(self, handle: list[float] | None, actual: int | None) -> None:
         """Replace an estimate with the tokens the server reported (still inside the window)."""
         if handle is None or actual is None:
@@ -133,6 +146,13 @@ class TokenWindow:
             delta = min(float(actual), float(self.tpm)) - handle[1]
             handle[1] += delta
             self._used += delta
+            if delta < 0 and self._room is not None:
+                _wake(self._room)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # a waiter cancelled meanwhile stays cancelled
+        waiter.set_result(None)
 
 
 class Pause:

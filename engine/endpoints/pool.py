@@ -26,6 +26,7 @@ import logging
 import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from engine.chat import ChatRequest, ChatResponse
@@ -332,7 +333,7 @@ class EndpointPool:
             return
         pending.queued = True  # not dispatchable yet, but spoken for: no second requeue
         delay = self._waits.backoff(error, pending.attempts)
-        self._clock.call_later(delay, lambda: self._requeue(pending))
+        self._clock.call_later(delay, partial(self._requeue, pending))
 
     def _requeue(self, pending: PendingRequest) -> None:
         pending.queued = False
