@@ -80,7 +80,9 @@ class EndpointPool:
         self.stats = EndpointStats()
         self.dead: FatalRequestError | None = None
         self._provider: Provider = provider_for(config.api)
-        self._transport = transport or HttpTransport(config.name, config.timeout)
+        self._transport = transport or HttpTransport(
+            config.name, config.timeout, self._provider, stream=config.stream
+        )
         self._clock = clock
         self._queue = RequestQueue()
         self._urls = UrlBalancer(config.base_urls, clock)
@@ -251,9 +253,7 @@ class EndpointPool:
             )
         except Exception as exc:
             raise build_failed(self.name, exc) from None
-        return await self._transport.send(
-            self._provider, call, attempt.base.url, stream=config.stream, progress=attempt.progress
-        )
+        return await self._transport.send(call, attempt.base.url, attempt.progress)
 
     def _where(self, base: BaseUrl) -> str:
         return f"{self.name} at {base.url}"

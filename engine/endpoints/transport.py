@@ -143,19 +143,11 @@ class _ErrorMap:
 
 
 class Transport(Protocol):
-    """How an attempt reaches its server and its answer comes back."""
+    """How an endpoint's attempts reach its server and their answers come back."""
 
-    async def send(
-        self,
-        provider: Provider,
-        call: HttpCall,
-        base_url: str,
-        *,
-        stream: bool,
-        progress: Progress,
-    ) -> ChatResponse:
-        """One attempt: the parsed answer, or a RequestError saying why there is none; every
-        piece of the answer that arrives touches `progress`."""
+    async def send(self, call: HttpCall, base_url: str, progress: Progress) -> ChatResponse:
+        """One attempt at `call` (built for `base_url`): the parsed answer, or a RequestError
+        saying why there is none. Every piece of the answer that arrives touches `progress`."""
         ...
 
     async def close(self) -> None:
@@ -164,12 +156,17 @@ class Transport(Protocol):
 
 
 class HttpTransport:
-    """POSTs one endpoint's calls; made lazily, because importing aiohttp costs a quarter of a
-    second and a run whose answers are all cached never needs it."""
+    """POSTs one endpoint's calls, and reads the answers with its provider; the session is made
+    lazily, because importing aiohttp costs a quarter of a second and a run whose answers are all
+    cached never needs it."""
 
-    def __init__(self, name: str, total_timeout: float) -> None:
+    def __init__(
+        self, name: str, total_timeout: float, provider: Provider, *, stream: bool
+    ) -> None:
         self._name = name
         self._total_timeout = total_timeout
+        self._provider = provider
+        self._stream = stream
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
@@ -182,18 +179,9 @@ class HttpTransport:
             )
         return self._session
 
-    async def send(
-        self,
-        provider: Provider,
-        call: HttpCall,
-        base_url: str,
-        *,
-        stream: bool,
-        progress: Progress,
-    ) -> ChatResponse:
-        """One attempt: the parsed answer, or a RequestError saying why there is none."""
-
+    async def send(self, call: HttpCall, base_url: str, progress: Progress) -> ChatResponse:
         errors = _ErrorMap(f"{self._name} at {base_url}", self._total_timeout)
+        provider = self._provider
         try:
             async with self._http().post(
                 call.url, data=call.body, headers=call.headers, allow_redirects=False
@@ -201,7 +189,8 @@ class HttpTransport:
                 progress.touch()
                 if response.status >= 300:
                     raise await _refusal(provider, response, errors.where)
-                return await provider.read(_TrackedBody(response, progress, errors), stream=stream)
+                body = _TrackedBody(response, progress, errors)
+                return await provider.read(body, stream=self._stream)
         except Exception as exc:
             raise errors.translate(exc) from None
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from engine.chat import ChatResponse
-from engine.endpoints.providers import HttpCall, Provider
+from engine.endpoints.providers import HttpCall
 from engine.endpoints.retry import error_for_status
 from engine.endpoints.transport import Progress
 from tests.support.fakeclock import FakeClock
@@ -83,15 +83,7 @@ class ScriptedTransport:
         self.cancelled = 0
         self.closed = False
 
-    async def send(
-        self,
-        provider: Provider,
-        call: HttpCall,
-        base_url: str,
-        *,
-        stream: bool,
-        progress: Progress,
-    ) -> ChatResponse:
+    async def send(self, call: HttpCall, base_url: str, progress: Progress) -> ChatResponse:
         step = self.steps[len(self.sent)] if len(self.sent) < len(self.steps) else self.then
         self.sent.append(Sent(self.clock.monotonic(), base_url, orjson.loads(call.body)))
         self.in_flight += 1
