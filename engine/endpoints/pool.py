@@ -49,7 +49,7 @@ from engine.endpoints.transport import HttpTransport, Progress, Transport
 from engine.endpoints.watchdog import Watchdog
 from engine.errors import FatalRequestError, RequestError
 
-__all__ = ["EndpointPool", "EndpointStats", "OnDone", "Outcome", "ServerLease"]
+__all__ = ["EndpointPool", "EndpointStats", "OnDone", "Outcome"]
 
 log = logging.getLogger(__name__)
 
