@@ -1,7 +1,9 @@
 """The endpoint limiters on their own: AIMD, the tokens/min window, the requests/min pacing.
 
-Waits are measured on a fake clock (tests/support/fakeclock.py): exact, and immune to a loaded
-machine. tests/test_rate_limits.py checks the real clock's pacing against a server over a socket.
+The token window's and the pause's waits are measured on a fake clock (tests/support/fakeclock.py):
+exact, and immune to a loaded machine. The request rate is asyncio-throttle's, which keeps real
+time, so its pacing is measured in real time. tests/test_rate_limits.py checks the real clock's
+pacing against a server over a socket.
 """
 
 from __future__ import annotations
@@ -119,17 +121,32 @@ def test_request_rate_spreads_a_minute_over_short_windows() -> None:
     """3000/min is 50 per ~second: the 51st request waits for the next window, not a minute."""
 
     async def scenario() -> float:
-        clock = FakeClock()
-        rate = RequestRate(3000, clock)
+        rate = RequestRate(3000)
+        started = time.monotonic()
+        for _ in range(51):
+            await rate.acquire()
+        return time.monotonic() - started
 
-        async def send(count: int) -> None:
-            for _ in range(count):
-                await rate.acquire()
+    elapsed = asyncio.run(scenario())
+    assert 1.0 <= elapsed < 2.0
 
-        assert await timed(clock, send(50)) == 0
-        return await timed(clock, send(1))
 
-    assert asyncio.run(scenario()) == pytest.approx(1.02)  # a second, and the safety margin
+def test_no_second_of_the_request_rate_ever_holds_one_request_too_many() -> None:
+    """3000/min over two windows: any 51 requests in a row span at least a second, so a server
+    counting 50 per second never sees a 51st (the safety margin makes it 1.02 s)."""
+
+    async def scenario() -> list[float]:
+        rate = RequestRate(3000)
+        sent: list[float] = []
+        for _ in range(101):
+            await rate.acquire()
+            sent.append(time.monotonic())
+        return sent
+
+    sent = asyncio.run(scenario())
+    gaps = [later - earlier for earlier, later in zip(sent, sent[50:], strict=False)]
+    assert min(gaps) >= 1.0
+    assert sent[-1] - sent[0] < 4.0  # paced in windows of a second, not held for a minute
 
 
 def test_pause_holds_until_retry_after_has_passed() -> None:

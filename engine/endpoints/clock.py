@@ -1,10 +1,14 @@
 """The time an endpoint paces itself by: a seam, so pacing can be tested without waiting.
 
-Every wait of the endpoint layer (the requests/min and tokens/min windows, a 429's pause, a
-retry's backoff, the watchdog's looks at silent attempts) and every instant it compares (silences,
-latencies, a URL's cooldown) goes through one `Clock`. A run uses `SystemClock`: the monotonic
-clock and the event loop's own timers. A test hands the pool a clock whose time moves only when the
-test says so, and sees in microseconds what a night would show in minutes.
+Every wait of the endpoint layer (the tokens/min window, a 429's pause, a retry's backoff, the
+watchdog's looks at silent attempts) and every instant it compares (silences, latencies, a URL's
+cooldown) goes through one `Clock`. A run uses `SystemClock`: the monotonic clock and the event
+loop's own timers. A test hands the pool a clock whose time moves only when the test says so, and
+sees in microseconds what a night would show in minutes.
+
+The one wait outside it is the requests/min window: that is asyncio-throttle's, which reads
+`time.monotonic` and calls `asyncio.sleep` itself, so it keeps real time whatever clock the pool
+is given (tests/test_limits.py and tests/test_rate_limits.py pace it in real time).
 """
 
 from __future__ import annotations

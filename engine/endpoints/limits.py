@@ -5,18 +5,19 @@ no fairness logic of its own: FIFO order comes from the endpoint queue.
 
 - `AdaptiveConcurrency`: AIMD. Halve the limit on a 429 (once per congestion event), add 1/limit
   per success, never above the configured limit nor below 1.
-- `RequestRate`: a sliding window over the send times of the last requests (asyncio-throttle's,
-  waiting for the oldest to leave rather than polling), with the minute split into short windows
-  (about a second) so the rate is smooth: providers enforce "per minute" limits on sub-minute
-  windows, and a burst of a whole minute's quota at once is a 429 storm waiting to happen.
+- `RequestRate`: asyncio-throttle, with the minute split into short windows (about a second) so the
+  rate is smooth: providers enforce "per minute" limits on sub-minute windows, and a burst of a
+  whole minute's quota at once is a 429 storm waiting to happen.
 - `TokenWindow`: tokens/min as a sliding 60 s window of weighted entries (prompt estimate +
   max_tokens), corrected from `usage` once the response arrives (a correction that makes room
   wakes a request waiting for it). A request larger than the window is capped to it, so it waits
   for an empty window instead of starving.
 - `Pause`: the endpoint stops dispatching until a 429's Retry-After has passed.
 
-Every one of them tells time by the endpoint's `Clock` (`engine.endpoints.clock`), so a test can
-drive them through minutes of pacing without waiting for any of it.
+The token window and the pause tell time by the endpoint's `Clock` (`engine.endpoints.clock`), so
+a test can drive them through minutes of pacing without waiting for any of it. The request rate is
+asyncio-throttle's (the package the project settled on for it), which reads `time.monotonic` and
+sleeps with `asyncio.sleep` itself: it runs on the real clock, and is tested in real time.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from functools import partial
+
+from asyncio_throttle import Throttler
 
 from engine.endpoints.clock import SYSTEM_CLOCK, Clock
 
@@ -68,26 +71,20 @@ class RequestRate:
     """
 
     SAFETY_MARGIN = 1.02
-    MIN_WAIT = 0.001  # a timer that fires a hair early must not make the wait a busy loop
 
-    def __init__(self, rpm: int, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, rpm: int) -> None:
         self.rpm = rpm
-        self._clock = clock
-        self._per_window = max(1, rpm // 60)
-        self._period = 60.0 * self._per_window / rpm * self.SAFETY_MARGIN if rpm > 0 else 0.0
-        self._sent: deque[float] = deque()  # when each request of the current window left
+        self._throttler: Throttler | None = None
+        if rpm > 0:
+            per_window = max(1, rpm // 60)
+            period = 60.0 * per_window / rpm * self.SAFETY_MARGIN
+            self._throttler = Throttler(
+                rate_limit=per_window, period=period, retry_interval=min(0.01, period / 20)
+            )
 
     async def acquire(self) -> None:
-        if self.rpm <= 0:
-            return
-        while True:
-            now = self._clock.monotonic()
-            while self._sent and self._sent[0] + self._period <= now:
-                self._sent.popleft()
-            if len(self._sent) < self._per_window:
-                break
-            await self._clock.sleep(max(self.MIN_WAIT, self._sent[0] + self._period - now))
-        self._sent.append(now)
+        if self._throttler is not None:
+            await self._throttler.acquire()
 
 
 class TokenWindow:

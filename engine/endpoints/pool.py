@@ -12,7 +12,8 @@ refuses every connection, or accepts them and never says a word.
 Around it: `attempts` (a request's rounds and twins, the queue), `watchdog` (twins for silent
 attempts, stalled ones cut), `recovery` (what a failed attempt means for the endpoint and how long
 to wait), `lease` (a server started for the first request), and two seams a test can replace: the
-`Transport` that carries each attempt and the `Clock` that every wait and silence is measured by.
+`Transport` that carries each attempt and the `Clock` that every wait and silence is measured by,
+but for the requests/min window: asyncio-throttle paces that one on the real clock.
 
 A successful attempt keeps its concurrency slot until the caller calls `Outcome.release`, once
 the result is committed: answers received but not yet durable never exceed the concurrency, which
@@ -87,7 +88,7 @@ class EndpointPool:
         self._queue = RequestQueue()
         self._urls = UrlBalancer(config.base_urls, clock)
         self._concurrency = AdaptiveConcurrency(config.concurrency)
-        self._rate = RequestRate(config.rpm, clock)
+        self._rate = RequestRate(config.rpm)  # asyncio-throttle keeps real time, not `clock`
         self._tokens = TokenWindow(config.tpm, clock)
         self._pause = Pause(clock)
         self._waits = RetryWait(config, rng or random.Random())
