@@ -310,6 +310,8 @@ class EndpointPool:
             call = self.provider.build(
                 attempt.pending.request, attempt.base.url, config.api_key, stream=config.stream
             )
+        except RequestError:
+            raise
         except Exception as exc:
             raise FatalRequestError(
                 "internal",
