@@ -252,6 +252,8 @@ class EndpointPool:
             call = self._provider.build(
                 attempt.pending.request, attempt.base.url, config.api_key, stream=config.stream
             )
+        except RequestError:
+            raise
         except Exception as exc:
             raise build_failed(self.name, exc) from None
         return await self._transport.send(call, attempt.base.url, attempt.progress)

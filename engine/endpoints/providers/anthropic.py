@@ -33,7 +33,7 @@ from engine.endpoints.providers.wire import (
     stop_reason,
     token_count,
 )
-from engine.errors import RetryableError
+from engine.errors import FatalRequestError, RetryableError
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider", "messages_url"]
 
@@ -58,6 +58,7 @@ class AnthropicProvider:
         self, request: ChatRequest, base_url: str, api_key: str | None, *, stream: bool
     ) -> HttpCall:
         system, turns = _split_system(request.messages)
+        _refuse_empty_assistant_turns(turns)
         body: dict[str, Any] = {"model": request.model, "max_tokens": request.max_tokens}
         if request.temperature is not None:
             body["temperature"] = request.temperature
@@ -82,6 +83,25 @@ class AnthropicProvider:
     def error_detail(self, body: bytes) -> str:
         """`type: message` from `{"type": "error", "error": {"type": ..., "message": ...}}`."""
         return error_body_message(body, with_type=True)
+
+
+def _refuse_empty_assistant_turns(turns: list[Message]) -> None:
+    """Fail the job before sending what the API is sure to refuse (400 on every rerun).
+
+    A thinking model that spends `max_tokens` thinking has an empty answer (a real one, judged as
+    such); the Messages API refuses a conversation holding an empty assistant turn, so the next
+    turn cannot be asked. Retrying cannot help: the stored turn stays empty.
+    """
+    for index, (role, content) in enumerate(turns):
+        if role == "assistant" and not content.strip():
+            raise FatalRequestError(
+                "empty_turn",
+                f"the model's answer to turn {index // 2 + 1} is empty (it stopped at max_tokens, "
+                "e.g. while thinking), and the Messages API refuses an empty assistant turn, so "
+                "this turn cannot be asked: give the model more max_tokens than its thinking "
+                "budget, under a new [[model]] name (stored answers are kept)",
+                endpoint_fatal=False,
+            )
 
 
 def _split_system(messages: tuple[Message, ...]) -> tuple[str, list[Message]]:
