@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Iterable
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -198,18 +199,59 @@ def _wait(coroutine: Coroutine[Any, Any, T]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coroutine)
-    outcome: list[Any] = []
+    return _Aside(coroutine).wait()
 
-    def work() -> None:
+
+class _Aside:
+    """A coroutine run to its end in a thread and event loop of its own, for a caller whose own
+    loop is busy (a notebook cell). A KeyboardInterrupt (a notebook's "interrupt") or any other
+    exception raised in the caller while it waits cancels the run and waits for it to unwind, as
+    `asyncio.run` does: a run left going in the background would go on sending and hold the
+    store's lock, refusing the caller's next `evaluate` on that store."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        self._coroutine = coroutine
+        self._outcome: list[Any] = []
+        self._task: asyncio.Task[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._cancelled = False
+        self._done = threading.Event()
+
+    def wait(self) -> Any:
+        # Waited for on an Event, not by join(): on Python 3.11 a join interrupted by Ctrl-C marks
+        # the thread as ended while it still runs, and a second join returns at once.
+        worker = threading.Thread(target=self._work, name="engine.evaluate")
+        worker.start()
         try:
-            outcome.append(asyncio.run(coroutine))
-        except BaseException as error:
-            outcome.append(error)
+            self._done.wait()
+        except BaseException:
+            self._cancel()
+            self._done.wait()
+            raise
+        worker.join()
+        if isinstance(self._outcome[0], BaseException):
+            raise self._outcome[0]
+        return self._outcome[0]
 
-    worker = threading.Thread(target=work, name="engine.evaluate")
-    worker.start()
-    worker.join()
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    result: T = outcome[0]
-    return result
+    def _work(self) -> None:
+        try:
+            self._outcome.append(asyncio.run(self._main()))
+        except BaseException as error:
+            self._outcome.append(error)
+        finally:
+            self._done.set()
+
+    async def _main(self) -> Any:
+        self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        if self._cancelled:  # the caller gave up before this thread started
+            self._coroutine.close()
+            raise asyncio.CancelledError
+        return await self._coroutine
+
+    def _cancel(self) -> None:
+        """From the caller's thread: the flag covers a run not yet started, the task the rest."""
+        self._cancelled = True
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None:
+            with suppress(RuntimeError):  # the loop is closed: the run has ended already
+                loop.call_soon_threadsafe(task.cancel)

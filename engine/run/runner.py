@@ -275,8 +275,9 @@ async def _run(
             tally = await _drive(store, graph, run_id, pools, options)
         except MtbenchError as error:
             failure = error
-        except BaseException:
-            await _record_end(store, run_id, "failed", None, quiet=True)
+        except BaseException as error:  # cancelled: a Ctrl-C in a script or notebook, a timeout
+            ended = "interrupted" if isinstance(error, asyncio.CancelledError) else "failed"
+            await _record_end(store, run_id, ended, None, quiet=True)
             raise
         summary = None if tally is None else tally.summary(time.monotonic() - options.started)
         status = _status(summary, control, failure)

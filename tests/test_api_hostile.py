@@ -1,0 +1,109 @@
+"""The public API used as a hostile training script or notebook would use it: interrupted where a
+loop already runs, cancelled, one `RunControl` for two runs, values of the wrong type, overrides
+that are falsy, a progress view asking to be shown without pause. Each ends with an
+`engine.InputError` before the store is touched, or with the run stopped and its store free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import engine
+from tests.support.fakeserver import REPOSITORY, FakeServer
+from tests.support.paths import MTBENCH_DATA
+
+# A notebook: an event loop runs in the main thread, SIGINT has Python's default handler, and a
+# cell calls `engine.evaluate`, which runs the evaluation in a thread of its own. The "interrupt"
+# comes once the first answers are committed.
+NOTEBOOK_CELL = """
+import asyncio, os, signal, sqlite3, sys, threading, time
+import engine
+
+base_url, store = sys.argv[1], sys.argv[2]
+model = engine.Model(name="alpha", base_url=base_url, concurrency=2)
+judge = engine.Judge(name="judge", base_url=base_url)
+
+class InterruptAfterSome:
+    interval = 0.05
+    sent = False
+    def show(self, snapshots):
+        if not self.sent and any(s.role == "phase" and s.finished >= 4 for s in snapshots):
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+    def close(self, snapshots):
+        pass
+
+async def cell():
+    return engine.evaluate([model], judge=judge, store=store, progress=InterruptAfterSome())
+
+try:
+    asyncio.new_event_loop().run_until_complete(cell())
+except KeyboardInterrupt:
+    print("interrupted", [t.name for t in threading.enumerate()])
+with sqlite3.connect(store) as db:
+    print("runs", db.execute("SELECT status FROM runs").fetchall())
+again = engine.evaluate([model], judge=judge, store=store, questions=[81])
+print("again", again.ok)
+"""
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MTBENCH_DATA", str(MTBENCH_DATA))
+    return tmp_path
+
+
+def run_statuses(store: Path) -> list[str]:
+    with sqlite3.connect(store) as db:
+        return [row[0] for row in db.execute("SELECT status FROM runs ORDER BY id")]
+
+
+def test_an_interrupt_in_a_notebook_stops_the_evaluation_it_waits_for(
+    in_tmp: Path, fake: FakeServer
+) -> None:
+    fake.configure(latency_median=0.05)
+    script = in_tmp / "cell.py"
+    script.write_text(NOTEBOOK_CELL)
+    store = in_tmp / "nb.sqlite"
+    done = subprocess.run(
+        [sys.executable, str(script), fake.base_url, str(store)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPOSITORY,
+    )
+    assert done.returncode == 0, done.stderr
+    interrupted, runs, again = done.stdout.splitlines()
+    # nothing of the evaluation is left going in the background, holding the store's lock
+    assert interrupted == "interrupted ['MainThread']"
+    assert runs == "runs [('interrupted',)]"
+    assert again == "again True"
+    sent = fake.stats()["requests"]
+    assert sent < 100  # the first run was stopped after a few of its 320 requests
+    assert done.stderr == ""
+
+
+def test_a_cancelled_evaluation_frees_its_store_and_is_recorded_as_interrupted(
+    in_tmp: Path, fake: FakeServer
+) -> None:
+    fake.configure(latency_median=0.05)
+    alpha = engine.Model(name="alpha", base_url=fake.base_url, concurrency=2)
+
+    async def script() -> engine.RunResult:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                engine.evaluate_async([alpha], command="generate", store="c.sqlite"), 0.5
+            )
+        return await engine.evaluate_async(
+            [alpha], command="generate", store="c.sqlite", questions=[81]
+        )
+
+    assert asyncio.run(script()).ok
+    assert run_statuses(in_tmp / "c.sqlite") == ["interrupted", "ok"]
