@@ -107,3 +107,31 @@ def test_a_cancelled_evaluation_frees_its_store_and_is_recorded_as_interrupted(
 
     assert asyncio.run(script()).ok
     assert run_statuses(in_tmp / "c.sqlite") == ["interrupted", "ok"]
+
+
+def test_one_run_control_given_to_two_evaluations_stops_both(
+    in_tmp: Path, fake: FakeServer
+) -> None:
+    fake.configure(latency_median=0.05)
+    control = engine.RunControl()
+    alpha = engine.Model(name="alpha", base_url=fake.base_url, concurrency=2)
+
+    async def two_at_once() -> list[BaseException | engine.RunResult]:
+        async def stop_soon() -> None:
+            await asyncio.sleep(0.5)
+            control.stop()
+
+        first, second, _ = await asyncio.gather(
+            engine.evaluate_async([alpha], command="generate", store="a.sqlite", control=control),
+            engine.evaluate_async([alpha], command="generate", store="b.sqlite", control=control),
+            stop_soon(),
+            return_exceptions=True,
+        )
+        return [first, second]
+
+    outcomes = asyncio.run(asyncio.wait_for(two_at_once(), 60))
+    assert [type(outcome) for outcome in outcomes] == [engine.RunStopped, engine.RunStopped]
+    for store in ("a.sqlite", "b.sqlite"):
+        with sqlite3.connect(in_tmp / store) as db:
+            answers = db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+        assert answers < 100, store  # stopped early, not run to its 160 answers

@@ -303,7 +303,7 @@ async def _drive(
     pipeline.supervise(writer.start())
     for pool in endpoints.values():
         pool.start(pipeline.supervise)
-    options.control.attach(
+    detach = options.control.attach(
         lambda: _stop(pipeline, endpoints.values()), lambda: _abort(endpoints.values())
     )
     finished = asyncio.Event()
@@ -314,7 +314,7 @@ async def _drive(
         tally = await pipeline.run()
         await pipeline.finish(asyncio.gather(*(pool.drain() for pool in endpoints.values())))
     finally:
-        options.control.detach()
+        detach()
         finished.set()
         if reporter is not None:
             await reporter
