@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +136,68 @@ def test_one_run_control_given_to_two_evaluations_stops_both(
         with sqlite3.connect(in_tmp / store) as db:
             answers = db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
         assert answers < 100, store  # stopped early, not run to its 160 answers
+
+
+URL = "http://127.0.0.1:9/v1"
+
+
+class View:
+    """A progress view whose interval the test sets."""
+
+    def __init__(self, interval: Any) -> None:
+        self.interval = interval
+
+    def show(self, snapshots: list[engine.Snapshot]) -> None:
+        pass
+
+    def close(self, snapshots: list[engine.Snapshot]) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("arguments", "words"),
+    [
+        ({"judge": "judge"}, "judge = 'judge': expected an engine.Judge; scores() takes a judge's"),
+        ({"judge": engine.Model(name="beta", base_url=URL)}, "judge = ModelConfig(name='beta'"),
+        ({"models": [{"name": "alpha"}]}, "model #1 = {'name': 'alpha'}: expected an engine.Model"),
+        ({"models": [engine.Judge(name="judge")]}, "model #1 = JudgeConfig(name='judge'"),
+        ({"models": None}, "None: expected a config file's path, an engine.Model or a list"),
+        ({"server_slots": 0}, "key 'server_slots' = 0: expected an integer from 1 to 1024"),
+        ({"bench": ""}, "key 'bench' = '': expected a bench name"),
+        ({"store": ""}, "key 'store' = '': expected a path"),
+        ({"control": object()}, "control = <object object at"),
+        ({"progress": View(0)}, "progress.interval = 0: expected seconds from 0.01 to 86400"),
+        ({"progress": View(-1.0)}, "progress.interval = -1.0: expected seconds from 0.01"),
+        ({"progress": View(1e-9)}, "progress.interval = 1e-09: expected seconds from 0.01"),
+        ({"progress": View(float("nan"))}, "progress.interval = nan: expected seconds from"),
+        ({"progress": View("5")}, "progress.interval = '5': expected seconds from 0.01"),
+        ({"progress": object()}, "progress.interval = None: expected seconds from 0.01"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_an_input_error_before_the_store_is_touched(
+    in_tmp: Path, arguments: dict[str, Any], words: str
+) -> None:
+    given: dict[str, Any] = {
+        "models": [engine.Model(name="alpha", base_url=URL)],
+        "judge": engine.Judge(name="judge", base_url=URL),
+        "store": "s.sqlite",
+        "questions": [81],
+        **arguments,
+    }
+    with pytest.raises(engine.InputError) as refused:
+        engine.evaluate(given.pop("models"), **given)
+    assert str(refused.value).startswith("engine.evaluate: ")
+    assert words in str(refused.value)
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_a_config_files_values_are_overridden_by_falsy_arguments_checked_as_toml_keys(
+    in_tmp: Path,
+) -> None:
+    config = in_tmp / "c.toml"
+    config.write_text('store = "c.sqlite"\nserver_slots = 2\n[[model]]\nname = "alpha"\n')
+    with pytest.raises(engine.ConfigError, match="'server_slots' = 0: expected an integer"):
+        engine.evaluate(config, command="plan", server_slots=0)
+    with pytest.raises(engine.ConfigError, match="'store' = '': expected a path"):
+        engine.evaluate(config, command="plan", store="")
+

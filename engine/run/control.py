@@ -5,8 +5,9 @@ Ctrl-C. Neither reaches into the run: each hands `engine.evaluate` a `RunControl
 `stop()` (the requests in flight finish, everything received is committed, the run raises
 `RunStopped`) or `abort()` (the requests in flight are cancelled too). A stop asked for before the
 run sends anything takes effect as it starts (and a stopped control stays stopped). One control
-may steer several runs at once, each in its own loop or thread: `stop()` stops them all. `running()` is the stretch in which the run sends,
-between its two run-row updates: a subclass hooks it (the CLI takes SIGINT and SIGTERM there).
+may steer several runs at once, each in its own loop or thread: `stop()` stops them all.
+`running()` is the stretch in which the run sends, between its two run-row updates: a subclass
+hooks it (the CLI takes SIGINT and SIGTERM there).
 """
 
 from __future__ import annotations
