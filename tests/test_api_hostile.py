@@ -201,3 +201,13 @@ def test_a_config_files_values_are_overridden_by_falsy_arguments_checked_as_toml
     with pytest.raises(engine.ConfigError, match="'store' = '': expected a path"):
         engine.evaluate(config, command="plan", store="")
 
+
+@pytest.mark.parametrize(
+    "extra_body",
+    [{1: 2}, {"tags": {"a", "b"}}, {"raw": b"bytes"}, {"when": object()}, {"x": (float("nan"),)}],
+)
+def test_an_extra_body_json_cannot_carry_is_refused_by_engine_model(
+    extra_body: dict[Any, Any],
+) -> None:
+    with pytest.raises(engine.ConfigError, match=r"^engine.Model key 'extra_body' = .*JSON"):
+        engine.Model(name="alpha", extra_body=extra_body)
