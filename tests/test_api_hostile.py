@@ -211,3 +211,42 @@ def test_an_extra_body_json_cannot_carry_is_refused_by_engine_model(
 ) -> None:
     with pytest.raises(engine.ConfigError, match=r"^engine.Model key 'extra_body' = .*JSON"):
         engine.Model(name="alpha", extra_body=extra_body)
+
+
+FAILING_VIEW = """
+import logging, sys
+import engine
+
+if sys.argv[3] == "logging":
+    logging.basicConfig(level=logging.WARNING)
+
+class Broken:
+    interval = 0.05
+    def show(self, snapshots):
+        raise ValueError("the dashboard is down")
+    def close(self, snapshots):
+        raise ValueError("the dashboard is down")
+
+model = engine.Model(name="alpha", base_url=sys.argv[1])
+result = engine.evaluate(
+    [model], command="generate", store=sys.argv[2], questions=[81], progress=Broken()
+)
+assert result.ok
+"""
+
+
+@pytest.mark.parametrize("logging_set_up", [False, True])
+def test_the_api_prints_nothing_its_warnings_go_only_to_the_callers_logging(
+    in_tmp: Path, fake: FakeServer, logging_set_up: bool
+) -> None:
+    script = in_tmp / "script.py"
+    script.write_text(FAILING_VIEW)
+    how = "logging" if logging_set_up else "plain"
+    argv = [sys.executable, str(script), fake.base_url, str(in_tmp / f"{how}.sqlite"), how]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPOSITORY)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    if logging_set_up:
+        assert "progress display failed (ValueError: the dashboard is down)" in done.stderr
+    else:
+        assert done.stderr == ""
