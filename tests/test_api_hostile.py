@@ -250,3 +250,9 @@ def test_the_api_prints_nothing_its_warnings_go_only_to_the_callers_logging(
         assert "progress display failed (ValueError: the dashboard is down)" in done.stderr
     else:
         assert done.stderr == ""
+
+
+def test_scores_of_a_path_with_a_nul_is_a_store_error(in_tmp: Path) -> None:
+    with pytest.raises(engine.StoreError, match=r"^'runs\\x00.sqlite': has a NUL character"):
+        engine.scores("runs\x00.sqlite")
+    assert list(in_tmp.iterdir()) == []

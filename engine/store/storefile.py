@@ -67,6 +67,8 @@ def lock_path(path: Path) -> Path:
 
 def check_store_path(path: Path, *, write: bool) -> bool:
     """Refuse a store path that cannot work, with one line; True if the store file exists."""
+    if "\x00" in str(path):  # given from Python (engine.scores): pathlib raises a ValueError
+        raise StoreError(f"{str(path)!r}: has a NUL character, which no file name can hold")
     try:
         is_dir = path.is_dir()
         exists = path.exists()
