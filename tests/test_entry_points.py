@@ -24,6 +24,10 @@ def test_python_m_engine_serve_gguf_still_runs_the_llama_cpp_launcher() -> None:
     assert "--reasoning-format" in help_text("-m", "engine.serve_gguf")
 
 
+def test_the_llama_cpp_launcher_names_itself_as_the_readme_does() -> None:
+    assert help_text("-m", "engine.serve_gguf").startswith("usage: python -m engine.serve_gguf ")
+
+
 def test_the_fake_server_starts_by_its_script_path_and_as_a_module() -> None:
     for command in (["benchmarks/fake_server.py"], ["-m", "benchmarks.fake"]):
         assert "--latency-median" in help_text(*command)
