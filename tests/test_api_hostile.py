@@ -10,6 +10,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +257,32 @@ def test_scores_of_a_path_with_a_nul_is_a_store_error(in_tmp: Path) -> None:
     with pytest.raises(engine.StoreError, match=r"^'runs\\x00.sqlite': has a NUL character"):
         engine.scores("runs\x00.sqlite")
     assert list(in_tmp.iterdir()) == []
+
+
+def test_abort_without_stop_ends_the_run_at_once(in_tmp: Path, fake: FakeServer) -> None:
+    fake.configure(latency_median=2.0, latency_sigma=0.0)
+    control = engine.RunControl()
+
+    class AbortOnceSending:
+        interval = 0.05
+
+        def show(self, snapshots: list[engine.Snapshot]) -> None:
+            if fake.stats(arrivals=False)["in_flight"] >= 4:
+                control.abort()
+
+        def close(self, snapshots: list[engine.Snapshot]) -> None:
+            pass
+
+    alpha = engine.Model(name="alpha", base_url=fake.base_url, concurrency=4)
+    started = time.monotonic()
+    with pytest.raises(engine.RunStopped):
+        engine.evaluate(
+            [alpha],
+            command="generate",
+            store="a.sqlite",
+            control=control,
+            progress=AbortOnceSending(),
+        )
+    assert time.monotonic() - started < 10  # not the 80 s of its 160 answers, 4 at a time
+    assert fake.stats(arrivals=False)["requests"] <= 8
+    assert run_statuses(in_tmp / "a.sqlite") == ["interrupted"]

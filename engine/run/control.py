@@ -57,9 +57,11 @@ class RunControl:
             self._in_loop(run, run.on_stop)
 
     def abort(self) -> None:
-        """Cancel the requests still in flight (after `stop`, or instead of it)."""
+        """Cancel the requests still in flight (after `stop`, or instead of it: then it stops
+        the run too, which would otherwise go on sending)."""
         self.stopped = True
         for run in list(self._runs):
+            self._in_loop(run, run.on_stop)
             self._in_loop(run, run.on_abort)
 
     @contextmanager
