@@ -19,6 +19,7 @@ import pytest
 import engine
 from tests.support.fakeserver import REPOSITORY, FakeServer
 from tests.support.paths import MTBENCH_DATA
+from tests.support.runconfig import mtbench, write_config
 
 # A notebook: an event loop runs in the main thread, SIGINT has Python's default handler, and a
 # cell calls `engine.evaluate`, which runs the evaluation in a thread of its own. The "interrupt"
@@ -286,3 +287,27 @@ def test_abort_without_stop_ends_the_run_at_once(in_tmp: Path, fake: FakeServer)
     assert time.monotonic() - started < 10  # not the 80 s of its 160 answers, 4 at a time
     assert fake.stats(arrivals=False)["requests"] <= 8
     assert run_statuses(in_tmp / "a.sqlite") == ["interrupted"]
+
+
+KEY = "sk-proj-Zq8mW3vRt7Yx2Lp9Hn4Kd6Fs1Gj5"
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [{"api_key": KEY}, {"token": KEY}, {"Authorization": f"Bearer {KEY}"}, {"api_key_env": KEY}],
+)
+def test_a_key_given_where_a_key_does_not_go_is_not_repeated_in_the_refusal(
+    tmp_path: Path,
+    keys: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv(KEY, raising=False)
+    with pytest.raises(engine.ConfigError) as from_python:
+        engine.Model(name="alpha", **keys)
+    assert KEY[:12] not in str(from_python.value)
+    assert "its value is not shown" in str(from_python.value)
+    config = write_config(tmp_path, models=[{"name": "alpha", **keys}])
+    code, out, err = mtbench(capsys, "plan", "-c", str(config))
+    assert code == 2 and "its value is not shown" in err
+    assert KEY[:12] not in out + err
