@@ -10,6 +10,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -311,3 +312,61 @@ def test_a_key_given_where_a_key_does_not_go_is_not_repeated_in_the_refusal(
     code, out, err = mtbench(capsys, "plan", "-c", str(config))
     assert code == 2 and "its value is not shown" in err
     assert KEY[:12] not in out + err
+
+
+def test_a_cancel_while_the_run_closes_still_closes_its_pools_writer_and_store(
+    in_tmp: Path, fake: FakeServer
+) -> None:
+    alpha = engine.Model(name="alpha", base_url=fake.base_url)
+    running: list[asyncio.Task[engine.RunResult]] = []
+
+    class CancelOnClose:
+        """`close` is shown the last snapshots while the run closes: the cancel lands there."""
+
+        interval = 1.0
+
+        def show(self, snapshots: list[engine.Snapshot]) -> None:
+            pass
+
+        def close(self, snapshots: list[engine.Snapshot]) -> None:
+            running[0].cancel()
+
+    async def script() -> engine.RunResult:
+        run = engine.evaluate_async(
+            [alpha], command="generate", store="c.sqlite", questions=[81], progress=CancelOnClose()
+        )
+        running.append(asyncio.ensure_future(run))
+        with pytest.raises(asyncio.CancelledError):
+            await running[0]
+        return await engine.evaluate_async(
+            [alpha], command="generate", store="c.sqlite", questions=[81, 82]
+        )
+
+    again = asyncio.run(script())
+    assert {e.name: (e.cached, e.done) for e in again.endpoints} == {"alpha": (2, 2)}
+    # the first run's writer was closed (its thread joined), not left waiting for rows
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("store-writer")]
+    assert run_statuses(in_tmp / "c.sqlite") == ["interrupted", "ok"]
+
+
+def test_a_view_that_exits_the_interpreter_leaves_the_store_closed_and_free(
+    in_tmp: Path, fake: FakeServer
+) -> None:
+    fake.configure(latency_median=0.05)
+
+    class Exits:
+        interval = 0.05
+
+        def show(self, snapshots: list[engine.Snapshot]) -> None:
+            raise SystemExit(3)
+
+        def close(self, snapshots: list[engine.Snapshot]) -> None:
+            pass
+
+    alpha = engine.Model(name="alpha", base_url=fake.base_url, concurrency=2)
+    with pytest.raises(SystemExit):
+        engine.evaluate([alpha], command="generate", store="x.sqlite", progress=Exits())
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("store-writer")]
+    again = engine.evaluate([alpha], command="generate", store="x.sqlite", questions=[81])
+    assert again.ok
+    assert run_statuses(in_tmp / "x.sqlite")[-1] == "ok"

@@ -7,20 +7,22 @@ Ctrl-C. Neither reaches into the run: each hands `engine.evaluate` a `RunControl
 run sends anything takes effect as it starts (and a stopped control stays stopped). One control
 may steer several runs at once, each in its own loop or thread: `stop()` stops them all.
 `running()` is the stretch in which the run sends, between its two run-row updates: a subclass
-hooks it (the CLI takes SIGINT and SIGTERM there).
+hooks it (the CLI takes SIGINT and SIGTERM there). A run cancelled outright (a caller's timeout,
+Ctrl-C in a script) closes what it opened all the same: `to_the_end`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from typing import Any
 
 from engine.errors import MtbenchError
 
-__all__ = ["RunControl", "RunStopped"]
+__all__ = ["RunControl", "RunStopped", "to_the_end"]
 
 
 class RunStopped(MtbenchError):
@@ -87,3 +89,18 @@ class RunControl:
             return
         with suppress(RuntimeError):  # its loop is closed: that run has ended already
             run.loop.call_soon_threadsafe(action)
+
+
+async def to_the_end(*steps: Callable[[], Awaitable[Any]]) -> None:
+    """Each step awaited in turn, for closing what a run opened: a cancel (a caller's timeout,
+    Ctrl-C in a script) cuts short the step it lands in, never the steps after it, and is raised
+    once they have run. A cancel while one endpoint's pool closed skipped the writer, whose thread
+    and connection stayed open, the store locked for the next run in this process."""
+    cancelled: asyncio.CancelledError | None = None
+    for step in steps:
+        try:
+            await step()
+        except asyncio.CancelledError as error:
+            cancelled = error
+    if cancelled is not None:
+        raise cancelled
