@@ -76,8 +76,9 @@ def save_report(out: Path, page: bytes) -> Path:
     """
     try:
         return _write_output(out, page)
-    except OSError as error:
-        raise InputError(f"{out}: cannot write the report ({error.strerror or error})") from None
+    except (OSError, RuntimeError) as error:  # RuntimeError: pathlib's symlink loop (< 3.13)
+        reason = getattr(error, "strerror", None) or error
+        raise InputError(f"{out}: cannot write the report ({reason})") from None
 
 
 def _refuse_output_over_a_store(out: Path, store: Path) -> None:
@@ -98,8 +99,8 @@ def _refuse_output_over_a_store(out: Path, store: Path) -> None:
                     f"{out}: is a SQLite database, which the report would replace; "
                     "give -o another path"
                 )
-    except OSError:
-        return  # writing will say what is wrong with the path
+    except (OSError, RuntimeError):
+        return  # writing (or opening the store) will say what is wrong with the path
 
 
 def _write_output(out: Path, payload: bytes) -> Path:
