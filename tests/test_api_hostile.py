@@ -373,3 +373,19 @@ def test_a_view_that_exits_the_interpreter_leaves_the_store_closed_and_free(
     again = engine.evaluate([alpha], command="generate", store="x.sqlite", questions=[81])
     assert again.ok
     assert run_statuses(in_tmp / "x.sqlite")[-1] == "ok"
+
+
+def test_a_refusal_of_a_config_built_in_python_names_engine_evaluate_not_none(
+    in_tmp: Path, fake: FakeServer
+) -> None:
+    alpha = engine.Model(name="alpha", base_url=fake.base_url)
+    assert engine.evaluate([alpha], command="generate", store="s.sqlite", questions=[81]).ok
+    pairs = engine.Judge(name="judge", base_url=fake.base_url, mode="pairwise-all")
+    with pytest.raises(engine.ConfigError) as refused:
+        engine.evaluate([alpha], judge=pairs, command="judge", store="s.sqlite", questions=[81])
+    assert str(refused.value).startswith("engine.evaluate: [judge] key 'mode' = 'pairwise-all'")
+    (in_tmp / "servers").write_text("a file where served models' logs go")
+    served = engine.Model(name="served", serve="serve --port {port}")
+    with pytest.raises(engine.StoreError) as refused:
+        engine.evaluate([served], command="generate", store="s.sqlite", questions=[81])
+    assert str(refused.value).endswith("choose another `store` in engine.evaluate")
