@@ -22,7 +22,7 @@ from typing import Any
 
 from engine.errors import MtbenchError
 
-__all__ = ["RunControl", "RunStopped", "to_the_end"]
+__all__ = ["RunControl", "RunStopped", "settled", "to_the_end"]
 
 
 class RunStopped(MtbenchError):
@@ -104,3 +104,12 @@ async def to_the_end(*steps: Callable[[], Awaitable[Any]]) -> None:
             cancelled = error
     if cancelled is not None:
         raise cancelled
+
+
+async def settled(task: asyncio.Task[Any]) -> None:
+    """Wait for `task` without raising what it raised: for a run's progress reporter, whose
+    failures are logged, and whose SystemExit or KeyboardInterrupt (from a view's code) has
+    already left the event loop once."""
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # seen

@@ -29,7 +29,7 @@ from engine.bench.data import BenchData, load_bench, resolve_data_dir
 from engine.config import EndpointConfig, JudgeConfig, ModelConfig, RunConfig
 from engine.endpoints.pool import EndpointPool
 from engine.errors import ConfigError, MtbenchError, StoreError
-from engine.run.control import RunControl, RunStopped, to_the_end
+from engine.run.control import RunControl, RunStopped, settled, to_the_end
 from engine.run.graph import RunGraph, build_graph, check_baseline
 from engine.run.preflight import preflight
 from engine.run.progress import ProgressSampler, ProgressView, report_progress
@@ -316,24 +316,10 @@ async def _drive(
     finally:
         detach()
         finished.set()
-        await _close(reporter, endpoints.values(), writer)
+        waited = [] if reporter is None else [lambda: settled(reporter)]
+        await to_the_end(*waited, *(p.close for p in endpoints.values()), writer.close)
     pipeline.check()  # a commit callback that failed while the writer drained its queue
     return tally
-
-
-async def _close(
-    reporter: asyncio.Task[None] | None, pools: Iterable[EndpointPool], writer: StoreWriter
-) -> None:
-    """Waits for the reporter without raising what it raised: its failures are logged, and a
-    SystemExit or KeyboardInterrupt (from a view's code) has already left the event loop."""
-
-    async def settled(task: asyncio.Task[None]) -> None:
-        await asyncio.wait([task])
-        if not task.cancelled():
-            task.exception()  # seen
-
-    waited = [] if reporter is None else [lambda: settled(reporter)]
-    await to_the_end(*waited, *(pool.close for pool in pools), writer.close)
 
 
 def start_progress(
