@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+import orjson
+
 from engine.reasoning import REASONING_EFFORTS
 
 __all__ = [
@@ -173,6 +175,10 @@ def extra_body_problem(body: dict[str, Any]) -> str | None:
             return f"{value!r} cannot be sent in JSON"
         if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
             return f"{value} does not fit a signed 64-bit integer"
+    try:  # from Python (engine.Model) it may hold what TOML cannot: a set, a key that is a number
+        orjson.dumps(body)
+    except TypeError as exc:
+        return f"cannot be sent in JSON ({exc})"
     return None
 
 
@@ -180,7 +186,7 @@ def _leaves(value: Any) -> Iterator[Any]:
     if isinstance(value, dict):
         for item in value.values():
             yield from _leaves(item)
-    elif isinstance(value, list):
+    elif isinstance(value, (list, tuple)):  # a tuple, from Python: orjson sends it as a list
         for item in value:
             yield from _leaves(item)
     else:

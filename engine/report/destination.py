@@ -37,8 +37,8 @@ def refuse_output_over_a_store(out: Path, store: Path) -> None:
                     f"{out}: is a SQLite database, which the report would replace; "
                     "give -o another path"
                 )
-    except OSError:
-        return  # writing will say what is wrong with the path
+    except (OSError, RuntimeError):
+        return  # writing (or opening the store) will say what is wrong with the path
 
 
 def write_output(out: Path, payload: bytes) -> Path:

@@ -29,7 +29,7 @@ from engine.bench.data import BenchData, load_bench, resolve_data_dir
 from engine.config import EndpointConfig, JudgeConfig, ModelConfig, RunConfig
 from engine.endpoints.pool import EndpointPool
 from engine.errors import ConfigError, MtbenchError, StoreError
-from engine.run.control import RunControl, RunStopped
+from engine.run.control import RunControl, RunStopped, settled, to_the_end
 from engine.run.graph import RunGraph, build_graph, check_baseline
 from engine.run.preflight import preflight
 from engine.run.progress import ProgressSampler, ProgressView, report_progress
@@ -275,8 +275,9 @@ async def _run(
             tally = await _drive(store, graph, run_id, pools, options)
         except MtbenchError as error:
             failure = error
-        except BaseException:
-            await _record_end(store, run_id, "failed", None, quiet=True)
+        except BaseException as error:  # cancelled: a Ctrl-C in a script or notebook, a timeout
+            ended = "interrupted" if isinstance(error, asyncio.CancelledError) else "failed"
+            await _record_end(store, run_id, ended, None, quiet=True)
             raise
         summary = None if tally is None else tally.summary(time.monotonic() - options.started)
         status = _status(summary, control, failure)
@@ -302,7 +303,7 @@ async def _drive(
     pipeline.supervise(writer.start())
     for pool in endpoints.values():
         pool.start(pipeline.supervise)
-    options.control.attach(
+    detach = options.control.attach(
         lambda: _stop(pipeline, endpoints.values()), lambda: _abort(endpoints.values())
     )
     finished = asyncio.Event()
@@ -313,13 +314,10 @@ async def _drive(
         tally = await pipeline.run()
         await pipeline.finish(asyncio.gather(*(pool.drain() for pool in endpoints.values())))
     finally:
-        options.control.detach()
+        detach()
         finished.set()
-        if reporter is not None:
-            await reporter
-        for pool in endpoints.values():
-            await pool.close()
-        await writer.close()
+        waited = [] if reporter is None else [lambda: settled(reporter)]
+        await to_the_end(*waited, *(p.close for p in endpoints.values()), writer.close)
     pipeline.check()  # a commit callback that failed while the writer drained its queue
     return tally
 
