@@ -39,7 +39,8 @@ from engine.errors import ConfigError
 from engine.report.show import Scoreboard, leaderboards
 from engine.run.control import RunControl
 from engine.run.progress import ProgressView
-from engine.run.runner import Command, RunResult, execute
+from engine.run.runner import RunResult, execute
+from engine.run.scope import Command
 
 __all__ = [
     "Judge",

@@ -25,10 +25,9 @@ __all__ = ["RunGraph", "build_graph", "judge_identity", "judged_pairs", "judged_
 SlotKey = tuple[str, int, int]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class RunGraph:
-    jobs: list[Job]
-    slots: dict[SlotKey, AnswerSlot]
+    jobs: list[Job]  # in the order they are attached: generation first, then judging
 
 
 def judge_identity(judge: JudgeConfig) -> JudgeIdentity:
@@ -92,7 +91,7 @@ async def build_graph(
 
     if judge is not None:
         jobs.extend(await _judge_jobs(store, bench, judge, judged_models, slots))
-    return RunGraph(jobs, slots)
+    return RunGraph(jobs)
 
 
 def _slot(
