@@ -36,6 +36,7 @@ from engine.config import (
     model_config,
     run_config,
 )
+from engine.config_schema import JudgeMode
 from engine.errors import ConfigError
 from engine.report.show import Scoreboard, leaderboards
 from engine.run.control import RunControl
@@ -103,7 +104,7 @@ async def scores_async(
     store: str | Path,
     *,
     judge: str | None = None,
-    mode: str | None = None,
+    mode: JudgeMode | None = None,
     baseline: str | None = None,
     bench: str = "mt_bench",
 ) -> Scoreboard:
