@@ -170,7 +170,7 @@ class Pipeline:
     def _would_send(self, job: Job, request: ChatRequest) -> None:
         """Plan: count the request and its estimated tokens. What it would produce is unknown:
         an empty text stands in, and its expected tokens count in every prompt that shows it
-        (a placeholder string of that length would take max_tokens * 4 bytes per answer).
+        (a placeholder text of that length would take max_tokens * CHARS_PER_TOKEN bytes each).
         Without earlier answers, a request is assumed to use its whole max_tokens."""
         estimate = self.completion_estimates.get(job.endpoint.name)
         completion = round(estimate.completion) if estimate else job.endpoint.max_tokens
