@@ -20,12 +20,13 @@ module like any other. `progress` is shown snapshots as the run goes; `control` 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from engine.config import (
     PYTHON_SOURCE,
@@ -37,12 +38,14 @@ from engine.config import (
     model_config,
     run_config,
 )
+from engine.config_schema import JudgeMode
 from engine.config_tables import shown
 from engine.errors import ConfigError
 from engine.report.show import Scoreboard, leaderboards
 from engine.run.control import RunControl
 from engine.run.progress import INTERVAL_RANGE, ProgressView
-from engine.run.runner import Command, RunResult, execute
+from engine.run.runner import RunResult, execute
+from engine.run.scope import Command
 
 __all__ = [
     "Judge",
@@ -54,6 +57,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Models = str | Path | RunConfig | ModelConfig | Iterable[ModelConfig]
 
 
@@ -65,36 +69,6 @@ def Model(**keys: Any) -> ModelConfig:
 def Judge(**keys: Any) -> JudgeConfig:
     """The judge, from the keys of a `[judge]` table (`name`, `model`, `mode`, ...)."""
     return judge_config(**keys)
-
-
-def evaluate(
-    config_or_models: Models,
-    *,
-    command: Command = "run",
-    judge: JudgeConfig | None = None,
-    store: str | Path | None = None,
-    data: str | Path | None = None,
-    bench: str | None = None,
-    questions: Iterable[int] | None = None,
-    server_slots: int | None = None,
-    progress: ProgressView | None = None,
-    control: RunControl | None = None,
-) -> RunResult:
-    """Run `command` and wait for its result (see `evaluate_async` for the arguments)."""
-    return _wait(
-        evaluate_async(
-            config_or_models,
-            command=command,
-            judge=judge,
-            store=store,
-            data=data,
-            bench=bench,
-            questions=questions,
-            server_slots=server_slots,
-            progress=progress,
-            control=control,
-        )
-    )
 
 
 async def evaluate_async(
@@ -130,29 +104,39 @@ async def evaluate_async(
     return await execute(config, command, data_flag=data_flag, progress=progress, control=control)
 
 
-def scores(
-    store: str | Path,
-    *,
-    judge: str | None = None,
-    mode: str | None = None,
-    baseline: str | None = None,
-    bench: str = "mt_bench",
-) -> Scoreboard:
-    """The leaderboards `mtbench show` prints (see `scores_async`)."""
-    return _wait(scores_async(store, judge=judge, mode=mode, baseline=baseline, bench=bench))
-
-
 async def scores_async(
     store: str | Path,
     *,
     judge: str | None = None,
-    mode: str | None = None,
+    mode: JudgeMode | None = None,
     baseline: str | None = None,
     bench: str = "mt_bench",
 ) -> Scoreboard:
     """Every judge's leaderboard in the store (or `judge`'s), in `mode` against `baseline`;
     `Scoreboard.as_dict()` is exactly what `mtbench show --json` prints."""
     return await leaderboards(Path(store), bench, judge=judge, mode=mode, baseline=baseline)
+
+
+def _blocking(function: Callable[P, Coroutine[Any, Any, T]], name: str, doc: str) -> Callable[P, T]:
+    """`function` with its signature, run to its end where it is called (see `_wait`)."""
+
+    @functools.wraps(function)
+    def blocking(*args: P.args, **kwargs: P.kwargs) -> T:
+        return _wait(function(*args, **kwargs))
+
+    blocking.__name__ = blocking.__qualname__ = name
+    blocking.__doc__ = doc
+    return blocking
+
+
+evaluate = _blocking(
+    evaluate_async,
+    "evaluate",
+    "Run `command` and wait for its result (see `evaluate_async` for the arguments).",
+)
+scores = _blocking(
+    scores_async, "scores", "The leaderboards `mtbench show` prints (see `scores_async`)."
+)
 
 
 def _run_config(

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from engine.chat import reasoning_settings
+
 if TYPE_CHECKING:
     from engine.config import EndpointConfig
 
@@ -48,13 +50,7 @@ def is_reasoning_model(model: str) -> bool:
 
 def judge_settings(endpoint: EndpointConfig) -> dict[str, Any] | None:
     """The reasoning settings stored with a judge's judgments (None when it has none)."""
-    settings: dict[str, Any] = {}
-    if endpoint.reasoning:
-        settings["reasoning"] = True
-    if endpoint.reasoning_effort is not None:
-        settings["reasoning_effort"] = endpoint.reasoning_effort
-    if endpoint.thinking is not None:
-        settings["thinking"] = endpoint.thinking
+    settings = reasoning_settings(endpoint.reasoning, endpoint.reasoning_effort, endpoint.thinking)
     return settings or None
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from engine.config import EndpointConfig
-from engine.run.scheduler import RunTally
+from engine.run.tally import RunTally
 
 if TYPE_CHECKING:
     from engine.endpoints.pool import EndpointPool
