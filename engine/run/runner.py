@@ -25,7 +25,7 @@ from typing import Literal, TypeVar, get_args
 import orjson
 
 from engine import __version__
-from engine.bench.data import BenchData, load_bench, resolve_data_dir
+from engine.bench.data import REFERENCE_MODEL, BenchData, load_bench, resolve_data_dir
 from engine.config import EndpointConfig, JudgeConfig, ModelConfig, RunConfig
 from engine.endpoints.pool import EndpointPool
 from engine.errors import ConfigError, MtbenchError, StoreError
@@ -139,8 +139,11 @@ async def _execute(
 ) -> RunResult:
     scope = _scope(config, command)
     data_dir = resolve_data_dir(data_flag, config.data)
+    reference = scope.judge.reference if scope.judge is not None else REFERENCE_MODEL
     loaded = await _off_loop(
-        lambda: load_bench(data_dir, config.bench, need_judging=scope.judge is not None)
+        lambda: load_bench(
+            data_dir, config.bench, need_judging=scope.judge is not None, reference=reference
+        )
     )
     bench = _selected(config, loaded)
     judged = _judged_models(config, scope, command)
