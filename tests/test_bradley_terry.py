@@ -14,7 +14,8 @@ import orjson
 import pytest
 from scipy.optimize import minimize
 
-from engine.scoring.bradley_terry import Battle, bradley_terry
+from engine.scoring.bradley_terry import Battle, battles_from_matches, bradley_terry
+from engine.scoring.summaries import PairMatch
 from tests.support.paths import FASTCHAT_REFERENCE
 
 PAIR_JUDGMENTS = FASTCHAT_REFERENCE / "model_judgment" / "gpt-4_pair.jsonl"
@@ -154,6 +155,26 @@ def test_no_rounds_means_no_intervals_and_no_battles_an_empty_board() -> None:
     assert all(row.ci is None for row in board.ratings)
     empty = bradley_terry([Battle("a", "a", "model_a")])
     assert empty.ratings == () and empty.battles == 0
+
+
+def test_battles_from_stored_matches_are_every_game_with_a_verdict() -> None:
+    rows = [orjson.loads(line) for line in PAIR_JUDGMENTS.read_bytes().splitlines()]
+    matches = [
+        PairMatch(
+            r["model_1"],
+            r["model_2"],
+            r["question_id"],
+            "",
+            r["turn"],
+            r["g1_winner"],
+            r["g2_winner"],
+        )
+        for r in rows
+    ]
+    battles = battles_from_matches(matches)
+    assert sorted(battles, key=repr) == sorted(_fastchat_battles(PAIR_JUDGMENTS), key=repr)
+    errors = sum((r["g1_winner"] == "error") + (r["g2_winner"] == "error") for r in rows)
+    assert len(battles) == 2 * len(rows) - errors
 
 
 def test_a_battle_without_a_verdict_is_refused() -> None:

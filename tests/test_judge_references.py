@@ -89,6 +89,10 @@ def test_a_judge_with_its_own_reference_set_is_shown_it_and_records_it_where_it_
     code, out, _ = mtbench(capsys, "show", "--store", str(store), "--json")
     (board,) = orjson.loads(out)["leaderboards"]
     assert board["judge"]["settings"] == [{"reference": "corrected"}]
+    report = tmp_path / "report.html"
+    code, out, err = mtbench(capsys, "report", "--store", str(store), "-o", str(report))
+    assert code == 0, out + err
+    assert "judge-x (model judge-x, api openai, reference=corrected)" in report.read_text()
 
 
 def test_changing_the_reference_set_rejudges_only_the_questions_that_show_one(

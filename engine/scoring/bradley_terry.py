@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from engine.scoring.summaries import DEFAULT_CONFIDENCE, ConfidenceInterval, percentile
+from engine.scoring.summaries import DEFAULT_CONFIDENCE, ConfidenceInterval, PairMatch, percentile
 
 __all__ = [
     "DEFAULT_PRIOR",
@@ -33,6 +33,7 @@ __all__ = [
     "Battle",
     "BradleyTerryBoard",
     "BradleyTerryRating",
+    "battles_from_matches",
     "bradley_terry",
     "fit_strengths",
 ]
@@ -76,6 +77,18 @@ class BradleyTerryBoard:
     baseline: str | None  # the model anchored at 1000, if it played
     rounds: int
     separated: bool  # some ratings rest on the prior: a group never lost (or won) to the rest
+
+
+def battles_from_matches(matches: Iterable[PairMatch]) -> list[Battle]:
+    """Every game of every match as one battle, as arena-hard counts them (FastChat's win rates
+    fold a match's two games into one result instead); a game without a verdict is left out."""
+    verdicts = {"model_1": "model_a", "model_2": "model_b", "tie": "tie"}
+    return [
+        Battle(match.model_1, match.model_2, verdicts[winner])
+        for match in matches
+        for winner in (match.g1_winner, match.g2_winner)
+        if winner in verdicts
+    ]
 
 
 @dataclass(frozen=True, slots=True)
