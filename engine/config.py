@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import orjson
 
 from engine.config_schema import (
+    DEFAULT_REFERENCE,
     FASTCHAT_BASELINE,
     JUDGE_KEYS,
     JUDGE_MODES,
@@ -172,6 +173,7 @@ class JudgeConfig(EndpointConfig):
     mode: JudgeMode = "single"
     baseline: str = FASTCHAT_BASELINE
     samples: int = 1  # judge every item this many times; its score is the median
+    reference: str = DEFAULT_REFERENCE  # reads <bench>/reference_answer/<reference>.jsonl
 
     @property
     def label(self) -> str:

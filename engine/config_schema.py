@@ -23,6 +23,7 @@ import orjson
 from engine.reasoning import REASONING_EFFORTS
 
 __all__ = [
+    "DEFAULT_REFERENCE",
     "ENDPOINT_KEYS",
     "FASTCHAT_BASELINE",
     "INT64_MAX",
@@ -53,6 +54,8 @@ JUDGE_MODES: tuple[JudgeMode, ...] = get_args(JudgeMode)
 EndpointRole = Literal["model", "judge"]
 # FastChat's pairwise baseline: the default of [judge] baseline, and of `show_result`'s tables.
 FASTCHAT_BASELINE = "gpt-3.5-turbo"
+# FastChat's reference answers (reference_answer/gpt-4.jsonl): the default of [judge] reference.
+DEFAULT_REFERENCE = "gpt-4"
 # SQLite stores signed 64-bit integers, and providers (OpenAI's `seed`, vLLM's) take no wider ones.
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -251,6 +254,16 @@ def _path_problem(v: str) -> str | None:
     return None
 
 
+def _reference_problem(v: str) -> str | None:
+    """Why `v` cannot name a file in the bench's reference_answer/ folder, or None."""
+    if "/" in v or "\\" in v or "\x00" in v or v in (".", ".."):
+        return (
+            "give the name of a file in reference_answer/ without '.jsonl' (e.g. 'gpt-4'), "
+            "not a path"
+        )
+    return None
+
+
 def _is_url_list(v: Any) -> bool:
     return isinstance(v, list) and len(v) > 0 and all(isinstance(u, str) for u in v)
 
@@ -318,6 +331,11 @@ JUDGE_KEYS: dict[str, KeySpec] = {
     "mode": KeySpec(f"one of {', '.join(JUDGE_MODES)}", lambda v: v in JUDGE_MODES),
     "baseline": KeySpec("a model name", _is_str),
     "samples": _int_key(1, MAX_SAMPLES),
+    "reference": KeySpec(
+        "the name of a reference answer set (reads <bench>/reference_answer/NAME.jsonl)",
+        _is_str,
+        _reference_problem,
+    ),
 }
 TOP_KEYS: dict[str, KeySpec] = {
     "store": KeySpec("a path", _is_str, _path_problem),

@@ -121,7 +121,9 @@ class _JudgeJob(Job):
             response_key=key,
             run_id=run_id,
             created=time.time(),
-            judge_settings=judge_settings_json(self.endpoint),
+            judge_settings=judge_settings_json(
+                self.endpoint, None if self.reference is None else self.bench.own_reference_set
+            ),
         ).write()
 
 

@@ -153,7 +153,7 @@ def _render_problem(bench: BenchData, question: Question, turn: int, kind: str) 
 
 
 def _check_references(bench: BenchData) -> None:
-    where = _where(bench, reference_file, bench.bench)
+    where = _where(bench, reference_file, bench.bench, bench.reference_set)
     for question in bench.questions:
         if not needs_reference(question.category):
             continue

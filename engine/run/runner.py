@@ -26,7 +26,7 @@ from typing import TypeVar
 import orjson
 
 from engine import __version__
-from engine.bench.data import BenchData, load_bench, resolve_data_dir
+from engine.bench.data import REFERENCE_MODEL, BenchData, load_bench, resolve_data_dir
 from engine.config import EndpointConfig, RunConfig
 from engine.endpoints.pool import EndpointPool
 from engine.errors import MtbenchError
@@ -104,8 +104,11 @@ async def _execute(
 ) -> RunResult:
     scope = command_scope(config, command)
     data_dir = resolve_data_dir(data_flag, config.data)
+    reference = scope.judge.reference if scope.judge is not None else REFERENCE_MODEL
     loaded = await _off_loop(
-        lambda: load_bench(data_dir, config.bench, need_judging=scope.judge is not None)
+        lambda: load_bench(
+            data_dir, config.bench, need_judging=scope.judge is not None, reference=reference
+        )
     )
     bench = selected_questions(config, loaded)
     judged = judged_models(config, scope, command)
