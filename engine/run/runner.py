@@ -336,4 +336,6 @@ async def _record_end(
     except MtbenchError as error:
         if not quiet:
             raise
-        log.warning("could not record the end of run %d: %s", run_id, error)
+        # The run's own error line says what failed (often this very store): a second line on
+        # stderr would only repeat it; -v shows it.
+        log.info("could not record the end of run %d: %s", run_id, error)
