@@ -72,4 +72,6 @@ def test_a_leading_block_is_cut_and_whatever_follows_is_the_answer(
 ) -> None:
     split = split_thinking(f"<think>{thought}</think>{answer}")
     assert split.answer == split_thinking(answer).answer.lstrip()
-    assert split.thinking is not None and split.thinking.startswith(thought.strip())
+    # An unopened closing tag in `answer` ("</thinking>") makes all before it thinking, the
+    # leading block's tags included: the thought is in the thinking, not always at its start.
+    assert split.thinking is not None and thought.strip() in split.thinking
