@@ -186,7 +186,7 @@ def _run_config(
         data=None if loaded is None else loaded.data,
         bench=bench or "mt_bench",
         questions=questions,
-        server_slots=server_slots or 1,
+        server_slots=server_slots,
     )
     # A file's config with the caller's overrides is still named by its file in messages.
     return built if loaded is None else replace(built, path=loaded.path)

@@ -45,8 +45,8 @@ from engine.reasoning import unsupported_parameter_hint
 class ServerLease(Protocol):
     """A model server the endpoint starts for its first request (`engine.serving.sweep`)."""
 
-    async def acquire(self, on_death: Callable[[ServerFailed], None]) -> str:
-        """Wait for a slot and a ready server; its base URL (ServerFailed if it won't run)."""
+    async def acquire(self, on_death: Callable[[ServerFailed], None]) -> list[str]:
+        """Wait for slots and ready servers; their base URLs (ServerFailed if one won't run)."""
         ...
 
     async def release(self) -> None:
@@ -279,11 +279,11 @@ class EndpointPool:
         assert self._lifecycle is not None
         self._needs_server = False
         try:
-            url = await self._lifecycle.acquire(on_death=self._server_died)
+            urls = await self._lifecycle.acquire(on_death=self._server_died)
         except ServerFailed as error:
             self._kill(FatalRequestError("server", str(error), endpoint_fatal=True))
             return
-        self._urls.replace([url])
+        self._urls.replace(urls)
 
     def _server_died(self, error: ServerFailed) -> None:
         if self._release_task is None and not self._stopping:
