@@ -117,13 +117,20 @@ class ServerSpec:
 
 @dataclass(frozen=True, slots=True)
 class StartedServer:
-    """A server process as it was started: enough to find and stop it from another process."""
+    """A server as it was started: enough to find and stop it from another process.
 
-    process: ProcessIdentity
+    A local server is a process group (`process`); a batch job has its launcher's `job_id` and
+    the `host` that submitted it instead.
+    """
+
+    process: ProcessIdentity | None
     name: str
     command: str
     log_file: Path | None
     started: float  # time.time()
+    launcher: str = "local"
+    job_id: str | None = None
+    host: str = ""
 
 
 class ServerRecords(Protocol):

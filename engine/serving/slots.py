@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,12 @@ def plan_slots(
     if gpus is None:
         gpus = visible_gpus() if local else ()
     slurm_slots = config.server_slots or 1
+    if on_slurm and shutil.which("sbatch") is None:
+        raise ConfigError(
+            f"{config.source}: [[model]] {on_slurm[0].name!r} key 'launcher' = \"slurm\": "
+            "sbatch is not on PATH; run mtbench where Slurm's commands are, or use the local "
+            "launcher"
+        )
     for model in on_slurm:
         if model.replicas > slurm_slots:
             raise ConfigError(
