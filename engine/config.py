@@ -269,12 +269,24 @@ def _with_launchers(
     launcher = top.get("launcher", "local")
     table = top.get("slurm")
     slurm = None if table is None else slurm_options(f"{path}: [slurm]", table)
+    base = path.resolve().parent
     return tuple(
-        replace(model, launcher=model.launcher or launcher, slurm=model.slurm or slurm)
+        replace(
+            model,
+            launcher=model.launcher or launcher,
+            slurm=_resolved(model.slurm or slurm, base),
+        )
         if model.serve
         else model
         for model in models
     )
+
+
+def _resolved(slurm: SlurmOptions | None, base: Path) -> SlurmOptions | None:
+    """A relative `directory` is relative to the config file, as every path in it is."""
+    if slurm is None or slurm.directory is None:
+        return slurm
+    return replace(slurm, directory=str(base / Path(slurm.directory).expanduser()))
 
 
 def model_config(**keys: Any) -> ModelConfig:

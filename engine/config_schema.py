@@ -330,6 +330,9 @@ SLURM_KEYS: dict[str, KeySpec] = {
     "qos": KeySpec("a quality of service name", _is_str),
     "cpus_per_task": _int_key(1, 100_000),
     "mem": KeySpec("a memory size such as 64G", _is_str),
+    "directory": KeySpec(
+        "a directory the compute nodes share, for job scripts and output", _is_str, _path_problem
+    ),
     "extra_args": KeySpec(
         'a list of sbatch arguments such as ["--constraint=a100"]',
         lambda v: isinstance(v, list) and all(_is_str(a) for a in v),

@@ -81,6 +81,8 @@ class SlurmOptions:
     cpus_per_task: int | None = None
     mem: str | None = None
     extra_args: tuple[str, ...] = ()
+    # Job scripts, output and address files: a directory the nodes share (default: servers/)
+    directory: str | None = None
 
 
 def slurm_options(where: str, table: Any) -> SlurmOptions:

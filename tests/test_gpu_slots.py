@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,11 @@ def test_four_checkpoints_on_two_slots_of_two_gpus_each_never_share_a_gpu_set(
         tmp_path, ["step-1", "step-2", "step-3", "step-4"], gpus_per_server=2
     )
     config = write_config(tmp_path, models=[model], questions=[81, 82], server_slots=2)
-    code, out, _ = mtbench(capsys, "generate", "-c", str(config))
+    progress = ("--progress", "plain", "--progress-interval", "0.1")
+    code, out, err = mtbench(capsys, "generate", "-c", str(config), *progress)
     assert code == 0, out
+    shown = re.findall(r"progress step-\d: server (?:starting|serving) on GPUs (\S+) \(pid", err)
+    assert shown and set(shown) <= {"3,5", "6,7"}, err
 
     servers = lifetimes(read_events(events))
     assert len(servers) == 4

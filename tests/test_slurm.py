@@ -8,6 +8,7 @@ the reason, where the cluster cannot run (not root, Slurm or munge not installed
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import signal
 import socket
@@ -34,6 +35,7 @@ def slurm_sweep(
     checkpoints: list[str],
     *,
     latency: float = 0.01,
+    slurm: dict[str, Any] | None = None,
     **top: Any,
 ) -> tuple[Path, Path]:
     folder = tmp_path / "checkpoints"
@@ -56,7 +58,12 @@ def slurm_sweep(
     judge = None if fake is None else {"name": "judge-a", "base_url": fake.base_url}
     top.setdefault("server_slots", 2)
     config = write_config(
-        tmp_path, models=[model], judge=judge, questions=QUESTIONS, slurm={"time": "10:00"}, **top
+        tmp_path,
+        models=[model],
+        judge=judge,
+        questions=QUESTIONS,
+        slurm=slurm or {"time": "2:00"},
+        **top,
     )
     return config, events
 
@@ -86,8 +93,10 @@ def test_a_four_checkpoint_sweep_on_two_slurm_slots_is_stored_whole_and_leaves_n
     tmp_path: Path, fake: FakeServer, slurm: SlurmCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, events = slurm_sweep(tmp_path, fake, ["step-1", "step-2", "step-3", "step-4"])
-    code, out, err = mtbench(capsys, "run", "-c", str(config))
+    progress = ("--progress", "plain", "--progress-interval", "0.1")
+    code, out, err = mtbench(capsys, "run", "-c", str(config), *progress)
     assert code == 0, out + err
+    assert re.search(r"progress step-\d: server (queued|starting): Slurm job \d+", err), err
 
     store = tmp_path / "store.sqlite"
     each = {f"step-{n}": 2 * len(QUESTIONS) for n in range(1, 5)}
@@ -110,7 +119,8 @@ def test_a_four_checkpoint_sweep_on_two_slurm_slots_is_stored_whole_and_leaves_n
 def test_a_job_that_fails_to_start_fails_only_its_checkpoint_with_its_output_tail(
     tmp_path: Path, fake: FakeServer, slurm: SlurmCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config, _ = slurm_sweep(tmp_path, fake, ["step-1", "step-2-broken", "step-3"])
+    shared = {"time": "2:00", "directory": "shared"}  # relative to the config file
+    config, _ = slurm_sweep(tmp_path, fake, ["step-1", "step-2-broken", "step-3"], slurm=shared)
     code, out, err = mtbench(capsys, "run", "-c", str(config))
     assert code == 1, out + err
     assert "bad magic number" in out  # the job's own last words, from its output file
@@ -121,6 +131,9 @@ def test_a_job_that_fails_to_start_fails_only_its_checkpoint_with_its_output_tai
         failed = {model for (model,) in db.execute("SELECT DISTINCT model FROM failures")}
     assert failed == {"step-2-broken"}
     assert slurm.jobs() == []
+    broken = list((tmp_path / "shared").glob("step-2-broken.slurm-*.log"))
+    assert len(broken) == 1 and str(broken[0]) in out
+    assert not list((tmp_path / "servers").glob("*.slurm-*"))
 
 
 def test_sigterm_to_the_engine_cancels_its_slurm_jobs(tmp_path: Path, slurm: SlurmCluster) -> None:

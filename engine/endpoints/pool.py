@@ -53,6 +53,10 @@ class ServerLease(Protocol):
         """Stop the server and free its slot (every caller waits until that is done)."""
         ...
 
+    @property
+    def status(self) -> str | None:
+        """What its server is doing while it holds a slot (queued, starting, serving)."""
+
 
 __all__ = ["EndpointPool", "EndpointStats", "Outcome"]
 
@@ -155,6 +159,10 @@ class EndpointPool:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def server_status(self) -> str | None:
+        return None if self._lifecycle is None else self._lifecycle.status
 
     @property
     def paused_until(self) -> float | None:

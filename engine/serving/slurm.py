@@ -97,12 +97,19 @@ async def run_command(*argv: str) -> tuple[int, str, str]:
         )
     except OSError as exc:
         raise SlurmUnavailable(f"cannot run {argv[0]} ({exc.strerror})") from None
+    # Not asyncio.wait_for: before Python 3.12 it can swallow a cancellation that arrives as
+    # the command ends, and a watcher told to stop would then poll its job until the job ends.
+    talk = asyncio.ensure_future(process.communicate())
     try:
-        out, err = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT)
-    except asyncio.TimeoutError:
-        process.kill()
-        await process.wait()
-        raise SlurmUnavailable(f"{argv[0]} did not answer in {COMMAND_TIMEOUT:g}s") from None
+        done, _ = await asyncio.wait({talk}, timeout=COMMAND_TIMEOUT)
+    finally:
+        if not talk.done():  # cancelled, or no answer in time
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            talk.cancel()
+    if not done:
+        raise SlurmUnavailable(f"{argv[0]} did not answer in {COMMAND_TIMEOUT:g}s")
+    out, err = talk.result()
     assert process.returncode is not None
     return process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
@@ -182,7 +189,15 @@ class SlurmServer:
         self._output: Path | None = None
         self._record: StartedServer | None = None
         self._ended: str | None = None  # how the job ended, once seen
-        self._stopped = False
+        self._stopping: asyncio.Future[None] | None = None
+        self._phase = "submitting"  # then queued, starting, serving
+        self._where = ""  # why it waits (Slurm's reason), or the node it runs on
+
+    @property
+    def status(self) -> str:
+        """`queued: Slurm job 12 (Resources)`, `serving: Slurm job 12 on node7`, for progress."""
+        job = "" if self.job_id is None else f": Slurm job {self.job_id}"
+        return f"{self._phase}{job}{self._where}"
 
     async def start(self) -> str:
         """Submit the job and wait until its server answers; cancel it if that never happens."""
@@ -208,20 +223,30 @@ class SlurmServer:
             output=output_file(self._directory, self._label),
             gpus_per_server=self.spec.num_gpus,
         )
+        submitted = asyncio.ensure_future(run_command("sbatch", *arguments, str(script)))
         try:
-            code, out, err = await run_command("sbatch", *arguments, str(script))
+            code, out, err = await asyncio.shield(submitted)
+        except asyncio.CancelledError:
+            # The job may be in the queue already: learn its id, so that stop() cancels it.
+            with contextlib.suppress(Exception):
+                self._accept(script, arguments, *await submitted)
+            raise
         except SlurmUnavailable as exc:
             raise ServerFailed(f"{self.spec.name}: {exc}; is Slurm installed here?") from None
+        self._accept(script, arguments, code, out, err)
+        await self._add_record(script)
+
+    def _accept(self, script: Path, arguments: list[str], code: int, out: str, err: str) -> None:
         if code != 0:
             raise ServerFailed(
                 f"{self.spec.name}: sbatch refused its job ({_last_line(err)}); check [slurm] "
-                f"(sbatch {' '.join(arguments)})"
+                f"(sbatch {' '.join(arguments)} {script})"
             )
         self.job_id = out.strip().split(";")[0]
+        self._phase = "queued"
         _LIVE_JOBS.add(self.job_id)
         self._output = self._directory / f"{self._label}.slurm-{self.job_id}.log"
         log.info("%s: Slurm job %s queued", self.spec.name, self.job_id)
-        await self._add_record(script)
 
     async def _add_record(self, script: Path) -> None:
         if self._records is None or self.job_id is None:
@@ -274,8 +299,10 @@ class SlurmServer:
     def _log_state(self, job: JobState) -> None:
         if job.state in QUEUED_STATES:
             why = f" ({job.reason})" if job.reason not in ("", "None") else ""
+            self._phase, self._where = "queued", why
             log.info("%s: Slurm job %s queued%s", self.spec.name, self.job_id, why)
         elif job.state == "RUNNING":
+            self._phase, self._where = "starting", f" on {job.host}"
             log.info("%s: Slurm job %s starting on %s", self.spec.name, self.job_id, job.host)
 
     async def _answers(self, session: aiohttp.ClientSession, job: JobState) -> bool:
@@ -292,6 +319,7 @@ class SlurmServer:
         root = self.base_url.removesuffix("/v1")
         ready = await _answers_ok(session, root + self.spec.ready_path)
         if ready:
+            self._phase = "serving"
             log.info("%s: Slurm job %s serving at %s", self.spec.name, self.job_id, root)
         return ready
 
@@ -327,7 +355,7 @@ class SlurmServer:
     async def ended(self) -> str:
         """Wait until the job stops running (ended, cancelled, preempted, requeued); how."""
         assert self.job_id is not None
-        while True:
+        while self._stopping is None:  # else the engine itself is stopping the job
             job = await self._look()
             if job is not None and job.state != "RUNNING":
                 self._ended = job.describe(self.job_id)
@@ -335,28 +363,34 @@ class SlurmServer:
                     self._ended = f"Slurm job {self.job_id} was requeued ({job.reason})"
                 return f"stopped: {self._ended}"
             await asyncio.sleep(POLL)
+        return "was stopped by the engine"
 
     async def stop(self) -> None:
-        """Cancel the job and wait until it is gone; forget its record then. Safe to call twice."""
-        job_id = self.job_id
-        if job_id is None or self._stopped:
+        """Cancel the job and wait until it is gone; forget its record then.
+
+        Every caller waits for the one stop, also one whose own task is being cancelled (a
+        failed start's clean-up) while the run's shutdown stops the server again."""
+        if self.job_id is None:
             return
-        self._stopped = True
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._cancel(self.job_id))
+        await asyncio.shield(self._stopping)
+
+    async def _cancel(self, job_id: str) -> None:
         try:
             gone = await cancel_and_wait(job_id, self.spec.stop_timeout)
         except SlurmUnavailable as exc:
             log.warning("%s: could not cancel Slurm job %s (%s)", self.spec.name, job_id, exc)
             gone = False
-        if gone:
-            _LIVE_JOBS.discard(job_id)
-            with contextlib.suppress(OSError):
-                address_file(self._directory, self._label, job_id).unlink(missing_ok=True)
-            if self._record is not None and self._records is not None:
-                await self._records.remove(self._record)
-        else:
-            log.warning(
-                "%s: Slurm job %s still runs; the next run cancels it", self.spec.name, job_id
-            )
+        if not gone:
+            name = self.spec.name
+            log.warning("%s: Slurm job %s still runs; the next run cancels it", name, job_id)
+            return
+        _LIVE_JOBS.discard(job_id)
+        with contextlib.suppress(OSError):
+            address_file(self._directory, self._label, job_id).unlink(missing_ok=True)
+        if self._record is not None and self._records is not None:
+            await self._records.remove(self._record)
 
 
 async def _answers_ok(session: aiohttp.ClientSession, url: str) -> bool:

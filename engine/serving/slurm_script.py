@@ -1,11 +1,12 @@
 """The batch script and sbatch arguments of one model server run as a Slurm job.
 
 The server's port must be free on the node Slurm picks, which the engine cannot know when it
-submits. So the script picks it there: it tries random ports from 20000 to 59999 until one has
-no listener on the node, writes `<host> <port>` to an address file in the store's `servers/`
-directory (a shared filesystem, as a cluster's home or project directories are; the rename makes
-the file appear whole), and then `exec`s the serve command with that port. The engine reads the
-file once the job runs and probes the node's address (`NodeAddr`) at that port.
+submits. So the script picks it there: it tries random ports between 10000 and the start of the
+node's ephemeral range (the kernel gives client sockets no port there, so only a listener can
+hold one) until one has no listener, writes `<host> <port>` to an address file in the store's
+`servers/` directory (a shared filesystem, as a cluster's home or project directories are; the
+rename makes the file appear whole), and then `exec`s the serve command with that port. The
+engine reads the file once the job runs and probes the node's address (`NodeAddr`) at that port.
 `{gpus}` becomes the job's own `CUDA_VISIBLE_DEVICES`, which Slurm sets from its GPU allocation.
 """
 
@@ -29,9 +30,12 @@ _TEMPLATE = """#!/bin/bash
 # Written by mtbench: serves {name} as Slurm job $SLURM_JOB_ID. Safe to delete.
 set -u
 address_file={address}
+# Below the ephemeral range, where no client socket is ever given a port: only listeners count.
+read -r ephemeral _ < /proc/sys/net/ipv4/ip_local_port_range || ephemeral=32768
+[ "$ephemeral" -gt 11024 ] || ephemeral=65536
 port=""
 for attempt in $(seq 1 200); do
-    candidate=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    candidate=$(( 10000 + (RANDOM * 32768 + RANDOM) % (ephemeral - 10000) ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
         port=$candidate
         break

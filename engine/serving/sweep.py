@@ -26,6 +26,7 @@ from engine.config import ModelConfig, RunConfig
 from engine.errors import ServerFailed
 from engine.serving.serve import ManagedServer, ServerRecords, ServerSpec
 from engine.serving.slots import SlotPool, launcher_of, plan_slots
+from engine.serving.slurm import SlurmServer
 
 __all__ = ["ServerFleet", "ServerLifecycle", "SlotPool", "log_dir_problem", "server_log_dir"]
 
@@ -85,9 +86,9 @@ class ServerFleet:
 
     def _launch(self, model: ModelConfig, spec: ServerSpec) -> Server:
         if launcher_of(model) == "slurm":
-            from engine.serving.slurm import SlurmServer
-
-            return SlurmServer(spec, model.slurm, self._records, self._logs)
+            shared = model.slurm.directory if model.slurm is not None else None
+            directory = self._logs if shared is None else Path(shared)
+            return SlurmServer(spec, model.slurm, self._records, directory)
         return ManagedServer(spec, self._records)
 
 
@@ -110,6 +111,23 @@ class ServerLifecycle:
         self._held: tuple[int, ...] = ()
         self._watches: list[asyncio.Task[None]] = []
         self._releasing: asyncio.Future[None] | None = None
+        self._serving = False
+
+    @property
+    def status(self) -> str | None:
+        """What its servers are doing while they hold slots, for progress; None otherwise."""
+        if not self._held or self._releasing is not None:
+            return None
+        return "; ".join(self._server_status(server) for server in self._servers) or "starting"
+
+    def _server_status(self, server: Server) -> str:
+        if isinstance(server, SlurmServer):
+            return server.status
+        phase = "serving" if self._serving else "starting"
+        if not isinstance(server, ManagedServer):
+            return phase
+        gpus = f" on GPUs {','.join(server.spec.gpus)}" if server.spec.gpus else ""
+        return f"{phase}{gpus} (pid {server.pid})" if server.pid else f"{phase}{gpus}"
 
     def _spec(self, replica: int, slot: int) -> ServerSpec:
         model = self.model
@@ -145,11 +163,14 @@ class ServerLifecycle:
         except BaseException:
             for start in starts:
                 start.cancel()
-            await asyncio.gather(*starts, return_exceptions=True)
-            await self._stop_servers()
-            self._give_back_slots()
+            try:
+                await asyncio.gather(*starts, return_exceptions=True)
+                await self._stop_servers()
+            finally:
+                self._give_back_slots()
             raise
         urls = [start.result() for start in starts]
+        self._serving = True
         self._watches = [
             asyncio.create_task(self._watch_exit(server, on_death)) for server in self._servers
         ]
