@@ -174,3 +174,65 @@ def test_a_slot_pool_gives_k_slots_at_once_first_come_first_served() -> None:
     granted = asyncio.run(scenario())
     assert [name for name, _ in granted] == ["first", "pair", "single"]
     assert all(len(set(taken)) == len(taken) for _, taken in granted)
+
+
+def readme_sweep_configs() -> list[str]:
+    """The TOML blocks of the README's two sweep sections."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = []
+    for title in ("Sweeps on a multi-GPU machine", "Sweeps on a Slurm cluster"):
+        section = re.split(r"\n##+ ", readme.split(f"\n### {title}\n", 1)[1], maxsplit=1)[0]
+        blocks += re.findall(r"```toml\n(.*?)```", section, re.S)
+    return blocks
+
+
+def test_the_readme_sweep_configs_load_and_fit_as_documented(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "readme-openai-key-Q3v9Lm")
+    for step in (100, 200):
+        (tmp_path / "ckpts" / f"step-{step}").mkdir(parents=True)
+    multi_gpu, slurm = readme_sweep_configs()
+    path = tmp_path / "run.toml"
+    loaded = []
+    for block in (multi_gpu, slurm):
+        block = re.sub(r'"/(shared/)?ckpts/run-7/step-\*"', '"ckpts/step-*"', block)
+        path.write_text(f'store = "store.sqlite"\n{block}')
+        loaded.append(load_config(path))
+
+    local = loaded[0]
+    eight = [str(gpu) for gpu in range(8)]
+    slots = local_slot_gpus(local.source, local.models, local.server_slots, eight)
+    assert slots == (("0", "1"), ("2", "3"), ("4", "5"), ("6", "7"))
+    final = local.models[-1]
+    assert (final.name, final.replicas, final.gpus_per_server) == ("final", 4, 2)
+
+    on_slurm = loaded[1]
+    assert on_slurm.server_slots == 8
+    step = on_slurm.models[0]
+    assert step.launcher == "slurm" and step.slurm is not None
+    assert (step.slurm.partition, step.slurm.time, step.slurm.mem) == ("gpu", "02:00:00", "64G")
+    assert step.slurm.extra_args == ("--constraint=a100", "--qos=normal")
+
+
+@pytest.mark.parametrize(
+    ("model_keys", "top", "words"),
+    [
+        ({"gpus_per_server": 2}, {}, ["'gpus_per_server' = 2", "add serve"]),
+        ({"replicas": 2}, {}, ["'replicas' = 2", "add serve"]),
+        ({"launcher": "k8s"}, {}, ["'launcher' = 'k8s'", "one of local, slurm"]),
+        ({}, {"launcher": "pbs"}, ["top-level key 'launcher' = 'pbs'"]),
+        ({}, {"slurm": {"gres": "gpu:2", "gpus": 2}}, ["[slurm] key 'gpus'", "either gres"]),
+        ({}, {"slurm": {"partiton": "gpu"}}, ["[slurm] key 'partiton'", "unknown key"]),
+        ({}, {"slurm": {"extra_args": "--exclusive"}}, ["'extra_args'", "a list of sbatch"]),
+    ],
+)
+def test_serving_keys_and_slurm_options_are_checked_at_load(
+    tmp_path: Path, model_keys: dict[str, Any], top: dict[str, Any], words: list[str]
+) -> None:
+    model = {"name": "alpha", "base_url": "http://127.0.0.1:9/v1", **model_keys}
+    config = write_config(tmp_path, models=[model], **top)
+    with pytest.raises(ConfigError) as error:
+        load_config(config)
+    message = str(error.value)
+    assert "\n" not in message and all(word in message for word in words), message
