@@ -177,7 +177,31 @@ def test_a_sigkilled_engine_leaves_its_jobs_and_the_next_run_cancels_them(
         code, out, err = mtbench(capsys, "run", "-c", str(fast))
     assert code == 0, out + err
     lines = [r.getMessage() for r in caplog.records if r.name == "engine.serving.server_records"]
-    assert len(lines) == 1 and f"slurm job {job_id}" in lines[0] and "stopped it" in lines[0]
+    assert len(lines) == 1 and f"slurm job {job_id}" in lines[0]
+    assert "cancelled it (scancel)" in lines[0]
     assert "CANCELLED" in slurm.run("scontrol", "show", "job", job_id)
     assert slurm.jobs() == [] and job_rows(store) == []
     assert counts(store, "answers") == {"step-1": 4}
+
+
+def test_a_job_that_ends_while_serving_fails_its_checkpoint_and_the_sweep_goes_on(
+    tmp_path: Path, slurm: SlurmCluster
+) -> None:
+    # As preemption or a time limit would: Slurm ends the job under a serving checkpoint.
+    config, events = slurm_sweep(tmp_path, None, ["step-1", "step-2"], latency=1.0, server_slots=1)
+    engine = start_engine("generate", "-c", str(config), "--quiet")
+    try:
+        wait_until(lambda: read_events(events), timeout=60, interval=0.1)
+        [(job_id, name, _)] = slurm.jobs()
+        assert name == "mtbench-step-1"
+        slurm.run("scancel", job_id)
+        out, err = ended(engine, timeout=120)
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+    assert engine.returncode == 1, out + err
+    assert f"Slurm job {job_id} ended CANCELLED" in out
+    assert "mtbench: serving step-1" in out  # the tail of its output file
+    store = tmp_path / "store.sqlite"
+    assert counts(store, "answers").get("step-2") == 2 * len(QUESTIONS)
+    assert slurm.jobs() == [] and job_rows(store) == []

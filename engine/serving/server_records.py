@@ -230,6 +230,13 @@ _MESSAGES: dict[Outcome, str] = {
     "unknown-launcher": "this engine does not know launcher {launcher!r}; use a newer engine",
     "no-slurm": "Slurm does not answer here: cancel job {job} yourself (scancel {job})",
 }
+# A batch job's outcomes, where they differ from a process group's.
+_JOB_MESSAGES: dict[Outcome, str] = {
+    "reaped": "cancelled it (scancel) and saw it gone",
+    "gone": "it had already ended",
+    "not-ours": "that job id now names a job this engine did not submit: left alone",
+    "stuck": "it still runs after scancel; the next run on this store tries again",
+}
 
 
 def _log_outcome(record: ServerRecord, outcome: Outcome, grace: float) -> None:
@@ -238,7 +245,8 @@ def _log_outcome(record: ServerRecord, outcome: Outcome, grace: float) -> None:
     if record.job_id is not None:
         where = f"{record.launcher} job {record.job_id}"
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.started))
-    result = _MESSAGES[outcome].format(
+    messages = _JOB_MESSAGES if record.job_id is not None else {}
+    result = messages.get(outcome, _MESSAGES[outcome]).format(
         grace=grace,
         host=process.machine.host if process is not None else "?",
         launcher=record.launcher,
