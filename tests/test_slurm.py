@@ -188,11 +188,12 @@ def test_a_job_that_ends_while_serving_fails_its_checkpoint_and_the_sweep_goes_o
     tmp_path: Path, slurm: SlurmCluster
 ) -> None:
     # As preemption or a time limit would: Slurm ends the job under a serving checkpoint.
-    config, events = slurm_sweep(tmp_path, None, ["step-1", "step-2"], latency=1.0, server_slots=1)
+    config, _ = slurm_sweep(tmp_path, None, ["step-1", "step-2"], latency=1.0, server_slots=1)
     engine = start_engine("generate", "-c", str(config), "--quiet")
     try:
-        wait_until(lambda: read_events(events), timeout=60, interval=0.1)
-        [(job_id, name, _)] = slurm.jobs()
+        store = tmp_path / "store.sqlite"
+        wait_until(lambda: job_rows(store) and counts(store, "answers"), timeout=60, interval=0.1)
+        [(job_id, name, _)] = slurm.jobs()  # serving: it has answered
         assert name == "mtbench-step-1"
         slurm.run("scancel", job_id)
         out, err = ended(engine, timeout=120)
@@ -200,8 +201,8 @@ def test_a_job_that_ends_while_serving_fails_its_checkpoint_and_the_sweep_goes_o
         if engine.poll() is None:
             engine.kill()
     assert engine.returncode == 1, out + err
-    assert f"Slurm job {job_id} ended CANCELLED" in out
+    assert f"its server stopped: Slurm job {job_id} ended CANCELLED" in out, out
+    assert "while the model still had work" in out
     assert "mtbench: serving step-1" in out  # the tail of its output file
-    store = tmp_path / "store.sqlite"
     assert counts(store, "answers").get("step-2") == 2 * len(QUESTIONS)
     assert slurm.jobs() == [] and job_rows(store) == []

@@ -31,7 +31,7 @@ from engine.serving.processes import (
     this_machine,
 )
 from engine.serving.serve import StartedServer
-from engine.serving.slurm import SlurmUnavailable, reap_job
+from engine.serving.slurm_jobs import SlurmUnavailable, reap_job
 from engine.store import rows
 from engine.store.rows import JobServerRow, ServerRow
 from engine.store.store import Store

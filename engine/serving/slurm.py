@@ -23,150 +23,42 @@ import asyncio
 import atexit
 import contextlib
 import logging
-import re
 import subprocess
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from engine.config import SlurmOptions
 from engine.errors import ServerFailed
 from engine.redact import redact
 from engine.serving.processes import this_machine
 from engine.serving.serve import LOG_TAIL_LINES, ServerRecords, ServerSpec, StartedServer
-from engine.serving.slurm_script import (
-    JOB_NAME_PREFIX,
-    address_file,
-    job_script,
-    output_file,
-    sbatch_arguments,
+from engine.serving.slurm_jobs import (
+    POLL,
+    QUEUED_STATES,
+    JobState,
+    SlurmUnavailable,
+    cancel_and_wait,
+    final_state,
+    job_name,
+    job_state,
+    last_line,
+    node_address,
+    run_command,
 )
+from engine.serving.slurm_script import address_file, job_script, output_file, sbatch_arguments
 
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["SlurmServer", "SlurmUnavailable", "job_state", "reap_job"]
+__all__ = ["SlurmServer"]
 
 log = logging.getLogger(__name__)
 
-POLL = 0.5  # seconds between looks at a job
-COMMAND_TIMEOUT = 60.0  # a slurmctld under load answers slowly, but answers
 _PROBE_TIMEOUT = 5.0
-# Every state in which a job may still hold processes (and GPUs) on a node.
-LIVE_STATES = frozenset(
-    {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "STOPPED"}
-    | {"REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT"}
-)
-QUEUED_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"})
-GONE = "GONE"  # Slurm has forgotten the job (it ended more than MinJobAge ago)
-_FIELD = re.compile(r"(\w[\w/:]*)=(\S*)")
 # Jobs submitted and not yet seen gone; cancelled at interpreter exit, whatever ended the run.
 _LIVE_JOBS: set[str] = set()
-
-
-class SlurmUnavailable(Exception):
-    """Slurm's commands cannot be run here, or slurmctld does not answer."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobState:
-    state: str
-    reason: str = ""
-    host: str = ""  # the node running its batch script
-    exit_code: str = ""
-    name: str = ""
-
-    def describe(self, job_id: str) -> str:
-        if self.state == GONE:
-            return f"Slurm job {job_id} has ended"
-        code = f", exit code {self.exit_code}" if self.exit_code not in ("", "0:0") else ""
-        reason = f", reason {self.reason}" if self.reason not in ("", "None") else ""
-        return f"Slurm job {job_id} ended {self.state}{code}{reason}"
-
-
-async def run_command(*argv: str) -> tuple[int, str, str]:
-    """Run one Slurm command; its exit code, stdout and stderr."""
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except OSError as exc:
-        raise SlurmUnavailable(f"cannot run {argv[0]} ({exc.strerror})") from None
-    # Not asyncio.wait_for: before Python 3.12 it can swallow a cancellation that arrives as
-    # the command ends, and a watcher told to stop would then poll its job until the job ends.
-    talk = asyncio.ensure_future(process.communicate())
-    try:
-        done, _ = await asyncio.wait({talk}, timeout=COMMAND_TIMEOUT)
-    finally:
-        if not talk.done():  # cancelled, or no answer in time
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            talk.cancel()
-    if not done:
-        raise SlurmUnavailable(f"{argv[0]} did not answer in {COMMAND_TIMEOUT:g}s")
-    out, err = talk.result()
-    assert process.returncode is not None
-    return process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
-
-
-async def job_state(job_id: str) -> JobState:
-    """What Slurm says of the job now (`scontrol show job`); GONE once it has forgotten it."""
-    code, out, err = await run_command("scontrol", "show", "job", "--oneliner", job_id)
-    if code != 0:
-        if "Invalid job id" in err:
-            return JobState(GONE)
-        raise SlurmUnavailable(f"scontrol show job {job_id}: {_last_line(err)}")
-    fields = dict(_FIELD.findall(out))
-    return JobState(
-        fields.get("JobState", "UNKNOWN"),
-        fields.get("Reason", ""),
-        fields.get("BatchHost", ""),
-        fields.get("ExitCode", ""),
-        fields.get("JobName", ""),
-    )
-
-
-async def node_address(node: str) -> str:
-    """The address Slurm has for `node` (`NodeAddr`), where its servers are reached."""
-    code, out, err = await run_command("scontrol", "show", "node", "--oneliner", node)
-    if code != 0:
-        raise SlurmUnavailable(f"scontrol show node {node}: {_last_line(err)}")
-    return dict(_FIELD.findall(out)).get("NodeAddr") or node
-
-
-async def cancel_and_wait(job_id: str, within: float) -> bool:
-    """scancel the job, then wait until none of its processes is left; False if still live."""
-    code, _, err = await run_command("scancel", job_id)
-    if code != 0 and "Invalid job id" not in err:
-        raise SlurmUnavailable(f"scancel {job_id}: {_last_line(err)}")
-    deadline = time.monotonic() + within
-    while (await job_state(job_id)).state in LIVE_STATES:
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(POLL)
-    return True
-
-
-async def reap_job(job_id: str, within: float) -> Literal["reaped", "gone", "not-ours", "stuck"]:
-    """Cancel a job a dead engine left behind.
-
-    Only a live job named as this engine names its jobs is cancelled (a job id alone could, after
-    the cluster's ids wrap, belong to someone else's job)."""
-    job = await job_state(job_id)
-    if job.state not in LIVE_STATES:
-        return "gone"
-    if not job.name.startswith(JOB_NAME_PREFIX):
-        return "not-ours"
-    return "reaped" if await cancel_and_wait(job_id, within) else "stuck"
-
-
-def job_name(label: str) -> str:
-    return JOB_NAME_PREFIX + label
 
 
 class SlurmServer:
@@ -239,7 +131,7 @@ class SlurmServer:
     def _accept(self, script: Path, arguments: list[str], code: int, out: str, err: str) -> None:
         if code != 0:
             raise ServerFailed(
-                f"{self.spec.name}: sbatch refused its job ({_last_line(err)}); check [slurm] "
+                f"{self.spec.name}: sbatch refused its job ({last_line(err)}); check [slurm] "
                 f"(sbatch {' '.join(arguments)} {script})"
             )
         self.job_id = out.strip().split(";")[0]
@@ -283,7 +175,7 @@ class SlurmServer:
                     if time.monotonic() - running_since > self.spec.ready_timeout:
                         raise self._failure(f"was not ready within {self.spec.ready_timeout:g}s")
                 elif job is not None and job.state not in QUEUED_STATES:
-                    self._ended = job.describe(self.job_id)
+                    self._ended = (await final_state(self.job_id, job)).describe(self.job_id)
                     raise self._failure("ended before it was ready")
                 await asyncio.sleep(POLL)
 
@@ -358,9 +250,10 @@ class SlurmServer:
         while self._stopping is None:  # else the engine itself is stopping the job
             job = await self._look()
             if job is not None and job.state != "RUNNING":
-                self._ended = job.describe(self.job_id)
                 if job.state in QUEUED_STATES:
                     self._ended = f"Slurm job {self.job_id} was requeued ({job.reason})"
+                else:
+                    self._ended = (await final_state(self.job_id, job)).describe(self.job_id)
                 return f"stopped: {self._ended}"
             await asyncio.sleep(POLL)
         return "was stopped by the engine"
@@ -401,11 +294,6 @@ async def _answers_ok(session: aiohttp.ClientSession, url: str) -> bool:
             return response.status == 200
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
         return False
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return redact(lines[-1]) if lines else "no message"
 
 
 @atexit.register
