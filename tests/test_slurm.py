@@ -206,3 +206,15 @@ def test_a_job_that_ends_while_serving_fails_its_checkpoint_and_the_sweep_goes_o
     assert "mtbench: serving step-1" in out  # the tail of its output file
     assert counts(store, "answers").get("step-2") == 2 * len(QUESTIONS)
     assert slurm.jobs() == [] and job_rows(store) == []
+
+
+def test_a_job_sbatch_refuses_fails_its_checkpoint_with_sbatchs_message(
+    tmp_path: Path, slurm: SlurmCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = {"time": "2:00", "partition": "no-such-partition"}
+    config, events = slurm_sweep(tmp_path, None, ["step-1"], slurm=bad)
+    code, out, err = mtbench(capsys, "generate", "-c", str(config))
+    assert code == 1, out + err
+    assert "sbatch refused its job" in out and "invalid partition" in out.lower()
+    assert "--partition=no-such-partition" in out
+    assert not read_events(events) and slurm.jobs() == []

@@ -134,7 +134,11 @@ class SlurmServer:
                 f"{self.spec.name}: sbatch refused its job ({last_line(err)}); check [slurm] "
                 f"(sbatch {' '.join(arguments)} {script})"
             )
-        self.job_id = out.strip().split(";")[0]
+        job_id = out.strip().split(";")[0]
+        if not job_id.isdigit():
+            answer = last_line(out)[:200]
+            raise ServerFailed(f"{self.spec.name}: sbatch answered {answer!r}, not a job id")
+        self.job_id = job_id
         self._phase = "queued"
         _LIVE_JOBS.add(self.job_id)
         self._output = self._directory / f"{self._label}.slurm-{self.job_id}.log"
