@@ -174,7 +174,7 @@ def _run_config(
         data=None if loaded is None else loaded.data,
         bench="mt_bench" if bench is None else bench,
         questions=questions,
-        server_slots=1 if server_slots is None else server_slots,
+        server_slots=server_slots,
     )
     # A file's config with the caller's overrides is still named by its file in messages.
     return built if loaded is None else replace(built, path=loaded.path)

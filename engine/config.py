@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,10 +38,12 @@ from engine.config_schema import (
 from engine.config_tables import (
     JUDGE_MAX_TOKENS,
     MODEL_MAX_TOKENS,
+    SlurmOptions,
     TableChecker,
     endpoint_from_table,
     models_from_table,
     reject_duplicates,
+    slurm_options,
 )
 from engine.errors import ConfigError
 
@@ -61,6 +63,7 @@ __all__ = [
     "JudgeConfig",
     "ModelConfig",
     "RunConfig",
+    "SlurmOptions",
     "judge_config",
     "load_config",
     "model_config",
@@ -156,6 +159,10 @@ class ModelConfig(EndpointConfig):
     checkpoint: str | None = None  # the {path} of this model's server (one checkpoint of a sweep)
     ready_path: str = "/v1/models"
     ready_timeout: float = 600.0
+    gpus_per_server: int | None = None  # None: 1 where GPUs are visible, else none
+    replicas: int = 1  # servers of this one model at once, each on its own GPUs
+    launcher: str | None = None  # "local" or "slurm"; None: the config's top-level launcher
+    slurm: SlurmOptions | None = None  # its sbatch options; None: the top-level [slurm]
     keep_thinking: bool = False  # judge and turn 2 see inline <think> blocks (FastChat's way)
 
     @property
@@ -193,7 +200,9 @@ class RunConfig:
     models: tuple[ModelConfig, ...]
     judge: JudgeConfig | None
     questions: tuple[int, ...] | None = None  # a subset of question ids; None = all
-    server_slots: int = 1  # model servers (`serve`) that may run at once, e.g. GPUs
+    # Model servers (`serve`) that may run at once per launcher; None: locally, as many as the
+    # visible GPUs hold (`engine.serving.gpus`), one otherwise; one Slurm job.
+    server_slots: int | None = None
 
     @property
     def source(self) -> str:
@@ -242,6 +251,7 @@ def load_config(path: Path | str) -> RunConfig:
     if judge_table is not None:
         judge = endpoint_from_table(f"{path}: [judge]", judge_table, JudgeConfig, JUDGE_KEYS)
     reject_duplicates(str(path), models, judge)
+    models = _with_launchers(path, top, models)
     data = top.get("data")
     return RunConfig(
         path=path,
@@ -251,8 +261,35 @@ def load_config(path: Path | str) -> RunConfig:
         models=models,
         judge=judge,
         questions=None if top.get("questions") is None else tuple(top.get("questions")),
-        server_slots=top.get("server_slots", 1),
+        server_slots=top.get("server_slots"),
     )
+
+
+def _with_launchers(
+    path: Path, top: TableChecker, models: tuple[ModelConfig, ...]
+) -> tuple[ModelConfig, ...]:
+    """Each served model's launcher and sbatch options: its own, else the top level's."""
+    launcher = top.get("launcher", "local")
+    table = top.get("slurm")
+    slurm = None if table is None else slurm_options(f"{path}: [slurm]", table)
+    base = path.resolve().parent
+    return tuple(
+        replace(
+            model,
+            launcher=model.launcher or launcher,
+            slurm=_resolved(model.slurm or slurm, base),
+        )
+        if model.serve
+        else model
+        for model in models
+    )
+
+
+def _resolved(slurm: SlurmOptions | None, base: Path) -> SlurmOptions | None:
+    """A relative `directory` is relative to the config file, as every path in it is."""
+    if slurm is None or slurm.directory is None:
+        return slurm
+    return replace(slurm, directory=str(base / Path(slurm.directory).expanduser()))
 
 
 def model_config(**keys: Any) -> ModelConfig:
@@ -281,11 +318,13 @@ def run_config(
     data: Path | str | None = None,
     bench: str = "mt_bench",
     questions: Iterable[int] | None = None,
-    server_slots: int = 1,
+    server_slots: int | None = None,
 ) -> RunConfig:
     """A run config built in Python, its top-level values checked as TOML's would be."""
     chosen = tuple(models)
-    top: dict[str, Any] = {"store": _path(store), "bench": bench, "server_slots": server_slots}
+    top: dict[str, Any] = {"store": _path(store), "bench": bench}
+    if server_slots is not None:
+        top["server_slots"] = server_slots
     if data is not None:
         top["data"] = _path(data)
     if questions is not None:  # `questions=81` or `"81"` is refused as given, not as ['8', '1']

@@ -30,12 +30,14 @@ __all__ = [
     "INT64_MIN",
     "JUDGE_KEYS",
     "JUDGE_MODES",
+    "LAUNCHERS",
     "MAX_ATTEMPTS",
     "MAX_SAMPLES",
     "MAX_SECONDS",
     "MAX_TOKENS",
     "MIN_THINKING_TOKENS",
     "MODEL_KEYS",
+    "SLURM_KEYS",
     "SUPPORTED_APIS",
     "TOP_KEYS",
     "EndpointRole",
@@ -59,7 +61,7 @@ DEFAULT_REFERENCE = "gpt-4"
 # SQLite stores signed 64-bit integers, and providers (OpenAI's `seed`, vLLM's) take no wider ones.
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-SERVE_PLACEHOLDERS = ("path", "name", "port")
+SERVE_PLACEHOLDERS = ("path", "name", "port", "gpus", "num_gpus")
 # What the providers set in the request body themselves; an extra_body copy would override the
 # prompt or the sampling the cache key records, or switch the wire format under the reader.
 ENGINE_BODY_FIELDS = (
@@ -76,7 +78,13 @@ ENGINE_BODY_FIELDS = (
     "thinking",
 )
 _URL_CREDENTIALS = re.compile(r"(://)[^/@\s'\"]*@")
-_SAMPLE_SERVE_VALUES = {"path": "/checkpoints/step-100", "name": "step-100", "port": 8000}
+_SAMPLE_SERVE_VALUES = {
+    "path": "/checkpoints/step-100",
+    "name": "step-100",
+    "port": 8000,
+    "gpus": "0,1",
+    "num_gpus": 2,
+}
 # Upper bounds, documented in the README. No model writes a million tokens in one answer, and plan
 # estimates and token windows are sized by max_tokens.
 MAX_TOKENS = 1_000_000
@@ -90,6 +98,8 @@ MAX_SECONDS = 86_400.0
 MAX_PRICE = 10_000.0  # USD per 1M tokens
 MAX_CONCURRENCY = 100_000
 MAX_SERVER_SLOTS = 1024  # the slot pool holds one entry per slot
+MAX_GPUS_PER_SERVER = 1024
+LAUNCHERS = ("local", "slurm")
 
 
 def url_problem(url: str) -> str | None:
@@ -320,11 +330,32 @@ MODEL_KEYS: dict[str, KeySpec] = {
     **ENDPOINT_KEYS,
     "keep_thinking": KeySpec("true or false", lambda v: isinstance(v, bool)),
     "serve": KeySpec("a command template using {path}, {name} and {port}", _is_str),
+    "gpus_per_server": _int_key(0, MAX_GPUS_PER_SERVER),
+    "replicas": _int_key(1, MAX_SERVER_SLOTS),
+    "launcher": KeySpec(f"one of {', '.join(LAUNCHERS)}", lambda v: v in LAUNCHERS),
+    "slurm": KeySpec("a table of Slurm options (see [slurm])", lambda v: isinstance(v, dict)),
     "checkpoints": KeySpec("a glob of checkpoint files or directories", _is_str, _path_problem),
     "ready_path": KeySpec(
         "a URL path such as /v1/models or /health", lambda v: _is_str(v) and v.startswith("/")
     ),
     "ready_timeout": _seconds_key(),
+}
+SLURM_KEYS: dict[str, KeySpec] = {
+    "partition": KeySpec("a partition name", _is_str),
+    "gres": KeySpec("a generic resource such as gpu:2 or gpu:a100:2", _is_str),
+    "gpus": KeySpec("a GPU count such as 2 or a100:2", lambda v: _is_str(v) or _is_int(1)(v)),
+    "time": KeySpec("a time limit such as 4:00:00 or 1-00:00:00", _is_str),
+    "account": KeySpec("an account name", _is_str),
+    "qos": KeySpec("a quality of service name", _is_str),
+    "cpus_per_task": _int_key(1, 100_000),
+    "mem": KeySpec("a memory size such as 64G", _is_str),
+    "directory": KeySpec(
+        "a directory the compute nodes share, for job scripts and output", _is_str, _path_problem
+    ),
+    "extra_args": KeySpec(
+        'a list of sbatch arguments such as ["--constraint=a100"]',
+        lambda v: isinstance(v, list) and all(_is_str(a) for a in v),
+    ),
 }
 JUDGE_KEYS: dict[str, KeySpec] = {
     **ENDPOINT_KEYS,
@@ -346,6 +377,8 @@ TOP_KEYS: dict[str, KeySpec] = {
         lambda v: isinstance(v, list) and bool(v) and all(_is_int(0)(q) for q in v),
     ),
     "server_slots": _int_key(1, MAX_SERVER_SLOTS),
+    "launcher": KeySpec(f"one of {', '.join(LAUNCHERS)}", lambda v: v in LAUNCHERS),
+    "slurm": KeySpec("a [slurm] table of sbatch options", lambda v: isinstance(v, dict)),
     "model": KeySpec("an array of [[model]] tables", lambda v: isinstance(v, list)),
     "judge": KeySpec("a [judge] table", lambda v: isinstance(v, dict)),
 }

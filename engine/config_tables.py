@@ -14,14 +14,20 @@ import glob
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import orjson
 
 from engine.config_reasoning import reasoning_options
-from engine.config_schema import KeySpec, api_key_problem, redact_url_credentials, serve_problem
+from engine.config_schema import (
+    SLURM_KEYS,
+    KeySpec,
+    api_key_problem,
+    redact_url_credentials,
+    serve_problem,
+)
 from engine.errors import ConfigError
 from engine.redact import register_secret
 
@@ -32,11 +38,13 @@ __all__ = [
     "DEFAULT_BASE_URLS",
     "JUDGE_MAX_TOKENS",
     "MODEL_MAX_TOKENS",
+    "SlurmOptions",
     "TableChecker",
     "endpoint_from_table",
     "expand_checkpoints",
     "models_from_table",
     "reject_duplicates",
+    "slurm_options",
 ]
 
 MODEL_MAX_TOKENS = 1024
@@ -56,11 +64,43 @@ _FLOAT_KEYS = (
     "ready_timeout",
 )
 _NOT_OPTIONS = ("name", "base_url", "base_urls", "checkpoints")
+_SERVING_KEYS = ("gpus_per_server", "replicas", "launcher", "slurm")
 Endpoint = TypeVar("Endpoint", bound="EndpointConfig")
 # An unknown key named like one of these holds a secret (`api_key=` as the OpenAI SDK takes it):
 # its value is never repeated in the message, which goes to terminals, CI logs and notebooks.
 _SECRET_KEY_NAME = re.compile(r"key|token|secret|passw|auth|bearer|credential", re.IGNORECASE)
 _VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")  # as variables are named by convention
+
+
+@dataclass(frozen=True, slots=True)
+class SlurmOptions:
+    """The sbatch options of a served model's jobs (`[slurm]`, or a model's own `slurm`)."""
+
+    partition: str | None = None
+    gres: str | None = None  # default: gpu:<gpus_per_server>, unless `gpus` is given
+    gpus: str | None = None
+    time: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    cpus_per_task: int | None = None
+    mem: str | None = None
+    extra_args: tuple[str, ...] = ()
+    # Job scripts, output and address files: a directory the nodes share (default: servers/)
+    directory: str | None = None
+
+
+def slurm_options(where: str, table: Any) -> SlurmOptions:
+    """A `[slurm]` table checked key by key; gres and gpus are two ways to ask for one thing."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table, got {shown(table)}")
+    check = TableChecker(where, table, SLURM_KEYS)
+    if check.get("gres") is not None and check.get("gpus") is not None:
+        check.fail("gpus", check.get("gpus"), "give either gres or gpus")
+    values = dict(table)
+    if "gpus" in values:
+        values["gpus"] = str(values["gpus"])
+    values["extra_args"] = tuple(values.get("extra_args", ()))
+    return SlurmOptions(**values)
 
 
 def shown(value: Any) -> str:
@@ -148,6 +188,8 @@ def endpoint_from_table(
             options[number_key] = float(options[number_key])
     if "extra_body" in options:
         options["extra_body"] = orjson.dumps(options["extra_body"], option=orjson.OPT_SORT_KEYS)
+    if "slurm" in options:
+        options["slurm"] = slurm_options(f"{where} key 'slurm'", options["slurm"])
     options.update(reasoning)
     return cls(
         name=name,
@@ -161,6 +203,9 @@ def endpoint_from_table(
 def _base_urls(check: TableChecker, api: str, table: dict[str, Any]) -> list[str]:
     urls: list[str] = check.get("base_urls") or [check.get("base_url") or DEFAULT_BASE_URLS[api]]
     if check.get("serve") is None:
+        for key in _SERVING_KEYS:
+            if key in table:
+                check.fail(key, table[key], "only a model the engine serves has it; add serve")
         return urls
     if check.get("base_url") or check.get("base_urls"):
         check.fail("serve", check.get("serve"), "the engine serves this model; drop base_url")

@@ -8,6 +8,10 @@ from typing import Any
 import pytest
 
 from tests.support.fakeserver import FakeServer
+from tests.support.slurm_cluster import SlurmCluster
+from tests.support.slurm_cluster import start_cluster as start_slurm_cluster
+from tests.support.slurm_cluster import stop_cluster as stop_slurm_cluster
+from tests.support.slurm_cluster import unavailable as slurm_unavailable
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +27,25 @@ def fake(fake_session: tuple[FakeServer, dict[str, Any]]) -> FakeServer:
     server.configure(**defaults)
     server.reset()
     return server
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A real one-node Slurm cluster for the session (skipped without root or the packages)."""
+    reason = slurm_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    cluster = start_slurm_cluster()
+    try:
+        yield cluster
+    finally:
+        stop_slurm_cluster(cluster)
+
+
+@pytest.fixture
+def slurm(slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[SlurmCluster]:
+    """The session's cluster, reachable by the engine's Slurm commands; no job left after."""
+    for name, value in slurm_cluster.env.items():
+        monkeypatch.setenv(name, value)
+    yield slurm_cluster
+    slurm_cluster.cancel_all()

@@ -74,6 +74,10 @@ class PlainView:
                 print(f"progress {plain_line(snapshot)}", file=sys.stderr, flush=True)
             elif (paused := pause_line(snapshot)) is not None:
                 print(f"progress {paused}", file=sys.stderr, flush=True)
+            if snapshot.server is not None:
+                name = terminal_text(snapshot.name, name=True)
+                server = terminal_text(snapshot.server)
+                print(f"progress {name}: server {server}", file=sys.stderr, flush=True)
 
     def close(self, snapshots: list[Snapshot]) -> None:
         self.show(snapshots)
@@ -147,7 +151,7 @@ class RichView:
 
 def _status(snapshot: Snapshot) -> str:
     """What the numbers do not say: a 429 pause, twins sent for silent attempts, stalls cut."""
-    notes = []
+    notes = [] if snapshot.server is None else [f"server {terminal_text(snapshot.server)}"]
     if snapshot.paused_until is not None:
         notes.append(
             f"paused until {time.strftime('%H:%M:%S', time.localtime(snapshot.paused_until))}"

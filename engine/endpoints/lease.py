@@ -20,13 +20,18 @@ __all__ = ["ServerLease", "ServerStart"]
 class ServerLease(Protocol):
     """A model server the endpoint starts for its first request (`engine.serving.sweep`)."""
 
-    async def acquire(self, on_death: Callable[[ServerFailed], None]) -> str:
-        """Wait for a slot and a ready server; its base URL (ServerFailed if it won't run)."""
+    async def acquire(self, on_death: Callable[[ServerFailed], None]) -> list[str]:
+        """Wait for slots and ready servers (one per replica); their base URLs (ServerFailed if
+        one won't run)."""
         ...
 
     async def release(self) -> None:
-        """Stop the server and free its slot (every caller waits until that is done)."""
+        """Stop the servers and free their slots (every caller waits until that is done)."""
         ...
+
+    @property
+    def status(self) -> str | None:
+        """What its servers are doing while they hold slots (queued, starting, serving)."""
 
 
 def _server_error(error: ServerFailed) -> FatalRequestError:
@@ -44,8 +49,12 @@ class ServerStart:
         self.due = lease is not None  # the dispatcher starts it before sending anything
         self._releasing = False
 
-    async def start(self) -> str:
-        """Wait for a slot and a ready server: its base URL, or FatalRequestError."""
+    @property
+    def status(self) -> str | None:
+        return None if self._lease is None else self._lease.status
+
+    async def start(self) -> list[str]:
+        """Wait for slots and ready servers: their base URLs, or FatalRequestError."""
         assert self._lease is not None
         self.due = False
         try:

@@ -105,6 +105,11 @@ class EndpointPool:
         return self.config.name
 
     @property
+    def server_status(self) -> str | None:
+        """What its server is doing while it holds a slot (queued, starting, serving)."""
+        return self._server.status
+
+    @property
     def paused_until(self) -> float | None:
         """The monotonic time a 429 pause ends, while one is on."""
         return self._pause.until if self._pause.remaining() > 0 else None
@@ -208,7 +213,7 @@ class EndpointPool:
     async def _start_server(self) -> None:
         """First request of a served model: wait for a slot and a ready server."""
         try:
-            self._urls.replace([await self._server.start()])
+            self._urls.replace(await self._server.start())
         except FatalRequestError as error:
             self._kill(error)
 

@@ -35,6 +35,7 @@ from engine.bench.judge import (
 from engine.config import JudgeConfig, ModelConfig, RunConfig
 from engine.errors import ConfigError, DataError, StoreError
 from engine.run.graph import judged_pairs, judged_turns
+from engine.serving.slots import plan_slots
 from engine.serving.sweep import log_dir_problem, server_log_dir
 
 __all__ = ["preflight"]
@@ -56,6 +57,7 @@ def preflight(
     """Raise an InputError for the first problem the run would meet; else the notes to print."""
     _check_temperatures(bench, generate)
     _check_server_logs(config, generate)
+    plan_slots(config, generate)  # asking for more GPUs or slots than there are: a ConfigError
     if judge is None:
         return ()
     _check_something_to_judge(config, judge, judged)

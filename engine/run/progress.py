@@ -51,6 +51,7 @@ class Snapshot:
     hedged: int = 0  # twins sent for attempts that went silent
     stalled: int = 0  # attempts given up as stalled
     paused_until: float | None = None  # time.time() a 429 pause ends, while one is on
+    server: str | None = None  # a served model's server while it holds a slot: queued, serving...
 
     @property
     def fraction(self) -> float:
@@ -123,6 +124,7 @@ class ProgressSampler:
             hedged=pool.stats.hedged,
             stalled=pool.stats.stalled,
             paused_until=_wall_clock(pool.paused_until, now),
+            server=pool.server_status,
         )
 
 

@@ -38,7 +38,7 @@ from engine.run.scheduler import Pipeline
 from engine.run.scope import Command, Scope, command_scope, judged_models, selected_questions
 from engine.run.tally import EndpointCounts, FailureRecord, RunSummary, RunTally
 from engine.serving.server_records import StoreServerRecords, reap_leftover_servers
-from engine.serving.sweep import ServerLifecycle, SlotPool, server_log_dir
+from engine.serving.sweep import ServerFleet
 from engine.store.store import Store, open_store
 from engine.store.writer import StoreWriter
 
@@ -302,10 +302,9 @@ def _endpoints(
 ) -> dict[EndpointConfig, EndpointPool]:
     """One pool per endpoint; models with `serve` get a server lifecycle sharing the slots."""
     pools: dict[EndpointConfig, EndpointPool] = {}
-    slots = SlotPool(config.server_slots)
-    logs = server_log_dir(config.store)
+    servers = ServerFleet(config, scope.generate, records)
     for model in scope.generate:
-        lifecycle = ServerLifecycle(model, slots, logs, records) if model.serve else None
+        lifecycle = servers.lifecycle(model) if model.serve else None
         pools[model] = EndpointPool(model, lifecycle=lifecycle)
     if scope.judge is not None:
         pools[scope.judge] = EndpointPool(scope.judge)

@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 LOG_TAIL_LINES = 50
 _PROBE_INTERVAL = 0.1
 _PROBE_TIMEOUT = 5.0
-_PLACEHOLDERS = ("path", "name", "port")
+_PLACEHOLDERS = ("path", "name", "port", "gpus", "num_gpus")
 # Process groups still running; killed at interpreter exit so a crash of the sweep does not leave
 # a model holding a GPU.
 _LIVE_GROUPS: set[int] = set()
@@ -71,7 +71,8 @@ class ServerSpec:
     The template is split like a shell would (`shlex`) before the values are filled in, so a path
     with spaces stays one argument. `port=None` picks a free port at start. `ready_path` is probed
     on the server's root (`/v1/models`, or `/health` for servers that have it). `env` adds to the
-    environment, e.g. `(("CUDA_VISIBLE_DEVICES", "1"),)`.
+    environment. `gpus` are the server's GPUs (`engine.serving.gpus`): its `CUDA_VISIBLE_DEVICES`,
+    and the `{gpus}` (comma list) and `{num_gpus}` placeholders.
     """
 
     command: str
@@ -84,16 +85,27 @@ class ServerSpec:
     stop_timeout: float = 30.0
     log_file: Path | None = None
     env: tuple[tuple[str, str], ...] = ()
+    gpus: tuple[str, ...] = ()
+    num_gpus: int = 0
 
-    def argv(self, port: int) -> list[str]:
-        """The command line for `port`; a ConfigError for an unusable template."""
+    def argv(self, port: int | str, gpus: str | None = None) -> list[str]:
+        """The command line for `port`; a ConfigError for an unusable template.
+
+        `gpus` stands in for the GPU list where it is known only where the server runs.
+        """
         try:
             words = shlex.split(self.command)
         except ValueError as exc:
             raise ConfigError(f"server command {self.command!r}: {exc}") from None
         if not words:
             raise ConfigError("server command is empty")
-        values = {"path": self.path, "name": self.name, "port": port}
+        values = {
+            "path": self.path,
+            "name": self.name,
+            "port": port,
+            "gpus": ",".join(self.gpus) if gpus is None else gpus,
+            "num_gpus": self.num_gpus,
+        }
         try:
             return [word.format(**values) for word in words]
         except (KeyError, IndexError, ValueError) as exc:
@@ -105,13 +117,20 @@ class ServerSpec:
 
 @dataclass(frozen=True, slots=True)
 class StartedServer:
-    """A server process as it was started: enough to find and stop it from another process."""
+    """A server as it was started: enough to find and stop it from another process.
 
-    process: ProcessIdentity
+    A local server is a process group (`process`); a batch job has its launcher's `job_id` and
+    the `host` that submitted it instead.
+    """
+
+    process: ProcessIdentity | None
     name: str
     command: str
     log_file: Path | None
     started: float  # time.time()
+    launcher: str = "local"
+    job_id: str | None = None
+    host: str = ""
 
 
 class ServerRecords(Protocol):
@@ -191,7 +210,9 @@ class ManagedServer:
     async def _spawn(self) -> None:
         if self.spec.log_file is not None:
             self._log = self._open_log(self.spec.log_file)
-        env = {**os.environ, **dict(self.spec.env)} if self.spec.env else None
+        pinned = (("CUDA_VISIBLE_DEVICES", ",".join(self.spec.gpus)),) if self.spec.gpus else ()
+        extra = (*self.spec.env, *pinned)
+        env = {**os.environ, **dict(extra)} if extra else None
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *self._argv,
@@ -299,6 +320,10 @@ class ManagedServer:
         """Until the process exits (for whatever reason); its exit code."""
         assert self._process is not None
         return await self._process.wait()
+
+    async def ended(self) -> str:
+        """Until the process exits; how it ended, for a message."""
+        return f"exited with code {await self.wait()}"
 
     async def stop(self) -> None:
         """SIGTERM the process group, wait `stop_timeout`, then SIGKILL it. Safe to call twice."""

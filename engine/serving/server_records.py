@@ -31,8 +31,9 @@ from engine.serving.processes import (
     this_machine,
 )
 from engine.serving.serve import StartedServer
+from engine.serving.slurm_jobs import SlurmUnavailable, reap_job
 from engine.store import rows
-from engine.store.rows import ServerRow
+from engine.store.rows import JobServerRow, ServerRow
 from engine.store.store import Store
 
 __all__ = ["REAPERS", "StoreServerRecords", "reap_leftover_servers"]
@@ -43,9 +44,11 @@ REAP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
 KILL_WAIT = 5.0  # seconds for SIGKILL to take effect before the record is kept for next time
 _POLL = 0.05
 
-Outcome = Literal["reaped", "gone", "not-ours", "elsewhere", "stuck", "unknown-launcher"]
+Outcome = Literal[
+    "reaped", "gone", "not-ours", "elsewhere", "stuck", "unknown-launcher", "no-slurm"
+]
 # Outcomes whose record is kept, because its server may still be running.
-_KEPT: frozenset[Outcome] = frozenset({"elsewhere", "stuck", "unknown-launcher"})
+_KEPT: frozenset[Outcome] = frozenset({"elsewhere", "stuck", "unknown-launcher", "no-slurm"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,9 @@ class StoreServerRecords:
 
     async def add(self, server: StartedServer) -> None:
         process = server.process
+        if process is None:
+            await self._add_job(server)
+            return
         row = ServerRow(
             name=server.name,
             host=process.machine.host,
@@ -83,8 +89,27 @@ class StoreServerRecords:
         )
         await self._write(rows.INSERT_SERVER, rows.params(row), f"record server pid {process.pid}")
 
+    async def _add_job(self, server: StartedServer) -> None:
+        assert server.job_id is not None
+        row = JobServerRow(
+            launcher=server.launcher,
+            job_id=server.job_id,
+            name=server.name,
+            host=server.host,
+            command=server.command,
+            log_file=None if server.log_file is None else str(server.log_file),
+            started=server.started,
+        )
+        what = f"record {server.launcher} job {server.job_id}"
+        await self._write(rows.INSERT_JOB_SERVER, rows.params(row), what)
+
     async def remove(self, server: StartedServer) -> None:
         process = server.process
+        if process is None:
+            params: dict[str, object] = {"launcher": server.launcher, "job_id": server.job_id}
+            what = f"forget ended {server.launcher} job {server.job_id}"
+            await self._write(rows.FORGET_JOB_SERVER, params, what)
+            return
         machine = process.machine
         params = {
             "host": machine.host,
@@ -157,7 +182,17 @@ async def _unknown_launcher(record: ServerRecord, here: Machine, grace: float) -
     return "unknown-launcher"
 
 
-REAPERS: dict[str, Reaper] = {"local": _reap_local}
+async def _reap_slurm(record: ServerRecord, here: Machine, grace: float) -> Outcome:
+    if record.job_id is None:
+        return "gone"
+    try:
+        outcome = await reap_job(record.job_id, grace)
+    except SlurmUnavailable:
+        return "no-slurm"
+    return outcome
+
+
+REAPERS: dict[str, Reaper] = {"local": _reap_local, "slurm": _reap_slurm}
 
 
 async def _group_ends(process: ProcessIdentity, within: float) -> bool:
@@ -193,17 +228,29 @@ _MESSAGES: dict[Outcome, str] = {
     "elsewhere": "it ran on host {host}: stop it there, or run mtbench there to reap it",
     "stuck": "it still runs after SIGKILL; the next run on this store tries again",
     "unknown-launcher": "this engine does not know launcher {launcher!r}; use a newer engine",
+    "no-slurm": "Slurm does not answer here: cancel job {job} yourself (scancel {job})",
+}
+# A batch job's outcomes, where they differ from a process group's.
+_JOB_MESSAGES: dict[Outcome, str] = {
+    "reaped": "cancelled it (scancel) and saw it gone",
+    "gone": "it had already ended",
+    "not-ours": "that job id now names a job this engine did not submit: left alone",
+    "stuck": "it still runs after scancel; the next run on this store tries again",
 }
 
 
 def _log_outcome(record: ServerRecord, outcome: Outcome, grace: float) -> None:
     process = record.process
     where = f"pid {process.pid}, group {process.group}" if process is not None else "no pid"
+    if record.job_id is not None:
+        where = f"{record.launcher} job {record.job_id}"
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.started))
-    result = _MESSAGES[outcome].format(
+    messages = _JOB_MESSAGES if record.job_id is not None else {}
+    result = messages.get(outcome, _MESSAGES[outcome]).format(
         grace=grace,
         host=process.machine.host if process is not None else "?",
         launcher=record.launcher,
+        job=record.job_id,
     )
     log.log(
         logging.INFO if outcome in ("gone", "not-ours") else logging.WARNING,

@@ -1,13 +1,15 @@
 """Model servers inside a run: start one when its model has requests to send, stop it when done.
 
 A `[[model]]` with `serve` has no base URL of its own. Its endpoint calls `acquire()` before its
-first request: that waits for a server slot (one per GPU, say), starts the server and returns its
-base URL. When the model's last job is finished the pipeline calls `release()`: the server stops and
-the slot goes to the next checkpoint, while the judge goes on judging the answers just made. A
-server that fails to start, or dies while its model still has work, fails that model with the
-server's last log lines; the sweep goes on with the next checkpoint. A model whose answers are all
-cached never starts a server at all. Each running server is in the store's `servers` table (the
-`records`), so one that outlives a crashed engine is stopped by the next run on the store.
+first request: that waits for server slots (`engine.serving.slots`: a set of GPUs each, or a
+Slurm job each), starts the servers (one per replica, each in a slot of its own) and returns
+their base URLs. When the model's last job is finished the pipeline calls `release()`: the
+servers stop and the slots go to the next checkpoint, while the judge goes on judging the answers
+just made. A server that fails to start, or dies while its model still has work, fails that model
+with the server's last log lines; the sweep goes on with the next checkpoint. A model whose
+answers are all cached never starts a server at all. Each running server is in the store's
+`servers` table (the `records`), so one that outlives a crashed engine is stopped by the next run
+on the store.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
-from engine.config import ModelConfig
+from engine.config import ModelConfig, RunConfig
 from engine.errors import ServerFailed
 from engine.serving.serve import ManagedServer, ServerRecords, ServerSpec
+from engine.serving.slots import SlotPool, launcher_of, plan_slots
+from engine.serving.slurm import SlurmServer
 
-__all__ = ["ServerLifecycle", "SlotPool", "log_dir_problem", "server_log_dir"]
+__all__ = ["ServerFleet", "ServerLifecycle", "SlotPool", "log_dir_problem", "server_log_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -44,30 +49,47 @@ def log_dir_problem(directory: Path) -> str | None:
     return None
 
 
-class SlotPool:
-    """At most `slots` servers at once; each holder gets a slot number (a GPU index, say)."""
+class Server(Protocol):
+    """One started server, whatever launched it (a local process group, a Slurm job)."""
 
-    def __init__(self, slots: int) -> None:
-        if slots < 1:
-            raise ValueError("a SlotPool needs at least one slot")
-        self._free: asyncio.Queue[int] = asyncio.Queue()
-        for slot in range(slots):
-            self._free.put_nowait(slot)
+    async def start(self) -> str: ...
 
-    async def acquire(self) -> int:
-        """Wait for a free slot (first come, first served) and take it."""
-        return await self._free.get()
+    async def stop(self) -> None: ...
 
-    def release(self, number: int) -> None:
-        self._free.put_nowait(number)
+    async def ended(self) -> str: ...
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[int]:
-        number = await self.acquire()
-        try:
-            yield number
-        finally:
-            self.release(number)
+    def log_tail(self) -> list[str]: ...
+
+
+Launch = Callable[[ModelConfig, ServerSpec], Server]
+
+
+class ServerFleet:
+    """The run's slots per launcher, and a lifecycle for each served model."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        models: Sequence[ModelConfig],
+        records: ServerRecords | None = None,
+    ) -> None:
+        plan = plan_slots(config, models)
+        self._pools = {"local": SlotPool(plan.local), "slurm": SlotPool(plan.slurm)}
+        self._logs = server_log_dir(config.store)
+        self._records = records
+
+    def lifecycle(self, model: ModelConfig) -> ServerLifecycle:
+        launcher = launcher_of(model)
+        return ServerLifecycle(
+            model, self._pools[launcher], self._logs, self._records, self._launch
+        )
+
+    def _launch(self, model: ModelConfig, spec: ServerSpec) -> Server:
+        if launcher_of(model) == "slurm":
+            shared = model.slurm.directory if model.slurm is not None else None
+            directory = self._logs if shared is None else Path(shared)
+            return SlurmServer(spec, model.slurm, self._records, directory)
+        return ManagedServer(spec, self._records)
 
 
 class ServerLifecycle:
@@ -77,40 +99,86 @@ class ServerLifecycle:
         slots: SlotPool,
         log_dir: Path,
         records: ServerRecords | None = None,
+        launch: Launch | None = None,
     ) -> None:
         assert model.serve is not None
         self.model = model
         self._slots = slots
         self._records = records
-        self._spec = ServerSpec(
+        self._launch = launch or (lambda _model, spec: ManagedServer(spec, records))
+        self._log_dir = log_dir
+        self._servers: list[Server] = []
+        self._held: tuple[int, ...] = ()
+        self._watches: list[asyncio.Task[None]] = []
+        self._releasing: asyncio.Future[None] | None = None
+        self._serving = False
+
+    @property
+    def status(self) -> str | None:
+        """What its servers are doing while they hold slots, for progress; None otherwise."""
+        if not self._held or self._releasing is not None:
+            return None
+        return "; ".join(self._server_status(server) for server in self._servers) or "starting"
+
+    def _server_status(self, server: Server) -> str:
+        if isinstance(server, SlurmServer):
+            return server.status
+        phase = "serving" if self._serving else "starting"
+        if not isinstance(server, ManagedServer):
+            return phase
+        gpus = f" on GPUs {','.join(server.spec.gpus)}" if server.spec.gpus else ""
+        return f"{phase}{gpus} (pid {server.pid})" if server.pid else f"{phase}{gpus}"
+
+    def _spec(self, replica: int, slot: int) -> ServerSpec:
+        model = self.model
+        assert model.serve is not None
+        suffix = "" if model.replicas == 1 else f"-replica{replica + 1}"
+        wanted = 1 if model.gpus_per_server is None else model.gpus_per_server
+        gpus = self._slots.gpus[slot][:wanted]
+        return ServerSpec(
             model.serve,
             path=model.checkpoint or "",
             name=model.name,
             ready_path=model.ready_path,
             ready_timeout=model.ready_timeout,
-            log_file=log_dir / f"{_file_safe(model.name)}.log",
+            log_file=self._log_dir / f"{_file_safe(model.name)}{suffix}.log",
+            gpus=gpus,
+            num_gpus=len(gpus) if gpus else wanted,
         )
-        self._server: ManagedServer | None = None
-        self._slot: int | None = None
-        self._watch: asyncio.Task[None] | None = None
-        self._releasing: asyncio.Future[None] | None = None
 
-    async def acquire(self, on_death: Callable[[ServerFailed], None]) -> str:
-        """Wait for a slot, start the server, return its base URL; ServerFailed if it won't run."""
-        self._slot = await self._slots.acquire()
-        server = ManagedServer(self._spec, self._records)
+    async def acquire(self, on_death: Callable[[ServerFailed], None]) -> list[str]:
+        """Wait for slots, start the servers, return their base URLs; ServerFailed if one won't
+        run (then none is left running)."""
+        self._held = await self._slots.take(self.model.replicas)
+        self._servers = [
+            self._launch(self.model, self._spec(replica, slot))
+            for replica, slot in enumerate(self._held)
+        ]
+        starts = [asyncio.ensure_future(server.start()) for server in self._servers]
         try:
-            url = await server.start()
+            await asyncio.wait(starts, return_when=asyncio.FIRST_EXCEPTION)
+            for start in starts:
+                if start.done() and start.exception() is not None:
+                    raise start.exception()  # type: ignore[misc]
         except BaseException:
-            self._give_back_slot()
+            for start in starts:
+                start.cancel()
+            try:
+                await asyncio.gather(*starts, return_exceptions=True)
+                await self._stop_servers()
+            finally:
+                self._give_back_slots()
             raise
-        self._server = server
-        self._watch = asyncio.create_task(self._watch_exit(server, on_death))
-        log.info("%s: server ready at %s (slot %d)", self.model.name, url, self._slot)
-        return url
+        urls = [start.result() for start in starts]
+        self._serving = True
+        self._watches = [
+            asyncio.create_task(self._watch_exit(server, on_death)) for server in self._servers
+        ]
+        log.info("%s: serving at %s (slots %s)", self.model.name, ", ".join(urls), self._held)
+        return urls
 
     async def release(self) -> None:
-        """Stop the server (if it ever started) and free its slot.
+        """Stop the servers (if they ever started) and free their slots.
 
         Every caller waits until that is done: the pipeline releases a model's server when its
         last job finishes, and the run's shutdown must not close the store or end the loop while
@@ -121,29 +189,30 @@ class ServerLifecycle:
         await asyncio.shield(self._releasing)
 
     async def _stop(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
+        for watch in self._watches:
+            watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
-        if self._server is not None:
-            await self._server.stop()
+                await watch
+        if self._servers:
+            await self._stop_servers()
             log.info("%s: server stopped", self.model.name)
-        self._give_back_slot()
+        self._give_back_slots()
 
-    def _give_back_slot(self) -> None:
-        if self._slot is not None:
-            self._slots.release(self._slot)
-            self._slot = None
+    async def _stop_servers(self) -> None:
+        await asyncio.gather(*(server.stop() for server in self._servers))
 
-    async def _watch_exit(
-        self, server: ManagedServer, on_death: Callable[[ServerFailed], None]
-    ) -> None:
-        code = await server.wait()
+    def _give_back_slots(self) -> None:
+        held, self._held = self._held, ()
+        if held:
+            self._slots.give_back(held)
+
+    async def _watch_exit(self, server: Server, on_death: Callable[[ServerFailed], None]) -> None:
+        how = await server.ended()
         tail = "\n".join(f"  | {line}" for line in server.log_tail()) or "  | (no output)"
         on_death(
             ServerFailed(
-                f"{self.model.name}: its server exited with code {code} while the model still had "
-                f"work; its last output:\n{tail}"
+                f"{self.model.name}: its server {how} while the model still had work; "
+                f"its last output:\n{tail}"
             )
         )
 

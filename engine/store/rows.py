@@ -17,6 +17,7 @@ __all__ = [
     "AnswerRow",
     "CompletionEstimate",
     "FailureRow",
+    "JobServerRow",
     "JudgeIdentity",
     "JudgmentRow",
     "QuestionRow",
@@ -199,12 +200,26 @@ class ServerRow:
     launcher: str = "local"
 
 
+@dataclass(frozen=True, slots=True)
+class JobServerRow:
+    """A model server run as a batch job (launcher 'slurm') and not yet seen gone."""
+
+    launcher: str
+    job_id: str
+    name: str
+    host: str  # the machine that submitted it
+    command: str
+    log_file: str | None
+    started: float
+
+
 INSERT_RESPONSE = _insert("INSERT OR IGNORE", "responses", ResponseRow)
 UPSERT_ANSWER = _insert("INSERT OR REPLACE", "answers", AnswerRow)
 UPSERT_JUDGMENT = _insert("INSERT OR REPLACE", "judgments", JudgmentRow)
 INSERT_FAILURE = _insert("INSERT", "failures", FailureRow)
 UPSERT_QUESTION = _insert("INSERT OR REPLACE", "questions", QuestionRow)
 INSERT_SERVER = _insert("INSERT", "servers", ServerRow)
+INSERT_JOB_SERVER = _insert("INSERT", "servers", JobServerRow)
 
 # Runs
 INSERT_RUN = (
@@ -328,4 +343,5 @@ FORGET_LOCAL_SERVER = (
     "DELETE FROM servers WHERE launcher = 'local' AND host = :host AND boot_id IS :boot_id "
     "AND pid = :pid AND start_time IS :start_time"
 )
+FORGET_JOB_SERVER = "DELETE FROM servers WHERE launcher = :launcher AND job_id = :job_id"
 FORGET_SERVERS = "DELETE FROM servers WHERE id IN "  # + in_list

@@ -4,7 +4,8 @@ A store path that cannot work (its parent is a file, a directory we may not writ
 not read or write, a device or pipe, a file that is not an mtbench store or is from a newer engine)
 is refused with one line before a single file is created: no store, no -wal/-shm, no lock. The
 writer lock follows symlinks, and a store with hard links is refused for writing, so two spellings
-of one store cannot both write it. And this is the one place where
+of one store cannot both write it, and one on a network filesystem is refused for writing
+(`engine.store.netfs`). And this is the one place where
 sqlite3's and the OS's errors about the store become the engine's: `StoreError` (exit 2) while
 opening, `StoreWriteError` (exit 3, with what to do) once a run is going.
 """
@@ -23,6 +24,7 @@ from typing import IO
 from urllib.parse import quote
 
 from engine.errors import StoreError, StoreWriteError
+from engine.store.netfs import check_local_filesystem
 from engine.store.schema import SCHEMA_VERSION
 
 __all__ = [
@@ -82,6 +84,7 @@ def check_store_path(path: Path, *, write: bool) -> bool:
         raise StoreError(f"{path}: cannot reach the store ({exc.strerror})") from None
     if not exists:
         _check_creatable(path, write=write)
+        check_local_filesystem(path)  # only a writer gets here
         return False
     if is_dir:
         raise StoreError(f"{path}: is a directory; give the path of a SQLite file")
@@ -90,6 +93,7 @@ def check_store_path(path: Path, *, write: bool) -> bool:
     if write:
         _check_writable(path)
         _check_one_name(path)
+        check_local_filesystem(path)
     return True
 
 

@@ -26,7 +26,11 @@ COMMAND = (
 
 
 def record(events: Path, event: str, checkpoint: str) -> None:
-    line = orjson.dumps({"event": event, "checkpoint": checkpoint, "t": time.time()})
+    record_event(events, event, checkpoint)
+
+
+def record_event(events: Path, event: str, checkpoint: str, **fields: object) -> None:
+    line = orjson.dumps({"event": event, "checkpoint": checkpoint, "t": time.time(), **fields})
     with events.open("ab") as handle:
         handle.write(line + b"\n")
 

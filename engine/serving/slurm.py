@@ -1,0 +1,307 @@
+"""Model servers as Slurm jobs: a checkpoint sweep larger than one machine, scheduled by Slurm.
+
+With `launcher = "slurm"` each server is one batch job (`sbatch`, options from `[slurm]`). The
+engine, and the judge, stay where `mtbench` runs; only the servers go to the cluster. A job is
+`queued` until Slurm runs it (it holds its server slot all that time), `starting` once it runs:
+its script (`engine.serving.slurm_script`) picks a free port on its node and reports it through a
+file in the store's `servers/` directory, and the engine probes `http://<NodeAddr>:<port>` (the
+address Slurm has for the node, `scontrol show node`) until it answers; then it is `serving`.
+`ready_timeout` counts from the moment the job runs, not while it waits in the queue.
+
+A job that ends before it is ready, or while its model still has work (it failed, was preempted,
+ran out of time or memory, was cancelled), fails that checkpoint with the tail of its output file
+(`servers/<label>.slurm-<job>.log`), and the sweep goes on. The engine cancels (`scancel`) each job
+when its checkpoint is done, on a failed start, and on Ctrl-C/SIGTERM. A job outlives an engine
+that is SIGKILLed (no kernel signal reaches a cluster), so every job is recorded in the store's
+`servers` table from submission until it is gone, and the next run on the store cancels what a
+crash left (`reap_job`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.config import SlurmOptions
+from engine.errors import ServerFailed
+from engine.redact import redact
+from engine.serving.processes import this_machine
+from engine.serving.serve import LOG_TAIL_LINES, ServerRecords, ServerSpec, StartedServer
+from engine.serving.slurm_jobs import (
+    POLL,
+    QUEUED_STATES,
+    JobState,
+    SlurmUnavailable,
+    cancel_and_wait,
+    final_state,
+    job_name,
+    job_state,
+    last_line,
+    node_address,
+    run_command,
+)
+from engine.serving.slurm_script import address_file, job_script, output_file, sbatch_arguments
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["SlurmServer"]
+
+log = logging.getLogger(__name__)
+
+_PROBE_TIMEOUT = 5.0
+# Jobs submitted and not yet seen gone; cancelled at interpreter exit, whatever ended the run.
+_LIVE_JOBS: set[str] = set()
+
+
+class SlurmServer:
+    """One server as one Slurm job: `start()` returns its base URL once it answers its probe."""
+
+    def __init__(
+        self,
+        spec: ServerSpec,
+        options: SlurmOptions | None,
+        records: ServerRecords | None,
+        directory: Path,
+    ) -> None:
+        self.spec = spec
+        self._options = options or SlurmOptions()
+        self._records = records
+        self._directory = directory
+        self._label = (spec.log_file.stem if spec.log_file is not None else None) or "server"
+        self.job_id: str | None = None
+        self.base_url: str | None = None
+        self._output: Path | None = None
+        self._record: StartedServer | None = None
+        self._ended: str | None = None  # how the job ended, once seen
+        self._stopping: asyncio.Future[None] | None = None
+        self._phase = "submitting"  # then queued, starting, serving
+        self._where = ""  # why it waits (Slurm's reason), or the node it runs on
+
+    @property
+    def status(self) -> str:
+        """`queued: Slurm job 12 (Resources)`, `serving: Slurm job 12 on node7`, for progress."""
+        job = "" if self.job_id is None else f": Slurm job {self.job_id}"
+        return f"{self._phase}{job}{self._where}"
+
+    async def start(self) -> str:
+        """Submit the job and wait until its server answers; cancel it if that never happens."""
+        try:
+            await self._submit()
+            return await self._wait_ready()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _submit(self) -> None:
+        script = self._directory / f"{self._label}.slurm.sh"
+        try:
+            self._directory.mkdir(parents=True, exist_ok=True)
+            script.write_text(job_script(self.spec, self._directory, self._label))
+        except OSError as exc:
+            raise ServerFailed(
+                f"{self.spec.name}: cannot write its job script {script}: {exc}"
+            ) from None
+        arguments = sbatch_arguments(
+            self._options,
+            job_name=job_name(self._label),
+            output=output_file(self._directory, self._label),
+            gpus_per_server=self.spec.num_gpus,
+        )
+        submitted = asyncio.ensure_future(run_command("sbatch", *arguments, str(script)))
+        try:
+            code, out, err = await asyncio.shield(submitted)
+        except asyncio.CancelledError:
+            # The job may be in the queue already: learn its id, so that stop() cancels it.
+            with contextlib.suppress(Exception):
+                self._accept(script, arguments, *await submitted)
+            raise
+        except SlurmUnavailable as exc:
+            raise ServerFailed(f"{self.spec.name}: {exc}; is Slurm installed here?") from None
+        self._accept(script, arguments, code, out, err)
+        await self._add_record(script)
+
+    def _accept(self, script: Path, arguments: list[str], code: int, out: str, err: str) -> None:
+        if code != 0:
+            raise ServerFailed(
+                f"{self.spec.name}: sbatch refused its job ({last_line(err)}); check [slurm] "
+                f"(sbatch {' '.join(arguments)} {script})"
+            )
+        job_id = out.strip().split(";")[0]
+        if not job_id.isdigit():
+            answer = last_line(out)[:200]
+            raise ServerFailed(f"{self.spec.name}: sbatch answered {answer!r}, not a job id")
+        self.job_id = job_id
+        self._phase = "queued"
+        _LIVE_JOBS.add(self.job_id)
+        self._output = self._directory / f"{self._label}.slurm-{self.job_id}.log"
+        log.info("%s: Slurm job %s queued", self.spec.name, self.job_id)
+
+    async def _add_record(self, script: Path) -> None:
+        if self._records is None or self.job_id is None:
+            return
+        self._record = StartedServer(
+            None,
+            self.spec.name,
+            f"sbatch {script}",
+            self._output,
+            time.time(),
+            launcher="slurm",
+            job_id=self.job_id,
+            host=this_machine().host,
+        )
+        await self._records.add(self._record)
+
+    async def _wait_ready(self) -> str:
+        import aiohttp  # only here: importing it costs a quarter of a second
+
+        assert self.job_id is not None
+        running_since: float | None = None
+        last: str | None = None
+        timeout = aiohttp.ClientTimeout(total=_PROBE_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while True:
+                job = await self._look()
+                if job is not None and job.state != last:
+                    last = job.state
+                    self._log_state(job)
+                if job is not None and job.state == "RUNNING":
+                    running_since = running_since or time.monotonic()
+                    if await self._answers(session, job):
+                        return self.base_url or ""
+                    if time.monotonic() - running_since > self.spec.ready_timeout:
+                        raise self._failure(f"was not ready within {self.spec.ready_timeout:g}s")
+                elif job is not None and job.state not in QUEUED_STATES:
+                    self._ended = (await final_state(self.job_id, job)).describe(self.job_id)
+                    raise self._failure("ended before it was ready")
+                await asyncio.sleep(POLL)
+
+    async def _look(self) -> JobState | None:
+        """The job's state; None when Slurm did not answer this time (it may, next time)."""
+        assert self.job_id is not None
+        try:
+            return await job_state(self.job_id)
+        except SlurmUnavailable as exc:
+            log.warning("%s: %s; asking again", self.spec.name, exc)
+            return None
+
+    def _log_state(self, job: JobState) -> None:
+        if job.state in QUEUED_STATES:
+            why = f" ({job.reason})" if job.reason not in ("", "None") else ""
+            self._phase, self._where = "queued", why
+            log.info("%s: Slurm job %s queued%s", self.spec.name, self.job_id, why)
+        elif job.state == "RUNNING":
+            self._phase, self._where = "starting", f" on {job.host}"
+            log.info("%s: Slurm job %s starting on %s", self.spec.name, self.job_id, job.host)
+
+    async def _answers(self, session: aiohttp.ClientSession, job: JobState) -> bool:
+        if self.base_url is None:
+            port = self._reported_port()
+            if port is None:
+                return False
+            try:
+                address = await node_address(job.host)
+            except SlurmUnavailable:
+                return False
+            host = f"[{address}]" if ":" in address else address
+            self.base_url = f"http://{host}:{port}/v1"
+        root = self.base_url.removesuffix("/v1")
+        ready = await _answers_ok(session, root + self.spec.ready_path)
+        if ready:
+            self._phase = "serving"
+            log.info("%s: Slurm job %s serving at %s", self.spec.name, self.job_id, root)
+        return ready
+
+    def _reported_port(self) -> int | None:
+        assert self.job_id is not None
+        try:
+            words = address_file(self._directory, self._label, self.job_id).read_text().split()
+        except OSError:
+            return None  # not written yet
+        if len(words) != 2 or not words[1].isdigit() or not 0 < int(words[1]) < 65536:
+            return None
+        return int(words[1])
+
+    def _failure(self, what: str) -> ServerFailed:
+        tail = "\n".join(f"  | {line}" for line in self.log_tail()) or "  | (no output)"
+        ended = f" ({self._ended})" if self._ended else ""
+        return ServerFailed(
+            f"{self.spec.name}: Slurm job {self.job_id}{ended} {what} (probe "
+            f"{self.spec.ready_path}); the last lines of {self._output}:\n{tail}"
+        )
+
+    def log_tail(self) -> list[str]:
+        """The last lines of the job's output file, as far as the shared filesystem shows it."""
+        if self._output is None:
+            return []
+        try:
+            with self._output.open(encoding="utf-8", errors="replace") as output:
+                lines = deque(output, maxlen=LOG_TAIL_LINES)
+        except OSError:
+            return []
+        return [redact(line.rstrip()) for line in lines]
+
+    async def ended(self) -> str:
+        """Wait until the job stops running (ended, cancelled, preempted, requeued); how."""
+        assert self.job_id is not None
+        while self._stopping is None:  # else the engine itself is stopping the job
+            job = await self._look()
+            if job is not None and job.state != "RUNNING":
+                if job.state in QUEUED_STATES:
+                    self._ended = f"Slurm job {self.job_id} was requeued ({job.reason})"
+                else:
+                    self._ended = (await final_state(self.job_id, job)).describe(self.job_id)
+                return f"stopped: {self._ended}"
+            await asyncio.sleep(POLL)
+        return "was stopped by the engine"
+
+    async def stop(self) -> None:
+        """Cancel the job and wait until it is gone; forget its record then.
+
+        Every caller waits for the one stop, also one whose own task is being cancelled (a
+        failed start's clean-up) while the run's shutdown stops the server again."""
+        if self.job_id is None:
+            return
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._cancel(self.job_id))
+        await asyncio.shield(self._stopping)
+
+    async def _cancel(self, job_id: str) -> None:
+        try:
+            gone = await cancel_and_wait(job_id, self.spec.stop_timeout)
+        except SlurmUnavailable as exc:
+            log.warning("%s: could not cancel Slurm job %s (%s)", self.spec.name, job_id, exc)
+            gone = False
+        if not gone:
+            name = self.spec.name
+            log.warning("%s: Slurm job %s still runs; the next run cancels it", name, job_id)
+            return
+        _LIVE_JOBS.discard(job_id)
+        with contextlib.suppress(OSError):
+            address_file(self._directory, self._label, job_id).unlink(missing_ok=True)
+        if self._record is not None and self._records is not None:
+            await self._records.remove(self._record)
+
+
+async def _answers_ok(session: aiohttp.ClientSession, url: str) -> bool:
+    import aiohttp
+
+    try:
+        async with session.get(url) as response:
+            return response.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        return False
+
+
+@atexit.register
+def _cancel_leftover_jobs() -> None:
+    if _LIVE_JOBS:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(["scancel", *sorted(_LIVE_JOBS)], timeout=30, check=False)
