@@ -155,6 +155,7 @@ class ModelConfig(EndpointConfig):
     ready_path: str = "/v1/models"
     ready_timeout: float = 600.0
     keep_thinking: bool = False  # judge and turn 2 see inline <think> blocks (FastChat's way)
+    step: int | None = None  # training step for `show --sweep`; None: the label's last integer
 
     @property
     def label(self) -> str:
