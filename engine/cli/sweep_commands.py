@@ -61,7 +61,12 @@ def cmd_show_sweep(args: argparse.Namespace) -> int:
 def cmd_export_trackers(args: argparse.Namespace) -> int:
     """`export --wandb PROJECT` / `--mlflow URI`: one tracker run per sweep and judge."""
     from engine.display import terminal_text
-    from engine.interop.trackers import export_to_mlflow, export_to_wandb, tracker_problem
+    from engine.interop.trackers import (
+        TrackedSweep,
+        export_to_mlflow,
+        export_to_wandb,
+        tracker_problem,
+    )
 
     if args.fastchat is not None:
         raise InputError("mtbench export: -c/--config goes with --wandb or --mlflow")
@@ -70,10 +75,14 @@ def cmd_export_trackers(args: argparse.Namespace) -> int:
     if problem is not None:
         raise InputError(f"mtbench export --{tracker}: {problem}")
     boards = _boards(args)
+    tracked = [
+        TrackedSweep(boards.store, boards.bench, b.sweep, b.judge, b.samples, b.settings, b.summary)
+        for b in boards.boards
+    ]
     if args.wandb is not None:
-        exported = export_to_wandb(boards, args.wandb)
+        exported = export_to_wandb(tracked, args.wandb)
     else:
-        exported = export_to_mlflow(boards, args.mlflow)
+        exported = export_to_mlflow(tracked, args.mlflow)
     for run in exported:
         print(
             f"{tracker} run {terminal_text(run.run_id)} ({terminal_text(run.sweep)}, judge "

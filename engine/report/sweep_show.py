@@ -18,7 +18,7 @@ from engine.reasoning import describe_settings, stored_settings
 from engine.report.sweep_data import SweepBoard, SweepBoards
 from engine.scoring.paired import PairedDifference
 from engine.scoring.summaries import ConfidenceInterval
-from engine.scoring.sweep import CheckpointSummary, Estimate
+from engine.scoring.sweep import CheckpointSummary, Estimate, SweepSummary
 
 __all__ = ["format_sweeps", "sweep_board_json", "sweep_boards_json", "sweeps_csv"]
 
@@ -60,7 +60,7 @@ def _format_board(board: SweepBoard) -> str:
     rows = [
         [
             c.step,
-            _name(c.label) + (f" {BEST_MARK}" if c.label == summary.best else ""),
+            _name(c.label) + _marks(c, summary),
             format_number(c.turn_1.score, 2),
             format_number(c.turn_2.score, 2),
             format_number(c.overall.score, 2),
@@ -78,11 +78,17 @@ def _format_board(board: SweepBoard) -> str:
     ]
     return (
         f"{_board_title(board)}\n{format_table(headers, rows)}\n"
-        f"{BEST_MARK} best overall; 'distinguishable': the paired bootstrap over the questions "
-        "both were graded on puts the difference's 95% CI away from 0\n\n"
+        f"{BEST_MARK} best overall; (partial): fewer judgments than the sweep's most-judged "
+        "checkpoint; 'distinguishable': the paired bootstrap over the questions both were "
+        "graded on puts the difference's 95% CI away from 0\n\n"
         "Per category (mean [95% CI])\n"
         f"{format_table(['step', *[_name(n) for n in summary.categories]], categories)}"
     )
+
+
+def _marks(checkpoint: CheckpointSummary, summary: SweepSummary) -> str:
+    best = f" {BEST_MARK}" if checkpoint.label == summary.best else ""
+    return best + ("" if summary.complete(checkpoint) else " (partial)")
 
 
 def _category_cell(estimate: Estimate | None) -> str:
@@ -117,11 +123,14 @@ def _paired_json(paired: PairedDifference | None) -> dict[str, Any] | None:
     }
 
 
-def _checkpoint_json(checkpoint: CheckpointSummary, best: str | None) -> dict[str, Any]:
+def _checkpoint_json(
+    checkpoint: CheckpointSummary, best: str | None, complete: bool
+) -> dict[str, Any]:
     return {
         "label": checkpoint.label,
         "step": checkpoint.step,
         "best": checkpoint.label == best,
+        "complete": complete,
         "overall": _estimate_json(checkpoint.overall),
         "turn_1": _estimate_json(checkpoint.turn_1),
         "turn_2": _estimate_json(checkpoint.turn_2),
@@ -145,7 +154,9 @@ def sweep_board_json(board: SweepBoard) -> dict[str, Any]:
         "best": summary.best,
         "confidence": summary.confidence,
         "categories": list(summary.categories),
-        "checkpoints": [_checkpoint_json(c, summary.best) for c in summary.checkpoints],
+        "checkpoints": [
+            _checkpoint_json(c, summary.best, summary.complete(c)) for c in summary.checkpoints
+        ],
     }
 
 

@@ -2,9 +2,11 @@
 
 For each checkpoint (in step order): the overall score, turn 1, turn 2 and each category's mean,
 each with a question-resampling bootstrap interval (the overall one equals `show`'s), and how it
-compares with the best checkpoint (highest overall score; the earliest step on a tie) by a paired
-bootstrap over the questions both were scored on (`engine.scoring.paired`). A checkpoint with no
-judgment yet is listed with empty scores, so a sweep still being scored shows what is missing.
+compares with the best checkpoint by a paired bootstrap over the questions both were scored on
+(`engine.scoring.paired`). A checkpoint with fewer judgments than the sweep's most-judged one is
+not `complete` (still being judged); the best is the highest overall score among the complete
+ones, the earliest step on a tie. One with no judgment yet is listed with empty scores, so a
+sweep still being scored shows what is missing.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ class CheckpointSummary:
     def category(self, name: str) -> Estimate | None:
         return dict(self.categories).get(name)
 
+    @property
+    def judged(self) -> int:
+        """Judgments it has, unparsable ones (-1) included."""
+        return self.overall.rows + self.missing
+
 
 @dataclass(frozen=True, slots=True)
 class SweepSummary:
@@ -65,6 +72,15 @@ class SweepSummary:
 
     def best_checkpoint(self) -> CheckpointSummary | None:
         return next((c for c in self.checkpoints if c.label == self.best), None)
+
+    def complete(self, checkpoint: CheckpointSummary) -> bool:
+        """As many judgments as the sweep's most-judged checkpoint: not still being judged.
+
+        The sweep's own checkpoints are the yardstick, so a run on a subset of the questions
+        counts as complete too.
+        """
+        most = max((c.judged for c in self.checkpoints), default=0)
+        return most > 0 and checkpoint.judged >= most
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +159,10 @@ def _estimate(
 
 
 def _best(checkpoints: Sequence[CheckpointSummary]) -> CheckpointSummary | None:
-    scored = [c for c in checkpoints if c.overall.score is not None]
+    """The highest overall score among the complete checkpoints: one still being judged may
+    have a lucky first few grades."""
+    most = max((c.judged for c in checkpoints), default=0)
+    scored = [c for c in checkpoints if c.overall.score is not None and c.judged >= most]
     # max() keeps the first of equal scores: in step order, the earliest checkpoint.
     return max(scored, key=lambda c: c.overall.score or 0.0, default=None)
 
