@@ -35,6 +35,7 @@ from engine.report.svg import (
     share_bar,
     turn_bars,
 )
+from engine.report.sweep_html import SWEEP_ANCHOR, sweep_section
 from engine.scoring.reliability import PARSE_STATUSES, JudgeReliability
 from engine.scoring.summaries import SingleModelSummary
 from engine.store.storefile import SQLITE_MAGIC
@@ -150,6 +151,7 @@ def render_report(data: ReportData) -> str:
     judged = ", ".join(_e(j.label) for j in data.judges) or "none yet"
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(data.created))
     nav = [(f"judge-{i}", f"Judge {j.name}") for i, j in enumerate(data.judges)]
+    nav += [(SWEEP_ANCHOR, "Score vs step")] if data.sweeps else []
     nav += [("reliability", "Judge reliability"), ("questions", "Questions")]
     body = [
         '<header class="top"><h1>MT-Bench report</h1>',
@@ -164,6 +166,7 @@ def render_report(data: ReportData) -> str:
     if not data.judges:
         body.append('<p class="note">No judgments in this store yet: run `mtbench judge`.</p>')
     body += [_judge_section(i, j, colors) for i, j in enumerate(data.judges)]
+    body.append(sweep_section(data.sweeps))
     body.append(_reliability_section(data.judges))
     body.append(browser_section())
     body.append("</main>")
