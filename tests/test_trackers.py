@@ -174,3 +174,18 @@ def test_export_refuses_a_config_with_fastchat_and_names_both_targets(
     code, _, err = mtbench(capsys, *argv)
     assert code == 2 and "-c/--config goes with --wandb or --mlflow" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_tracker_that_refuses_is_one_line_and_exit_1(
+    store: Path,
+    offline_wandb: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("WANDB_MODE")  # online, with no API key anywhere: W&B refuses to start
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert (code, out) == (1, "")
+    (line,) = err.strip().splitlines()
+    assert line.startswith("mtbench: error: W&B could not open run mtb-")
