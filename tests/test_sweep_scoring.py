@@ -34,6 +34,7 @@ def test_a_labels_pattern_replaces_only_its_last_integer() -> None:
 
 def test_labels_differing_only_in_their_step_form_a_sweep_in_step_order() -> None:
     labels = ["step-1000", "gpt-3.5-turbo", "step-200", "final", "iter_0001200", "iter_0000800"]
+    labels += ["Llama-2-7b-chat", "Llama-2-13b-chat"]  # sizes, not steps
     assert sweeps_by_pattern(labels) == {
         "iter_*": (SweepMember("iter_0000800", 800), SweepMember("iter_0001200", 1200)),
         "step-*": (SweepMember("step-200", 200), SweepMember("step-1000", 1000)),

@@ -108,11 +108,12 @@ def test_wandb_offline_run_holds_the_shown_scores_at_their_steps_once(
     assert first.config["engine_version"] and first.config["judge_api"] == "import"
     assert first.summary["mtbench/best_step"] == 300
 
-    assert _quiet_main("export", "--store", str(store), "--wandb", "mtbench-test") == 0
+    for _ in range(2):  # back to back, nothing new: often within one second
+        assert _quiet_main("export", "--store", str(store), "--wandb", "mtbench-test") == 0
     _add(store, tmp_path / "more", {"step-500": flat_ratings(8.0)})
     assert _quiet_main("export", "--store", str(store), "--wandb", "mtbench-test") == 0
     runs, history = _wandb_history(offline_wandb)  # asserts no step twice
-    assert len(runs) == 3
+    assert len(runs) == 4  # a folder per export, even two in one second
     assert sorted(history) == [100, 200, 300, 500]
     assert history[500]["mtbench/overall"] == 8.0
 

@@ -10,6 +10,9 @@ folder that `wandb sync` merges, so the earlier folders of the same id are read
 
 from __future__ import annotations
 
+import os
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ __all__ = ["export_sweep"]
 def export_sweep(tracked: TrackedSweep, project: str) -> ExportedRun:
     import wandb
 
+    _wait_for_a_new_folder_name(tracked.run_key)
     try:
         run = wandb.init(
             project=project,
@@ -76,3 +80,18 @@ def _last_logged_step(run: Any) -> int | None:
                 continue
             steps.extend(read_offline_run(path).history)
     return max(steps, default=None)
+
+
+def _wait_for_a_new_folder_name(run_id: str) -> None:
+    """W&B names an offline run's folder after the second the run starts: a second export of
+    the same run within that second would write into the first one's folder. Waits (under a
+    second) until the name is new, for the folder W&B uses by default ($WANDB_DIR, else here)."""
+    if os.environ.get("WANDB_MODE") not in ("offline", "dryrun"):
+        return
+    wandb_dir = Path(os.environ.get("WANDB_DIR") or ".") / "wandb"
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+        if not (wandb_dir / f"offline-run-{stamp}-{run_id}").exists():
+            return
+        time.sleep(0.05)

@@ -4,7 +4,8 @@ Trainers name checkpoints after their step in many ways (`step-1200`, `checkpoin
 `iter_0001200`, `run7-ep2-step1200`); what they share is that the step is the label's last
 integer. Two labels that differ only in that integer (`run7/step-200`, `run7/step-1000`) belong to
 one sweep, whose name is the label with the step replaced by `*`, so `step-*` reads like the glob
-that found the checkpoints. Pure functions: no store, no config.
+that found the checkpoints; a number followed by a letter (`llama-2-7b-chat`) is a model's size,
+so such labels form no sweep. Pure functions: no store, no config.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def sweeps_by_pattern(
     groups: dict[str, list[SweepMember]] = defaultdict(list)
     for label in labels:
         pattern, step = label_pattern(label), parse_step(label)
-        if pattern is None or step is None:
+        if pattern is None or step is None or _size_like(pattern):
             continue
         groups[pattern].append(SweepMember(label, step))
     return {
@@ -65,6 +66,12 @@ def sweeps_by_pattern(
         for pattern, members in sorted(groups.items())
         if len(members) >= smallest
     }
+
+
+def _size_like(pattern: str) -> bool:
+    """`Llama-2-*b-chat`: a number followed by a letter is a model size (7b, 135M), not a step."""
+    after = pattern[pattern.index(STEP_WILDCARD) + 1 :][:1]
+    return after.isalpha()
 
 
 def in_step_order(members: Iterable[SweepMember]) -> tuple[SweepMember, ...]:
