@@ -197,7 +197,9 @@ def _import(subcommands: _Commands) -> None:
 
 
 def _export(subcommands: _Commands) -> None:
-    export = subcommands.add_parser("export", help="write FastChat answer and judgment files")
+    export = subcommands.add_parser(
+        "export", help="write FastChat answer and judgment files, or log sweeps to W&B or MLflow"
+    )
     export.add_argument("--store", required=True, help="the SQLite store")
     target = export.add_mutually_exclusive_group(required=True)
     target.add_argument("--fastchat", help="directory to write model_answer/ etc. into")
