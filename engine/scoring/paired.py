@@ -26,7 +26,7 @@ from engine.scoring.summaries import (
     SingleScore,
     _bootstrap_ratio,
     _ordered_groups,
-    _percentile,
+    percentile,
 )
 
 __all__ = [
@@ -112,8 +112,8 @@ def paired_difference(
     statistics = sorted(_difference(pairs, draw) for draw in draws)
     tail = (1.0 - confidence) / 2.0
     ci = ConfidenceInterval(
-        low=_percentile(statistics, tail),
-        high=_percentile(statistics, 1.0 - tail),
+        low=percentile(statistics, tail),
+        high=percentile(statistics, 1.0 - tail),
         level=confidence,
     )
     return PairedDifference(difference, ci, len(shared))

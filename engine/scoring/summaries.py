@@ -29,9 +29,11 @@ __all__ = [
     "SampleSpread",
     "SingleModelSummary",
     "SingleScore",
+    "category_names",
     "majority_winner",
     "match_result",
     "median_score",
+    "percentile",
     "rank_by_turn",
     "sample_spread",
     "summarize_pairwise",
@@ -97,6 +99,17 @@ class SingleModelSummary:
     categories: tuple[CategoryScore, ...]
     ci: ConfidenceInterval | None
 
+    def category_score(self, category: str) -> float | None:
+        """The mean score in `category`; None when the model has no rating in it."""
+        return next((c.score for c in self.categories if c.category == category), None)
+
+    def unjudged(self, expected: int | None) -> int | None:
+        """Of the `expected` judgments each model should have, those missing (failed requests, or
+        answers that never came); None when the store cannot say how many are expected."""
+        if expected is None:
+            return None
+        return max(0, expected - self.rows - self.missing)
+
 
 @dataclass(frozen=True, slots=True)
 class PairModelSummary:
@@ -133,6 +146,11 @@ def summarize_single(
         for model, model_rows in by_model.items()
     ]
     return tuple(sorted(summaries, key=lambda s: _descending(s.model, s.score)))
+
+
+def category_names(summaries: Iterable[SingleModelSummary]) -> list[str]:
+    """Every category any model has a score in, sorted: a per-category table's columns."""
+    return sorted({c.category for s in summaries for c in s.categories})
 
 
 def rank_by_turn(
@@ -276,11 +294,11 @@ def _bootstrap_ratio(
         statistics.append(math.fsum(p for p, _ in sample) / math.fsum(w for _, w in sample))
     statistics.sort()
     tail = (1.0 - confidence) / 2.0
-    low, high = _percentile(statistics, tail), _percentile(statistics, 1.0 - tail)
+    low, high = percentile(statistics, tail), percentile(statistics, 1.0 - tail)
     return ConfidenceInterval(low=low, high=high, level=confidence)
 
 
-def _percentile(ordered: Sequence[float], fraction: float) -> float:
+def percentile(ordered: Sequence[float], fraction: float) -> float:
     """Linear interpolation between order statistics (numpy's default method)."""
     position = fraction * (len(ordered) - 1)
     below = math.floor(position)

@@ -26,6 +26,7 @@ from engine.errors import StoreError, StoreWriteError
 from engine.store.schema import SCHEMA_VERSION
 
 __all__ = [
+    "JOURNAL_SUFFIXES",
     "SQLITE_MAGIC",
     "SchemaInfo",
     "WriterLock",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+JOURNAL_SUFFIXES = ("-wal", "-shm", "-journal")  # the files SQLite keeps beside a database
 _WRITABLE_DIR = os.W_OK | os.X_OK
 # What a value SQLite cannot hold raises while binding or inserting it: a wrong type, an integer
 # beyond 64 bits, a string with lone surrogates, a constraint. Not a broken store.
@@ -67,6 +69,12 @@ def lock_path(path: Path) -> Path:
 
 def check_store_path(path: Path, *, write: bool) -> bool:
     """Refuse a store path that cannot work, with one line; True if the store file exists."""
+    if "\x00" in str(path):  # given from Python (engine.scores): pathlib raises a ValueError
+        raise StoreError(f"{str(path)!r}: has a NUL character, which no file name can hold")
+    try:
+        path.resolve()
+    except RuntimeError:  # pathlib before Python 3.13; from 3.13 on, stat says ELOOP below
+        raise StoreError(f"{path}: a loop of symbolic links; point `store` at a file") from None
     try:
         is_dir = path.is_dir()
         exists = path.exists()
