@@ -164,6 +164,7 @@ class ModelConfig(EndpointConfig):
     launcher: str | None = None  # "local" or "slurm"; None: the config's top-level launcher
     slurm: SlurmOptions | None = None  # its sbatch options; None: the top-level [slurm]
     keep_thinking: bool = False  # judge and turn 2 see inline <think> blocks (FastChat's way)
+    step: int | None = None  # training step for `show --sweep`; None: the label's last integer
 
     @property
     def label(self) -> str:

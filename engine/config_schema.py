@@ -339,6 +339,8 @@ MODEL_KEYS: dict[str, KeySpec] = {
         "a URL path such as /v1/models or /health", lambda v: _is_str(v) and v.startswith("/")
     ),
     "ready_timeout": _seconds_key(),
+    # The training step `show --sweep` plots this model at, where its label does not say it.
+    "step": _int_key(0),
 }
 SLURM_KEYS: dict[str, KeySpec] = {
     "partition": KeySpec("a partition name", _is_str),

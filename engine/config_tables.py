@@ -147,6 +147,11 @@ def models_from_table(
             f"{where} key 'checkpoints' = {shown(pattern)}: needs 'serve', the command "
             "that serves one checkpoint"
         )
+    if "step" in table:
+        raise ConfigError(
+            f"{where} key 'step' = {shown(table['step'])}: a sweep's steps are read from its "
+            "checkpoints' labels; give step only to a model without checkpoints"
+        )
     prefix = f"{table['name']}-" if table.get("name") else ""
     template = endpoint_from_table(where, {"name": "checkpoint", **table}, cls, keys)
     try:

@@ -100,7 +100,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     import orjson
 
     from engine.api import scores_async
+    from engine.cli.sweep_commands import cmd_show_sweep, wants_sweep
     from engine.report.show import format_scoreboard
+
+    if wants_sweep(args):
+        return cmd_show_sweep(args)
 
     scoreboard = run_result(
         scores_async(
@@ -159,7 +163,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from engine.cli.sweep_commands import cmd_export_trackers
     from engine.interop import export_fastchat, format_export
+
+    if args.fastchat is None or args.config is not None:
+        return cmd_export_trackers(args)
 
     report = run_result(
         export_fastchat(

@@ -124,7 +124,23 @@ def _show(subcommands: _Commands) -> None:
         "--baseline", help="for --mode pairwise-baseline (default: the baseline judged against)"
     )
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    _sweep_flags(show)
+    show.add_argument("--csv", action="store_true", help="--sweep as CSV, for spreadsheets")
     show.set_defaults(handler=commands.cmd_show)
+
+
+def _sweep_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--sweep",
+        action="store_true",
+        help="score against training step: every checkpoint of each sweep, the best marked",
+    )
+    sub.add_argument(
+        "-c",
+        "--config",
+        help="the run config whose [[model]] checkpoints (or step) define the sweeps "
+        "(default: labels that differ only in their last integer)",
+    )
 
 
 def _demo(subcommands: _Commands) -> None:
@@ -181,10 +197,16 @@ def _import(subcommands: _Commands) -> None:
 
 
 def _export(subcommands: _Commands) -> None:
-    export = subcommands.add_parser("export", help="write FastChat answer and judgment files")
+    export = subcommands.add_parser(
+        "export", help="write FastChat answer and judgment files, or log sweeps to W&B or MLflow"
+    )
     export.add_argument("--store", required=True, help="the SQLite store")
+    target = export.add_mutually_exclusive_group(required=True)
+    target.add_argument("--fastchat", help="directory to write model_answer/ etc. into")
+    target.add_argument("--wandb", metavar="PROJECT", help="log each sweep to a W&B run")
+    target.add_argument("--mlflow", metavar="URI", help="log each sweep to an MLflow run")
     export.add_argument(
-        "--fastchat", required=True, help="directory to write model_answer/ etc. into"
+        "-c", "--config", help="with --wandb/--mlflow: the run config defining the sweeps"
     )
     export.add_argument("--bench", default="mt_bench")
     export.add_argument("--judge", help="only this judge label")

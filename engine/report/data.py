@@ -30,6 +30,7 @@ from engine.report.results import (
     load_pair_matches,
     load_single_scores,
 )
+from engine.report.sweep_data import SweepBoard, gather_sweeps
 from engine.scoring.reliability import (
     JudgeReliability,
     consistency,
@@ -125,6 +126,7 @@ class ReportData:
     answers: tuple[AnswerText, ...]
     judges: tuple[JudgeReport, ...]
     last_run: LastRun | None
+    sweeps: tuple[SweepBoard, ...] = ()  # score against step, per sweep and judge
 
 
 async def gather_report(store_path: Path, bench: str, *, judge: str | None = None) -> ReportData:
@@ -140,6 +142,7 @@ async def gather_report(store_path: Path, bench: str, *, judge: str | None = Non
         reports = [await _judge_report(store, bench, views, texts) for views in judges]
         questions = await _questions(store, bench)
         latest = await last_run(store)
+        sweeps = (await gather_sweeps(store, store_path, bench, judge, None))[0] if reports else []
     finally:
         await store.close()
     if not texts and not reports:
@@ -162,6 +165,7 @@ async def gather_report(store_path: Path, bench: str, *, judge: str | None = Non
         answers=answers,
         judges=tuple(reports),
         last_run=latest,
+        sweeps=tuple(sweeps),
     )
 
 

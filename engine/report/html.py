@@ -26,6 +26,7 @@ from engine.report.markup import FALLBACK_COLOR, escape, model_cell, number, swa
 from engine.report.notes import ci_text, last_run_failures
 from engine.report.reliability_section import reliability_section
 from engine.report.svg import TURN_COLORS, RadarSeries, ci_bar, model_colors, radar_chart, turn_bars
+from engine.report.sweep_html import SWEEP_ANCHOR, sweep_section
 from engine.scoring.summaries import SingleModelSummary, category_names
 
 __all__ = ["render_report", "report_page", "save_report", "write_report"]
@@ -84,6 +85,7 @@ def render_report(data: ReportData) -> str:
     judged = ", ".join(escape(j.label) for j in data.judges) or "none yet"
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(data.created))
     nav = [(f"judge-{i}", f"Judge {j.name}") for i, j in enumerate(data.judges)]
+    nav += [(SWEEP_ANCHOR, "Score vs step")] if data.sweeps else []
     nav += [("reliability", "Judge reliability"), ("questions", "Questions")]
     body = [
         '<header class="top"><h1>MT-Bench report</h1>',
@@ -98,6 +100,7 @@ def render_report(data: ReportData) -> str:
     if not data.judges:
         body.append('<p class="note">No judgments in this store yet: run `mtbench judge`.</p>')
     body += [_judge_section(i, j, colors) for i, j in enumerate(data.judges)]
+    body.append(sweep_section(data.sweeps))
     body.append(reliability_section(data.judges))
     body.append(browser_section())
     body.append("</main>")

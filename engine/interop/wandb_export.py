@@ -1,0 +1,97 @@
+"""A sweep into a W&B run: each checkpoint's scores at its training step, each step once.
+
+The run's id is the sweep's stable key, opened with `resume="allow"`, so every export lands in
+the same run. W&B takes a run's steps in increasing order only: a step at or below the last one
+the run holds is not logged again (it is there already, or W&B would drop it). Online, the resumed
+run says where it stands (`run.step`); offline (`WANDB_MODE=offline`), each export is a new
+folder that `wandb sync` merges, so the earlier folders of the same id are read
+(`engine.interop.wandb_records`) to find the last step logged. Nothing is printed by W&B.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine.interop.trackers import (
+    METRIC_PREFIX,
+    ExportedRun,
+    TrackedSweep,
+    TrackerError,
+    best_summary,
+    checkpoint_metrics,
+    run_params,
+)
+from engine.interop.wandb_records import offline_runs, read_offline_run
+
+__all__ = ["export_sweep"]
+
+
+def export_sweep(tracked: TrackedSweep, project: str) -> ExportedRun:
+    import wandb
+
+    _wait_for_a_new_folder_name(tracked.run_key)
+    try:
+        run = wandb.init(
+            project=project,
+            id=tracked.run_key,
+            name=tracked.run_name,
+            resume="allow",
+            config=run_params(tracked),
+            settings=wandb.Settings(silent=True, console="off"),
+        )
+    except Exception as exc:  # W&B raises its own errors and plain ones (no login, no network)
+        raise TrackerError(f"W&B could not open run {tracked.run_key}: {exc}") from None
+    try:
+        return _log_new_steps(run, tracked)
+    finally:
+        run.finish()
+        # finish() can return before W&B's service has written the run's last records; the next
+        # export (or `wandb sync`) must see them all, so the service is stopped, which flushes.
+        wandb.teardown()
+
+
+def _log_new_steps(run: Any, tracked: TrackedSweep) -> ExportedRun:
+    last = _last_logged_step(run)
+    logged = skipped = 0
+    for checkpoint in tracked.complete_checkpoints():
+        if last is not None and checkpoint.step <= last:
+            skipped += 1
+            continue
+        run.log(checkpoint_metrics(checkpoint), step=checkpoint.step)
+        last = checkpoint.step
+        logged += 1
+    for key, value in best_summary(tracked).items():
+        run.summary[f"{METRIC_PREFIX}/{key}"] = value
+    return ExportedRun(tracked.run_key, tracked.sweep, tracked.judge.name, logged, skipped)
+
+
+def _last_logged_step(run: Any) -> int | None:
+    """The highest step the run holds: from the server when resumed, else from earlier
+    offline folders of the same id."""
+    steps = [run.step - 1] if run.step > 0 else []
+    if run.offline:
+        here = Path(run.dir).resolve().parent
+        for path in offline_runs(here.parent, run.id):
+            if path.parent.resolve() == here:
+                continue
+            steps.extend(read_offline_run(path).history)
+    return max(steps, default=None)
+
+
+def _wait_for_a_new_folder_name(run_id: str) -> None:
+    """W&B names an offline run's folder after the second the run starts: a second export of
+    the same run within that second would write into the first one's folder. Waits (under a
+    second) until the name is new, for the folder W&B uses by default ($WANDB_DIR, else here)."""
+    if os.environ.get("WANDB_MODE") not in ("offline", "dryrun"):
+        return
+    wandb_dir = Path(os.environ.get("WANDB_DIR") or ".") / "wandb"
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+        if not (wandb_dir / f"offline-run-{stamp}-{run_id}").exists():
+            return
+        time.sleep(0.05)
