@@ -33,13 +33,14 @@ from engine.config_schema import (
     EndpointRole,
     JudgeMode,
 )
+from engine.config_sweeps import SWEEP_KEYS, CheckpointSweep
 from engine.config_tables import (
     JUDGE_MAX_TOKENS,
     MODEL_MAX_TOKENS,
     TableChecker,
     endpoint_from_table,
-    models_from_table,
     reject_duplicates,
+    sweep_from_table,
 )
 from engine.errors import ConfigError
 
@@ -65,6 +66,7 @@ __all__ = [
     "run_config",
 ]
 
+MODEL_TABLE_KEYS = {**MODEL_KEYS, **SWEEP_KEYS}  # a [[model]] table's, sweeps' keys included
 # Where a config built in Python (engine.evaluate, engine.Model) is named in messages.
 PYTHON_SOURCE = "engine.evaluate"
 
@@ -191,6 +193,7 @@ class RunConfig:
     judge: JudgeConfig | None
     questions: tuple[int, ...] | None = None  # a subset of question ids; None = all
     server_slots: int = 1  # model servers (`serve`) that may run at once, e.g. GPUs
+    sweeps: tuple[CheckpointSweep, ...] = ()  # the `checkpoints` tables, for `--watch`
 
     @property
     def source(self) -> str:
@@ -210,8 +213,11 @@ class RunConfig:
         }
 
 
-def load_config(path: Path | str) -> RunConfig:
-    """Read and validate a run config; raise ConfigError with one line on the first problem."""
+def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
+    """Read and validate a run config; raise ConfigError with one line on the first problem.
+
+    With `watch`, sweeps are not expanded (a glob may match nothing yet): `engine.run.watch`
+    expands them as checkpoints land."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -227,13 +233,7 @@ def load_config(path: Path | str) -> RunConfig:
     base = path.resolve().parent
     if top.get("store") is None:
         raise ConfigError(f"{path}: top-level key 'store' is missing; give the SQLite file to use")
-    models = tuple(
-        model
-        for i, table in enumerate(top.get("model", []))
-        for model in models_from_table(
-            f"{path}: [[model]] #{i + 1}", table, base, ModelConfig, MODEL_KEYS
-        )
-    )
+    models, sweeps = _model_tables(path, top.get("model", []), base, watch=watch)
     judge_table = top.get("judge")
     judge = None
     if judge_table is not None:
@@ -249,7 +249,28 @@ def load_config(path: Path | str) -> RunConfig:
         judge=judge,
         questions=None if top.get("questions") is None else tuple(top.get("questions")),
         server_slots=top.get("server_slots", 1),
+        sweeps=sweeps,
     )
+
+
+def _model_tables(
+    path: Path, tables: list[Any], base: Path, *, watch: bool
+) -> tuple[tuple[ModelConfig, ...], tuple[CheckpointSweep, ...]]:
+    """The models, with every sweep's matches among them (with `watch`, the sweeps' models are
+    left to the watcher, which expands the globs at every poll), and the sweeps."""
+    models: list[ModelConfig] = []
+    sweeps: list[CheckpointSweep] = []
+    keys = MODEL_TABLE_KEYS
+    for i, table in enumerate(tables):
+        where = f"{path}: [[model]] #{i + 1}"
+        sweep = sweep_from_table(where, table, base, ModelConfig, keys)
+        if sweep is None:
+            models.append(endpoint_from_table(where, table, ModelConfig, keys))
+            continue
+        sweeps.append(sweep)
+        if not watch:
+            models.extend(sweep.expand())
+    return tuple(models), tuple(sweeps)
 
 
 def model_config(**keys: Any) -> ModelConfig:
@@ -262,7 +283,7 @@ def model_config(**keys: Any) -> ModelConfig:
             "engine.Model key 'checkpoints': a sweep is written in a TOML config; from Python, "
             "give one engine.Model per checkpoint"
         )
-    return endpoint_from_table("engine.Model", keys, ModelConfig, MODEL_KEYS)
+    return endpoint_from_table("engine.Model", keys, ModelConfig, MODEL_TABLE_KEYS)
 
 
 def judge_config(**keys: Any) -> JudgeConfig:
