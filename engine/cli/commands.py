@@ -45,6 +45,12 @@ def cmd_requests(args: argparse.Namespace) -> int:
             f"--progress {args.progress} writes text to stderr, where --json writes JSON lines; "
             "use --progress json or --quiet"
         )
+    if hasattr(args, "watch"):  # `run` takes the watch flags
+        from engine.cli.watching import watched
+
+        code = watched(args)
+        if code is not None:
+            return code
     mode = "quiet" if args.quiet else args.progress or ("json" if args.json else "auto")
     control = SignalControl(resume=f"mtbench {args.command} -c {args.config}")
     progress = progress_view(mode, args.progress_interval)

@@ -105,6 +105,10 @@ def _request_command(sub: argparse.ArgumentParser) -> None:
         type=_seconds_between(*PROGRESS_INTERVAL_RANGE),
         help="seconds between progress updates (0.1 to 86400)",
     )
+    if sub.prog.endswith(" run"):
+        from engine.cli.watching import add_watch_arguments
+
+        add_watch_arguments(sub, _seconds_between)
     sub.set_defaults(handler=commands.cmd_requests)
 
 
