@@ -125,7 +125,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from engine.report.html import report_page, save_report
 
     out = Path(args.output)
-    page = run_result(report_page(Path(args.store), out, bench=args.bench, judge=args.judge))
+    page = run_result(
+        report_page(
+            Path(args.store), out, bench=args.bench, judge=args.judge, texts=not args.no_texts
+        )
+    )
     save_report(out, page)  # off the event loop: a signal ends a wait for a pipe's reader
     print(f"report: {terminal_text(out)}")
     return 0

@@ -163,6 +163,11 @@ def _report(subcommands: _Commands) -> None:
     report.add_argument("-o", "--output", required=True, help="the HTML file to write")
     report.add_argument("--bench", default="mt_bench")
     report.add_argument("--judge", help="only this judge label (default: every judge in the store)")
+    report.add_argument(
+        "--no-texts",
+        action="store_true",
+        help="leave answers and judge replies out (scores stay): a small file to share",
+    )
     report.set_defaults(handler=commands.cmd_report)
 
 
