@@ -101,3 +101,24 @@ def test_the_browser_unpacks_each_question_it_shows(
             By.CSS_SELECTOR, ".answer-text"
         )]  # fmt: skip
         assert answers == _answers("fake-beta")[int(question)]
+
+
+def test_a_browser_that_cannot_unpack_says_so_and_still_shows_the_leaderboards(
+    browser: WebDriver,  # noqa: F811
+    reference_store: Path,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    report = tmp_path / "report.html"
+    assert mtbench(capsys, "report", "--store", str(reference_store), "-o", str(report))[0] == 0
+    old_browser = browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": "delete window.DecompressionStream;"}
+    )
+    try:
+        assert _open(browser, report, "#q-81") == []
+        assert "could not unpack the question's texts" in _view_text(browser)
+        assert browser.find_elements(By.CSS_SELECTOR, "section.judge tr[data-model]")
+    finally:
+        browser.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": old_browser["identifier"]}
+        )

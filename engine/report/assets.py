@@ -215,9 +215,11 @@ REPORT_JS = r"""
   function unpack(id) {
     const packed = data.questionTexts[id];
     if (!packed) return Promise.resolve(NO_ROWS);
-    const bytes = Uint8Array.from(atob(packed), (c) => c.charCodeAt(0));
-    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-    return new Response(stream).text().then((text) => {
+    return Promise.resolve().then(() => {  // a browser without DecompressionStream: a rejection
+      const bytes = Uint8Array.from(atob(packed), (c) => c.charCodeAt(0));
+      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+      return new Response(stream).text();
+    }).then((text) => {
       const rows = JSON.parse(text);
       unpacked.set(id, rows);
       return rows;
