@@ -8,6 +8,7 @@ for a path containing "broken"), while the test writes checkpoints into a temp d
 from __future__ import annotations
 
 import shlex
+import shutil
 import signal
 import sqlite3
 import time
@@ -136,7 +137,9 @@ def test_the_watcher_scores_each_complete_checkpoint_once_waits_and_retries_then
     assert {"checkpoint": "step-300", "reason": "no config.json yet"} in waiting[-1]["waiting"]
 
 
-def test_a_stop_file_ends_the_watcher_with_exit_0(tmp_path: Path, fake: FakeServer) -> None:
+def test_a_stop_file_ends_the_watcher_with_exit_0_and_a_deleted_checkpoint_is_gone(
+    tmp_path: Path, fake: FakeServer
+) -> None:
     config, events = watch_config(tmp_path, fake, settle=0)
     (tmp_path / "checkpoints").mkdir()  # nothing to watch yet: the watcher waits
     stop = tmp_path / "STOP"
@@ -144,9 +147,12 @@ def test_a_stop_file_ends_the_watcher_with_exit_0(tmp_path: Path, fake: FakeServ
         "run", "-c", str(config), "--watch", "--poll", "0.1", "--stop-file", str(stop),
     )  # fmt: skip
     try:
+        write_checkpoint(tmp_path / "checkpoints" / "step-2", marker=False)
         write_checkpoint(tmp_path / "checkpoints" / "step-1")
         wait_until(lambda: server_starts(events), timeout=60)
         wait_until(lambda: "step-1" in stored_models(tmp_path / "store.sqlite"), timeout=60)
+        shutil.rmtree(tmp_path / "checkpoints" / "step-2")  # a trainer deleting an old one
+        time.sleep(0.5)
         stop.touch()
         out, err = ended(watcher, timeout=60)
     finally:
@@ -154,7 +160,9 @@ def test_a_stop_file_ends_the_watcher_with_exit_0(tmp_path: Path, fake: FakeServ
             watcher.kill()
     assert watcher.returncode == 0, err
     assert "stop file" in out
-    assert "step-1" in out and "scored" in out
+    outcomes = {line.split()[0]: line.split()[1] for line in out.splitlines() if "step-" in line}
+    assert outcomes == {"step-1": "scored", "step-2": "gone"}
+    assert "no longer matches the checkpoints glob" in out
 
 
 def stored_models(store: Path) -> set[str]:

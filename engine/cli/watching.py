@@ -186,8 +186,8 @@ def _print_result(result: WatchResult, store: Path, *, json_output: bool) -> Non
     header, *lines = table.splitlines()
     print(header)
     for line, checkpoint in zip(lines, result.checkpoints, strict=True):
-        waiting = checkpoint.outcome == "waiting" and checkpoint.reason
-        print(f"{line}  ({terminal_text(checkpoint.reason)})" if waiting else line)
+        said = checkpoint.outcome in ("waiting", "gone") and checkpoint.reason
+        print(f"{line}  ({terminal_text(checkpoint.reason)})" if said else line)
     for checkpoint in result.checkpoints:
         if checkpoint.outcome in ("failed", "retrying"):
             reason = "\n".join(terminal_text(line) for line in checkpoint.reason.splitlines())

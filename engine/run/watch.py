@@ -41,7 +41,8 @@ __all__ = [
     "watch",
 ]
 
-Outcome = Literal["scored", "failed", "retrying", "waiting"]
+# "gone": no longer matched (a trainer deleting old checkpoints) before it could be scored
+Outcome = Literal["scored", "failed", "retrying", "waiting", "gone"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,7 @@ class _Checkpoint:
 class _State:
     checkpoints: dict[str, _Checkpoint] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)  # label -> what it waits for
+    present: set[str] = field(default_factory=set)  # labels the last look matched
     runs: list[RunResult] = field(default_factory=list)
     failed_models: set[str] = field(default_factory=set)  # not checkpoints
 
@@ -177,8 +179,10 @@ class _Watcher:
         appeared = False
         now = time.monotonic()
         self.state.waiting.clear()
+        self.state.present.clear()
         for sweep in self.config.sweeps:
             for label, path in sweep.matches():
+                self.state.present.add(label)
                 checkpoint = self.state.checkpoints.get(label)
                 if checkpoint is None:
                     appeared = True
@@ -237,18 +241,22 @@ class _Watcher:
 
     def _result(self, ended_by: Literal["idle", "stop file"]) -> WatchResult:
         outcomes = [
-            _outcome(label, checkpoint, self.state.waiting.get(label, ""))
+            _outcome(label, checkpoint, self.state.waiting.get(label), label in self.state.present)
             for label, checkpoint in self.state.checkpoints.items()
         ]
         failed = tuple(sorted(self.state.failed_models))
         return WatchResult(tuple(self.state.runs), tuple(outcomes), ended_by, failed)
 
 
-def _outcome(label: str, checkpoint: _Checkpoint, waiting: str) -> CheckpointOutcome:
+def _outcome(
+    label: str, checkpoint: _Checkpoint, waiting: str | None, present: bool
+) -> CheckpointOutcome:
     if checkpoint.scored:
         return CheckpointOutcome(label, "scored", checkpoint.attempts, "")
     if checkpoint.given_up:
         return CheckpointOutcome(label, "failed", checkpoint.attempts, checkpoint.failure)
     if checkpoint.attempts:
         return CheckpointOutcome(label, "retrying", checkpoint.attempts, checkpoint.failure)
-    return CheckpointOutcome(label, "waiting", 0, waiting)
+    if not present:
+        return CheckpointOutcome(label, "gone", 0, "no longer matches the checkpoints glob")
+    return CheckpointOutcome(label, "waiting", 0, waiting or "")
