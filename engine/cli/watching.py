@@ -166,7 +166,8 @@ def _print_result(result: WatchResult, store: Path, *, json_output: bool) -> Non
     ended = "no new checkpoint for --until-idle" if result.ended_by == "idle" else "stop file"
     if json_output:
         summary = {
-            "command": "watch",
+            "command": "run",
+            "watch": True,
             "store": str(store),
             "ended_by": result.ended_by,
             "ok": result.ok,
