@@ -117,7 +117,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def _status_printer(mode: str) -> Any:
+def _status_printer(mode: str) -> Callable[[WatchStatus], None]:
     import orjson
 
     def show(status: WatchStatus) -> None:
