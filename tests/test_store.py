@@ -86,3 +86,48 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_store(tmp_path: Pa
         await second.close()
 
     asyncio.run(scenario())
+
+
+QUESTION = "INSERT INTO questions (bench, question_id, category, turns) VALUES ('b', 1, 'c', '[]')"
+
+
+def stored_questions(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT COUNT(*) FROM questions").fetchone()[0])
+
+
+@pytest.mark.parametrize("sqlite_rolled_back", [False, True], ids=["open", "rolled-back"])
+def test_a_transaction_whose_block_raises_keeps_none_of_its_rows_and_raises_that_error(
+    tmp_path: Path, sqlite_rolled_back: bool
+) -> None:
+    """After some errors (a full disk) SQLite has ended the transaction itself: the block's error
+    is what the caller sees, not a failed second ROLLBACK."""
+    path = tmp_path / "store.sqlite"
+
+    async def scenario() -> None:
+        store = await open_store(path, write=True)
+        try:
+            async with store.transaction("BEGIN IMMEDIATE"):
+                await store.db.execute(QUESTION)
+                if sqlite_rolled_back:
+                    await store.db.execute("ROLLBACK")
+                raise ValueError("the block failed")
+        finally:
+            await store.close()
+
+    with pytest.raises(ValueError, match="the block failed"):
+        asyncio.run(scenario())
+    assert stored_questions(path) == 0
+
+
+def test_a_transaction_whose_block_ends_commits_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+
+    async def scenario() -> None:
+        store = await open_store(path, write=True)
+        async with store.transaction():
+            await store.db.execute(QUESTION)
+        await store.close()
+
+    asyncio.run(scenario())
+    assert stored_questions(path) == 1

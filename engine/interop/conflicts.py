@@ -12,13 +12,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import aiosqlite
 
 from engine.errors import InputError
 from engine.store import rows
 from engine.store.rows import AnswerRow, JudgmentRow
+from engine.store.store import Store
 
 __all__ = ["Replaced", "check_replacements"]
 
@@ -38,7 +36,7 @@ class Replaced:
 
 
 async def check_replacements(
-    db: aiosqlite.Connection,
+    store: Store,
     store_path: object,
     answers: Sequence[AnswerRow],
     judgments: Sequence[JudgmentRow],
@@ -47,7 +45,7 @@ async def check_replacements(
 ) -> Replaced:
     """Stored rows the import would overwrite with other content; refused unless `force`."""
     replaced = Replaced(
-        await _replaced_answers(db, answers), await _replaced_judgments(db, judgments)
+        await _replaced_answers(store, answers), await _replaced_judgments(store, judgments)
     )
     if replaced and not force:
         raise InputError(
@@ -58,11 +56,11 @@ async def check_replacements(
     return replaced
 
 
-async def _replaced_answers(db: aiosqlite.Connection, answers: Sequence[AnswerRow]) -> tuple:
+async def _replaced_answers(store: Store, answers: Sequence[AnswerRow]) -> tuple:
     models = sorted({row.model for row in answers})
     if not models:
         return ()
-    stored = await _fetch(db, f"{rows.STORED_ANSWER_KEYS}({rows.in_list(len(models))})", models)
+    stored = await store.fetch(f"{rows.STORED_ANSWER_KEYS}({rows.in_list(len(models))})", models)
     keys = {tuple(row[:5]): row[5] for row in stored}
     counts = Counter(
         row.model
@@ -76,18 +74,13 @@ def _answer_slot(row: AnswerRow) -> tuple[str, str, int, int, int]:
     return (row.model, row.bench, row.question_id, row.turn, row.sample)
 
 
-async def _replaced_judgments(db: aiosqlite.Connection, judgments: Sequence[JudgmentRow]) -> tuple:
+async def _replaced_judgments(store: Store, judgments: Sequence[JudgmentRow]) -> tuple:
     judges = sorted({row.judge for row in judgments})
     if not judges:
         return ()
     sql = f"{rows.STORED_JUDGMENT_KEYS}({rows.in_list(len(judges))})"
-    keys = {tuple(row[:11]): row[11] for row in await _fetch(db, sql, judges)}
+    keys = {tuple(row[:11]): row[11] for row in await store.fetch(sql, judges)}
     counts = Counter(
         row.judge for row in judgments if keys.get(row.slot(), row.response_key) != row.response_key
     )
     return tuple(sorted(counts.items()))
-
-
-async def _fetch(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
-    async with db.execute(sql, params) as cursor:
-        return list(await cursor.fetchall())

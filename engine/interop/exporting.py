@@ -37,6 +37,7 @@ from engine.interop.importing import ANSWER_DIR, IMPORT_API, JUDGMENT_DIR
 from engine.interop.names import file_stems
 from engine.reasoning import stored_settings
 from engine.store import rows
+from engine.store.judges import no_such_judge
 from engine.store.rows import JudgeIdentity
 from engine.store.store import Store, open_store
 
@@ -118,7 +119,8 @@ async def export_fastchat(
         answers = await _answer_lines(store, bench)
         judgments = await _stored_judgments(store, bench, judge)
         if judge is not None and not judgments:
-            raise InputError(await _no_such_judge(store, store_path, bench, judge))
+            found = await store.fetch(rows.JUDGES_OF_BENCH, {"bench": bench})
+            raise no_such_judge(store_path, bench, judge, [row[0] for row in found])
     finally:
         await store.close()
     dest = Path(dest)
@@ -133,15 +135,6 @@ async def export_fastchat(
     write_all(planned)
     others = other_files(planned)
     return ExportReport(dest, tuple(files), tuple(left_out), tuple(replaced), tuple(others))
-
-
-async def _no_such_judge(store: Store, store_path: Path, bench: str, judge: str) -> str:
-    found = await store.fetch(rows.JUDGES_OF_BENCH, {"bench": bench})
-    names = ", ".join(sorted(repr(row[0]) for row in found)) or "none"
-    return (
-        f"{store_path}: no judgments by judge {judge!r} for bench {bench}; "
-        f"judges in the store: {names}"
-    )
 
 
 def _nothing_to_export(store_path: Path, bench: str, left_out: list[LeftOut]) -> str:

@@ -23,8 +23,6 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiosqlite
-
 from engine.errors import DataError
 from engine.interop.conflicts import Replaced, check_replacements
 from engine.interop.fields import IMPORT_API
@@ -38,7 +36,7 @@ from engine.interop.parse import (
     parse_judgment_file,
 )
 from engine.store import rows
-from engine.store.store import open_store
+from engine.store.store import Store, open_store
 
 __all__ = [
     "ANSWER_DIR",
@@ -120,7 +118,7 @@ async def import_fastchat(
         parse_judgment_file(path, bench, batch)
     store = await open_store(Path(store_path), write=True)
     try:
-        replaced = await _write(store.db, store_path, batch, force=force)
+        replaced = await _write(store, store_path, batch, force=force)
     finally:
         await store.close()
     report = ImportReport(found, models, judge_counts(batch), batch.superseded, replaced)
@@ -128,22 +126,18 @@ async def import_fastchat(
     return report
 
 
-async def _write(
-    db: aiosqlite.Connection, store_path: Path, batch: Batch, *, force: bool
-) -> Replaced:
+async def _write(store: Store, store_path: Path, batch: Batch, *, force: bool) -> Replaced:
     judgment_responses = [response for response, _ in batch.judgments.values()]
     judgments = [judgment for _, judgment in batch.judgments.values()]
-    await db.execute("BEGIN IMMEDIATE")
-    try:
-        replaced = await check_replacements(db, store_path, batch.answers, judgments, force=force)
+    db = store.db
+    async with store.transaction("BEGIN IMMEDIATE"):
+        replaced = await check_replacements(
+            store, store_path, batch.answers, judgments, force=force
+        )
         responses = [rows.params(row) for row in (*batch.responses, *judgment_responses)]
         await db.executemany(rows.INSERT_RESPONSE, responses)
         await db.executemany(rows.UPSERT_ANSWER, [rows.params(row) for row in batch.answers])
         await db.executemany(rows.UPSERT_JUDGMENT, [rows.params(row) for row in judgments])
-    except BaseException:
-        await db.execute("ROLLBACK")
-        raise
-    await db.execute("COMMIT")
     return replaced
 
 

@@ -20,8 +20,8 @@ import orjson
 from engine.bench.judge import rating_in_range
 from engine.bench.thinking import split_thinking
 from engine.errors import InputError
-from engine.reasoning import describe_settings
-from engine.report.judged_views import JudgeViews, judge_views
+from engine.report.judged_views import JudgeViews, judge_views, judges_named
+from engine.report.notes import judge_details
 from engine.report.results import (
     UNKNOWN_CATEGORY,
     LastRun,
@@ -44,7 +44,7 @@ from engine.scoring.summaries import (
     summarize_single,
 )
 from engine.store import rows
-from engine.store.rows import judge_params
+from engine.store.rows import JudgeIdentity, judge_params
 from engine.store.store import Store, open_store
 
 __all__ = [
@@ -96,9 +96,7 @@ class JudgmentText:
 class JudgeReport:
     """One judge identity's leaderboards, reliability figures and judgments."""
 
-    name: str
-    model: str
-    api: str
+    identity: JudgeIdentity
     single: tuple[SingleModelSummary, ...]
     pairwise: tuple[PairModelSummary, ...]  # in the mode the matches were played, as in `show`
     pair_baseline: str | None  # the baseline of `pairwise`, None for all pairs
@@ -109,14 +107,12 @@ class JudgeReport:
     settings: tuple[str, ...] = ()  # reasoning settings (JSON) its judgments were made with
 
     @property
-    def label(self) -> str:
-        settings = f", {describe_settings(self.settings)}" if self.settings else ""
-        return f"{self.name} (model {self.model}, api {self.api}{settings})"
+    def name(self) -> str:
+        return self.identity.name
 
-    def unjudged(self, summary: SingleModelSummary) -> int | None:
-        if self.expected is None:
-            return None
-        return max(0, self.expected - summary.rows - summary.missing)
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({judge_details(self.identity, self.settings)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,13 +132,8 @@ async def gather_report(store_path: Path, bench: str, *, judge: str | None = Non
     store = await open_store(Path(store_path), write=False)
     try:
         every_judge = await judge_views(store, bench)
-        judges = [j for j in every_judge if judge in (None, j.name)]
-        if judge is not None and not judges:
-            names = ", ".join(sorted({repr(j.name) for j in every_judge})) or "none"
-            raise InputError(
-                f"{store_path}: no judgments by judge {judge!r} for bench {bench}; judges in "
-                f"the store: {names} (leave out --judge to report every judge)"
-            )
+        advice = " (leave out --judge to report every judge)"
+        judges = judges_named(every_judge, judge, store_path, bench, advice)
         answered = await store.answered_models(bench)
         answers = await _answers(store, bench)
         texts = {(a.model, a.question_id, a.turn): a.text for a in answers}
@@ -237,9 +228,7 @@ async def _judge_report(
         length=length_correlation(lengths) if single else None,
     )
     return JudgeReport(
-        name=identity.name,
-        model=identity.model,
-        api=identity.api,
+        identity=identity,
         single=single,
         pairwise=pairwise,
         pair_baseline=baseline if pairwise else None,

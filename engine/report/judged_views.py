@@ -21,6 +21,7 @@ from engine.config_schema import FASTCHAT_BASELINE, JUDGE_MODES
 from engine.errors import InputError
 from engine.report.results import StoredJudge, stored_judges
 from engine.store import rows
+from engine.store.judges import no_such_judge
 from engine.store.rows import JudgeIdentity, judge_params
 from engine.store.store import Store
 
@@ -28,6 +29,7 @@ __all__ = [
     "JudgeViews",
     "View",
     "judge_views",
+    "judges_named",
     "out_of_range_counts",
     "select_judges",
     "unavailable",
@@ -136,13 +138,16 @@ async def select_judges(
         raise InputError(
             f"{store_path}: no judgments for bench {bench}{elsewhere}; run `mtbench judge` first"
         )
+    return judges_named(views, judge, store_path, bench)
+
+
+def judges_named(
+    views: Sequence[JudgeViews], judge: str | None, store_path: object, bench: str, advice: str = ""
+) -> list[JudgeViews]:
+    """The judges labelled `judge` (all when None); an unknown label is refused, naming those."""
     chosen = [view for view in views if judge in (None, view.name)]
-    if not chosen:
-        names = ", ".join(sorted({repr(view.name) for view in views}))
-        raise InputError(
-            f"{store_path}: no judgments by judge {judge!r} for bench {bench}; "
-            f"judges in the store: {names}"
-        )
+    if judge is not None and not chosen:
+        raise no_such_judge(store_path, bench, judge, [view.name for view in views], advice)
     return chosen
 
 

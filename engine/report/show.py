@@ -10,13 +10,14 @@ mode asked for is named under the tables. Names are escaped for the terminal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from engine.display import format_dollars, format_number, format_table, terminal_text
 from engine.errors import InputError
-from engine.reasoning import describe_settings, stored_settings
+from engine.reasoning import stored_settings
 from engine.report.judged_views import (
     JudgeViews,
     View,
@@ -24,6 +25,7 @@ from engine.report.judged_views import (
     select_judges,
     unavailable,
 )
+from engine.report.notes import ci_text, judge_details, last_run_failures
 from engine.report.results import (
     LastRun,
     StoredJudge,
@@ -41,6 +43,7 @@ from engine.scoring.summaries import (
     PairModelSummary,
     SampleSpread,
     SingleModelSummary,
+    category_names,
     rank_by_turn,
     sample_spread,
     summarize_pairwise,
@@ -49,7 +52,6 @@ from engine.scoring.summaries import (
 from engine.store.store import JudgeIdentity, open_store
 
 __all__ = [
-    "SHOW_MODES",
     "Leaderboard",
     "Scoreboard",
     "format_scoreboard",
@@ -57,7 +59,10 @@ __all__ = [
     "scoreboard_json",
 ]
 
-SHOW_MODES = ("single", "pairwise-baseline", "pairwise-all")
+PAIR_HEADERS = (
+    "model", "win", "loss", "tie", "win_rate", "loss_rate", "win_rate_adjusted", "95% CI", "errors"
+)  # fmt: skip
+Column = tuple[str, Callable[[SingleModelSummary], object]]  # a header and how to fill its cells
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +97,7 @@ class Leaderboard:
 
     def unjudged(self, summary: SingleModelSummary) -> int | None:
         """Judgments missing for a model: failed requests, or answers that never came."""
-        if self.expected is None:
-            return None
-        return max(0, self.expected - summary.rows - summary.missing)
+        return summary.unjudged(self.expected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,12 +188,6 @@ async def _leaderboard(store: Any, bench: str, stored: StoredJudge, view: View) 
     )
 
 
-def _ci(summary: SingleModelSummary | PairModelSummary) -> str:
-    if summary.ci is None:
-        return "-"
-    return f"[{format_number(summary.ci.low, 2)}, {format_number(summary.ci.high, 2)}]"
-
-
 def _num(value: float | None) -> str:
     return format_number(value, 6)
 
@@ -207,10 +204,10 @@ def _title(board: Leaderboard) -> str:
     if board.judge_reasoning is not None:
         cost += f", {board.judge_reasoning} reasoning tokens"
     prompts = ", ".join(_name(prompt) for prompt in board.prompts)
-    settings = f", {_name(describe_settings(board.settings))}" if board.settings else ""
+    details = _name(judge_details(judge, board.settings))
     return (
-        f"Judge {_name(judge.name)} (model {_name(judge.model)}, api {_name(judge.api)}"
-        f"{settings}, prompts {prompts}{samples}{cost}) · mode {board.mode}{against}"
+        f"Judge {_name(judge.name)} ({details}, prompts {prompts}{samples}{cost}) · "
+        f"mode {board.mode}{against}"
     )
 
 
@@ -218,91 +215,83 @@ def format_scoreboard(scoreboard: Scoreboard) -> str:
     text = "\n\n".join(_format_board(board) for board in scoreboard.boards)
     for note in scoreboard.skipped:
         text += f"\n\n{terminal_text(note)}"
-    run = scoreboard.last_run
-    if run is not None and run.failures:
-        classes = ", ".join(f"{_name(name)} {count}" for name, count in run.failures.items())
-        text += (
-            f"\n\nlast run #{run.id} ({_name(run.command)}, {_name(run.status)}): "
-            f"{sum(run.failures.values())} jobs failed ({classes}); see the failures table"
-        )
-    return text
+    failures = last_run_failures(scoreboard.last_run, _name)
+    return text if failures is None else f"{text}\n\n{failures}"
 
 
 def _format_board(board: Leaderboard) -> str:
     if board.mode != "single":
-        rows = [
-            [
-                s.model,
-                s.win,
-                s.loss,
-                s.tie,
-                _num(s.win_rate),
-                _num(s.loss_rate),
-                _num(s.win_rate_adjusted),
-                _ci(s),
-                s.errors,
-            ]
-            for s in board.pairwise
-        ]
-        headers = [
-            "model",
-            "win",
-            "loss",
-            "tie",
-            "win_rate",
-            "loss_rate",
-            "win_rate_adjusted",
-            "95% CI",
-            "errors",
-        ]
-        return f"{_title(board)}\n{format_table(headers, rows)}"
-    flagged = sum(count for _, count in board.out_of_range)
-    rows = [
-        [
-            s.model,
-            _num(s.turn_1),
-            _num(s.turn_2),
-            _num(s.score),
-            _ci(s),
-            *([_spread(board.spread_of(s.model))] if board.spread else []),
-            s.missing,
-            *([board.out_of_range_of(s.model)] if flagged else []),
-            board.unjudged(s),
-            s.rows,
-            *([format_dollars(board.cost_of(s.model))] if board.generation_cost else []),
-            *([board.reasoning_of(s.model)] if board.generation_reasoning else []),
-        ]
-        for s in board.single
-    ]
-    headers = ["model", "turn 1", "turn 2", "overall", "95% CI"]
-    headers += ["sample std"] if board.spread else []
-    headers += ["-1s", *(["not 1-10"] if flagged else []), "unjudged", "rows"]
-    headers += ["answer cost"] if board.generation_cost else []
-    headers += ["reasoning tokens"] if board.generation_reasoning else []
-    table = format_table(headers, rows)
-    if flagged:
-        table += (
-            f"\n{flagged} ratings outside 1-10 (parse status out_of_range) are averaged as given, "
-            "as FastChat does: check the judge's replies"
-        )
-    categories = sorted({c.category for s in board.single for c in s.categories})
-    per_category = [[s.model, *[_category(s, name) for name in categories]] for s in board.single]
+        return f"{_title(board)}\n{_pair_table(board)}"
     turn_order = ", ".join(_name(s.model) for s in rank_by_turn(board.single, 1))
     return (
-        f"{_title(board)}\n{table}\n\nPer category (mean score)\n"
-        f"{format_table(['model', *categories], per_category)}\n\nturn 1 ranking: {turn_order}"
+        f"{_title(board)}\n{_single_table(board)}{_out_of_range_note(board)}\n\n"
+        f"Per category (mean score)\n{_category_table(board)}\n\nturn 1 ranking: {turn_order}"
     )
+
+
+def _pair_table(board: Leaderboard) -> str:
+    rows = [
+        [s.model, s.win, s.loss, s.tie, _num(s.win_rate), _num(s.loss_rate),
+         _num(s.win_rate_adjusted), ci_text(s), s.errors]
+        for s in board.pairwise
+    ]  # fmt: skip
+    return format_table(PAIR_HEADERS, rows)
+
+
+def _single_table(board: Leaderboard) -> str:
+    columns = _single_columns(board)
+    rows = [[cell(s) for _, cell in columns] for s in board.single]
+    return format_table([header for header, _ in columns], rows)
+
+
+def _single_columns(board: Leaderboard) -> list[Column]:
+    """The single table's columns; a sample spread, ratings outside 1-10, answer costs and
+    reasoning tokens only where the board has any."""
+    columns: list[Column] = [
+        ("model", lambda s: s.model),
+        ("turn 1", lambda s: _num(s.turn_1)),
+        ("turn 2", lambda s: _num(s.turn_2)),
+        ("overall", lambda s: _num(s.score)),
+        ("95% CI", ci_text),
+    ]
+    if board.spread:
+        columns.append(("sample std", lambda s: _spread(board.spread_of(s.model))))
+    columns.append(("-1s", lambda s: s.missing))
+    if _out_of_range(board):
+        columns.append(("not 1-10", lambda s: board.out_of_range_of(s.model)))
+    columns += [("unjudged", board.unjudged), ("rows", lambda s: s.rows)]
+    if board.generation_cost:
+        columns.append(("answer cost", lambda s: format_dollars(board.cost_of(s.model))))
+    if board.generation_reasoning:
+        columns.append(("reasoning tokens", lambda s: board.reasoning_of(s.model)))
+    return columns
+
+
+def _out_of_range(board: Leaderboard) -> int:
+    return sum(count for _, count in board.out_of_range)
+
+
+def _out_of_range_note(board: Leaderboard) -> str:
+    flagged = _out_of_range(board)
+    if not flagged:
+        return ""
+    return (
+        f"\n{flagged} ratings outside 1-10 (parse status out_of_range) are averaged as given, "
+        "as FastChat does: check the judge's replies"
+    )
+
+
+def _category_table(board: Leaderboard) -> str:
+    categories = category_names(board.single)
+    rows = [
+        [s.model, *[format_number(s.category_score(name), 2) for name in categories]]
+        for s in board.single
+    ]
+    return format_table(["model", *categories], rows)
 
 
 def _spread(spread: SampleSpread | None) -> str:
     return format_number(None if spread is None else spread.std, 3)
-
-
-def _category(summary: SingleModelSummary, name: str) -> str:
-    for category in summary.categories:
-        if category.category == name:
-            return format_number(category.score, 2)
-    return "-"
 
 
 def _spread_json(spread: SampleSpread | None) -> dict[str, Any]:

@@ -2,18 +2,19 @@
 
 The report must open offline and from a mail attachment, so charts are plain SVG markup written
 here rather than drawn by a charting library at view time. Every label and attribute that carries a
-model name goes through `html.escape`: model names come from file names and configs, not from us.
+model name goes through the report's one escaper (`engine.report.markup.escape`): model names come
+from file names and configs, not from us.
 """
 
 from __future__ import annotations
 
 import colorsys
-import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.display import format_number
+from engine.report.markup import escape
 
 __all__ = [
     "TURN_COLORS",
@@ -43,10 +44,6 @@ class RadarSeries:
 
     model: str
     values: tuple[float | None, ...]
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def _on_scale(value: float) -> float:
@@ -100,7 +97,7 @@ def radar_chart(
         parts.append(f'<line class="spoke" x1="0" y1="0" x2="{x:.1f}" y2="{y:.1f}"/>')
         parts.append(
             f'<text class="axis" x="{lx:.1f}" y="{ly + 4:.1f}" text-anchor="{anchor}">'
-            f"{_e(axis)}</text>"
+            f"{escape(axis)}</text>"
         )
     for line in series:
         points = " ".join(
@@ -113,8 +110,8 @@ def radar_chart(
         )
         color = colors.get(line.model, PALETTE[0])
         parts.append(
-            f'<polygon class="series" data-model="{_e(line.model)}" points="{points}" '
-            f'stroke="{color}" fill="{color}"><title>{_e(line.model)}: {_e(detail)}</title>'
+            f'<polygon class="series" data-model="{escape(line.model)}" points="{points}" '
+            f'stroke="{color}" fill="{color}"><title>{escape(line.model)}: {escape(detail)}</title>'
             "</polygon>"
         )
     size = 2 * (radius + pad)
@@ -143,7 +140,7 @@ def turn_bars(rows: Sequence[tuple[str, float | None, float | None]]) -> str:
         y = top + index * row_height
         parts.append(
             f'<text class="label" x="{label_width - 8}" y="{y + 15}" text-anchor="end">'
-            f"<title>{_e(model)}</title>{_e(_clip(model))}</text>"
+            f"<title>{escape(model)}</title>{escape(_clip(model))}</text>"
         )
         for turn, value in enumerate((turn_1, turn_2)):
             bar_y = y + 3 + turn * 11
@@ -151,9 +148,9 @@ def turn_bars(rows: Sequence[tuple[str, float | None, float | None]]) -> str:
             width = 0.0 if value is None else bar_width * _on_scale(value) / MAX_SCORE
             shown = format_number(value, 2)
             parts.append(
-                f'<rect class="bar turn-{turn + 1}" data-model="{_e(model)}" x="{label_width}" '
+                f'<rect class="bar turn-{turn + 1}" data-model="{escape(model)}" x="{label_width}" '
                 f'y="{bar_y}" width="{width:.1f}" height="10" fill="{TURN_COLORS[turn]}">'
-                f"<title>{_e(model)} turn {turn + 1}: {shown}</title></rect>"
+                f"<title>{escape(model)} turn {turn + 1}: {shown}</title></rect>"
                 f'<text class="value" x="{label_width + width + 4:.1f}" y="{bar_y + 9}">'
                 f"{shown}</text>"
             )
@@ -203,7 +200,7 @@ def share_bar(parts: Sequence[tuple[str, int, str]]) -> str:
         w = width * count / total
         shapes.append(
             f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="{height}" fill="{color}">'
-            f"<title>{_e(label)}: {count} ({count / total:.1%})</title></rect>"
+            f"<title>{escape(label)}: {count} ({count / total:.1%})</title></rect>"
         )
         x += w
     return (

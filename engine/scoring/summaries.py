@@ -29,6 +29,7 @@ __all__ = [
     "SampleSpread",
     "SingleModelSummary",
     "SingleScore",
+    "category_names",
     "majority_winner",
     "match_result",
     "median_score",
@@ -97,6 +98,17 @@ class SingleModelSummary:
     categories: tuple[CategoryScore, ...]
     ci: ConfidenceInterval | None
 
+    def category_score(self, category: str) -> float | None:
+        """The mean score in `category`; None when the model has no rating in it."""
+        return next((c.score for c in self.categories if c.category == category), None)
+
+    def unjudged(self, expected: int | None) -> int | None:
+        """Of the `expected` judgments each model should have, those missing (failed requests, or
+        answers that never came); None when the store cannot say how many are expected."""
+        if expected is None:
+            return None
+        return max(0, expected - self.rows - self.missing)
+
 
 @dataclass(frozen=True, slots=True)
 class PairModelSummary:
@@ -133,6 +145,11 @@ def summarize_single(
         for model, model_rows in by_model.items()
     ]
     return tuple(sorted(summaries, key=lambda s: _descending(s.model, s.score)))
+
+
+def category_names(summaries: Iterable[SingleModelSummary]) -> list[str]:
+    """Every category any model has a score in, sorted: a per-category table's columns."""
+    return sorted({c.category for s in summaries for c in s.categories})
 
 
 def rank_by_turn(

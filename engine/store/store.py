@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager, suppress
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from engine.store import rows
 from engine.store.rows import CompletionEstimate, JudgeIdentity, QuestionRow
 from engine.store.schema import MIGRATIONS, SCHEMA_VERSION
 from engine.store.storefile import (
+    JOURNAL_SUFFIXES,
     SchemaInfo,
     WriterLock,
     check_schema,
@@ -42,7 +43,6 @@ from engine.store.storefile import (
 
 __all__ = ["CachedResponse", "JudgeIdentity", "Store", "open_store", "stored_models"]
 
-JOURNAL_SUFFIXES = ("-wal", "-shm", "-journal")
 LOOKUP_BATCH = 500
 WRITER_CHECKPOINT_PAGES = 10000
 CACHE_KIB = 16384  # page cache per connection: the default 2 MB thrashes on stores of 10k+ answers
@@ -182,14 +182,22 @@ class Store:
             for q in bench.questions
         ]
         with self._io():
-            await self.db.execute("BEGIN")
-            try:
+            async with self.transaction():
                 await self.db.executemany(rows.UPSERT_QUESTION, questions)
-                await self.db.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    await self.db.execute("ROLLBACK")
-                raise
+
+    @asynccontextmanager
+    async def transaction(self, begin: str = "BEGIN") -> AsyncIterator[None]:
+        """The block's statements commit together, or (when it raises) not at all."""
+        await self.db.execute(begin)
+        try:
+            yield
+            await self.db.execute("COMMIT")
+        except BaseException:
+            # SQLite has already rolled back after some errors (disk full, I/O): a second
+            # ROLLBACK would fail and hide the error that matters.
+            if self.db.in_transaction:
+                await self.db.execute("ROLLBACK")
+            raise
 
     async def completion_estimates(self) -> dict[str, CompletionEstimate]:
         """Mean completion (and reasoning) tokens per label, from the responses paid for."""

@@ -26,6 +26,7 @@ from engine.errors import StoreError, StoreWriteError
 from engine.store.schema import SCHEMA_VERSION
 
 __all__ = [
+    "JOURNAL_SUFFIXES",
     "SQLITE_MAGIC",
     "SchemaInfo",
     "WriterLock",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+JOURNAL_SUFFIXES = ("-wal", "-shm", "-journal")  # the files SQLite keeps beside a database
 _WRITABLE_DIR = os.W_OK | os.X_OK
 # What a value SQLite cannot hold raises while binding or inserting it: a wrong type, an integer
 # beyond 64 bits, a string with lone surrogates, a constraint. Not a broken store.
