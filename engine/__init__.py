@@ -8,9 +8,14 @@ loaded on first use, so `import engine` (and the `mtbench` command's start) stay
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# The engine's records go where the caller's logging sends them and, with none set up, nowhere:
+# not to Python's last-resort stderr handler, since the API prints nothing. `mtbench` sets up its.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "ConfigError",

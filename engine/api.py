@@ -20,13 +20,16 @@ module like any other. `progress` is shown snapshots as the run goes; `control` 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from engine.config import (
+    PYTHON_SOURCE,
     JudgeConfig,
     ModelConfig,
     RunConfig,
@@ -35,11 +38,14 @@ from engine.config import (
     model_config,
     run_config,
 )
+from engine.config_schema import JudgeMode
+from engine.config_tables import shown
 from engine.errors import ConfigError
 from engine.report.show import Scoreboard, leaderboards
 from engine.run.control import RunControl
-from engine.run.progress import ProgressView
-from engine.run.runner import Command, RunResult, execute
+from engine.run.progress import INTERVAL_RANGE, ProgressView
+from engine.run.runner import RunResult, execute
+from engine.run.scope import Command
 
 __all__ = [
     "Judge",
@@ -51,6 +57,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Models = str | Path | RunConfig | ModelConfig | Iterable[ModelConfig]
 
 
@@ -62,36 +69,6 @@ def Model(**keys: Any) -> ModelConfig:
 def Judge(**keys: Any) -> JudgeConfig:
     """The judge, from the keys of a `[judge]` table (`name`, `model`, `mode`, ...)."""
     return judge_config(**keys)
-
-
-def evaluate(
-    config_or_models: Models,
-    *,
-    command: Command = "run",
-    judge: JudgeConfig | None = None,
-    store: str | Path | None = None,
-    data: str | Path | None = None,
-    bench: str | None = None,
-    questions: Iterable[int] | None = None,
-    server_slots: int | None = None,
-    progress: ProgressView | None = None,
-    control: RunControl | None = None,
-) -> RunResult:
-    """Run `command` and wait for its result (see `evaluate_async` for the arguments)."""
-    return _wait(
-        evaluate_async(
-            config_or_models,
-            command=command,
-            judge=judge,
-            store=store,
-            data=data,
-            bench=bench,
-            questions=questions,
-            server_slots=server_slots,
-            progress=progress,
-            control=control,
-        )
-    )
 
 
 async def evaluate_async(
@@ -114,6 +91,7 @@ async def evaluate_async(
     Bad input raises an `InputError` before anything is sent or stored; a run whose store fails
     raises `StoreWriteError`; a run stopped through `control` raises `RunStopped`.
     """
+    _check_watchers(progress, control)
     config = _run_config(
         config_or_models,
         judge=judge,
@@ -126,29 +104,39 @@ async def evaluate_async(
     return await execute(config, command, data_flag=data_flag, progress=progress, control=control)
 
 
-def scores(
-    store: str | Path,
-    *,
-    judge: str | None = None,
-    mode: str | None = None,
-    baseline: str | None = None,
-    bench: str = "mt_bench",
-) -> Scoreboard:
-    """The leaderboards `mtbench show` prints (see `scores_async`)."""
-    return _wait(scores_async(store, judge=judge, mode=mode, baseline=baseline, bench=bench))
-
-
 async def scores_async(
     store: str | Path,
     *,
     judge: str | None = None,
-    mode: str | None = None,
+    mode: JudgeMode | None = None,
     baseline: str | None = None,
     bench: str = "mt_bench",
 ) -> Scoreboard:
     """Every judge's leaderboard in the store (or `judge`'s), in `mode` against `baseline`;
     `Scoreboard.as_dict()` is exactly what `mtbench show --json` prints."""
     return await leaderboards(Path(store), bench, judge=judge, mode=mode, baseline=baseline)
+
+
+def _blocking(function: Callable[P, Coroutine[Any, Any, T]], name: str, doc: str) -> Callable[P, T]:
+    """`function` with its signature, run to its end where it is called (see `_wait`)."""
+
+    @functools.wraps(function)
+    def blocking(*args: P.args, **kwargs: P.kwargs) -> T:
+        return _wait(function(*args, **kwargs))
+
+    blocking.__name__ = blocking.__qualname__ = name
+    blocking.__doc__ = doc
+    return blocking
+
+
+evaluate = _blocking(
+    evaluate_async,
+    "evaluate",
+    "Run `command` and wait for its result (see `evaluate_async` for the arguments).",
+)
+scores = _blocking(
+    scores_async, "scores", "The leaderboards `mtbench show` prints (see `scores_async`)."
+)
 
 
 def _run_config(
@@ -160,36 +148,86 @@ def _run_config(
     questions: Iterable[int] | None,
     server_slots: int | None,
 ) -> RunConfig:
+    # An override given is checked as its TOML key would be, even when falsy (`server_slots=0`).
+    loaded: RunConfig | None = None
     if isinstance(config_or_models, (str, Path, RunConfig)):
         loaded = (
             config_or_models
             if isinstance(config_or_models, RunConfig)
             else load_config(config_or_models)
         )
-        models: Iterable[ModelConfig] = loaded.models
-        judge = judge or loaded.judge
-        store = store or loaded.store
-        bench = bench or loaded.bench
-        questions = questions if questions is not None else loaded.questions
-        server_slots = server_slots or loaded.server_slots
+        models: tuple[ModelConfig, ...] = loaded.models
+        judge = loaded.judge if judge is None else judge
+        store = loaded.store if store is None else store
+        bench = loaded.bench if bench is None else bench
+        questions = loaded.questions if questions is None else questions
+        server_slots = loaded.server_slots if server_slots is None else server_slots
     else:
-        models = (
-            [config_or_models] if isinstance(config_or_models, ModelConfig) else config_or_models
-        )
-        loaded = None
+        models = _models(config_or_models)
+    _check_judge(judge)
     if store is None:
-        raise ConfigError("engine.evaluate: no store; give store= the SQLite file to use")
+        raise ConfigError(f"{PYTHON_SOURCE}: no store; give store= the SQLite file to use")
     built = run_config(
         models,
         judge=judge,
         store=store,
         data=None if loaded is None else loaded.data,
-        bench=bench or "mt_bench",
+        bench="mt_bench" if bench is None else bench,
         questions=questions,
-        server_slots=server_slots or 1,
+        server_slots=1 if server_slots is None else server_slots,
     )
     # A file's config with the caller's overrides is still named by its file in messages.
     return built if loaded is None else replace(built, path=loaded.path)
+
+
+def _models(given: object) -> tuple[ModelConfig, ...]:
+    """The models under test: one `engine.Model` or an iterable of them, nothing else."""
+    if isinstance(given, ModelConfig):
+        return (given,)
+    if not isinstance(given, Iterable) or isinstance(given, (bytes, dict)):
+        raise ConfigError(
+            f"{PYTHON_SOURCE}: {shown(given)}: expected a config file's path, an engine.Model "
+            "or a list of them"
+        )
+    models = tuple(given)
+    for number, model in enumerate(models, 1):
+        if not isinstance(model, ModelConfig):
+            hint = " (a judge: give it as judge=)" if isinstance(model, JudgeConfig) else ""
+            raise ConfigError(
+                f"{PYTHON_SOURCE}: model #{number} = {shown(model)}: expected an engine.Model{hint}"
+            )
+    return models
+
+
+def _check_judge(judge: object) -> None:
+    if judge is None or isinstance(judge, JudgeConfig):
+        return
+    hint = "; scores() takes a judge's name, evaluate() an engine.Judge"
+    raise ConfigError(
+        f"{PYTHON_SOURCE}: judge = {shown(judge)}: expected an engine.Judge"
+        + (hint if isinstance(judge, str) else "")
+    )
+
+
+def _check_watchers(progress: object, control: object) -> None:
+    """`progress` and `control` as the run will use them, before anything is touched."""
+    if control is not None and not isinstance(control, RunControl):
+        raise ConfigError(f"{PYTHON_SOURCE}: control = {shown(control)}: expected a RunControl")
+    if progress is None:
+        return
+    interval: Any = getattr(progress, "interval", None)
+    low, high = INTERVAL_RANGE
+    number = isinstance(interval, (int, float)) and not isinstance(interval, bool)
+    if not (number and low <= interval <= high):
+        raise ConfigError(
+            f"{PYTHON_SOURCE}: progress.interval = {shown(interval)}: expected seconds from "
+            f"{low:g} to {high:g}"
+        )
+    for method in ("show", "close"):
+        if not callable(getattr(progress, method, None)):
+            raise ConfigError(
+                f"{PYTHON_SOURCE}: progress = {shown(progress)}: has no {method}(snapshots) method"
+            )
 
 
 def _wait(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -198,18 +236,59 @@ def _wait(coroutine: Coroutine[Any, Any, T]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coroutine)
-    outcome: list[Any] = []
+    return _Aside(coroutine).wait()
 
-    def work() -> None:
+
+class _Aside:
+    """A coroutine run to its end in a thread and event loop of its own, for a caller whose own
+    loop is busy (a notebook cell). A KeyboardInterrupt (a notebook's "interrupt") or any other
+    exception raised in the caller while it waits cancels the run and waits for it to unwind, as
+    `asyncio.run` does: a run left going in the background would go on sending and hold the
+    store's lock, refusing the caller's next `evaluate` on that store."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        self._coroutine = coroutine
+        self._outcome: list[Any] = []
+        self._task: asyncio.Task[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._cancelled = False
+        self._done = threading.Event()
+
+    def wait(self) -> Any:
+        # Waited for on an Event, not by join(): on Python 3.11 a join interrupted by Ctrl-C marks
+        # the thread as ended while it still runs, and a second join returns at once.
+        worker = threading.Thread(target=self._work, name="engine.evaluate")
+        worker.start()
         try:
-            outcome.append(asyncio.run(coroutine))
-        except BaseException as error:
-            outcome.append(error)
+            self._done.wait()
+        except BaseException:
+            self._cancel()
+            self._done.wait()
+            raise
+        worker.join()
+        if isinstance(self._outcome[0], BaseException):
+            raise self._outcome[0]
+        return self._outcome[0]
 
-    worker = threading.Thread(target=work, name="engine.evaluate")
-    worker.start()
-    worker.join()
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    result: T = outcome[0]
-    return result
+    def _work(self) -> None:
+        try:
+            self._outcome.append(asyncio.run(self._main()))
+        except BaseException as error:
+            self._outcome.append(error)
+        finally:
+            self._done.set()
+
+    async def _main(self) -> Any:
+        self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        if self._cancelled:  # the caller gave up before this thread started
+            self._coroutine.close()
+            raise asyncio.CancelledError
+        return await self._coroutine
+
+    def _cancel(self) -> None:
+        """From the caller's thread: the flag covers a run not yet started, the task the rest."""
+        self._cancelled = True
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None:
+            with suppress(RuntimeError):  # the loop is closed: the run has ended already
+                loop.call_soon_threadsafe(task.cancel)

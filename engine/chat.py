@@ -18,12 +18,25 @@ from typing import Any
 
 import orjson
 
-__all__ = ["CHARS_PER_TOKEN", "ChatRequest", "ChatResponse", "Message"]
+__all__ = ["CHARS_PER_TOKEN", "ChatRequest", "ChatResponse", "Message", "reasoning_settings"]
 
 # A request's weight before the server says how many tokens it was (rate windows, plan).
 CHARS_PER_TOKEN = 4
 
 Message = tuple[str, str]  # (role, content): compact and hashable
+
+
+def reasoning_settings(
+    reasoning: bool, reasoning_effort: str | None, thinking: int | None
+) -> dict[str, Any]:
+    """The reasoning settings that are set, by name: in a request's cache key, and stored with a
+    judge's judgments (settings left unset appear in neither, so older keys and rows hold)."""
+    settings: dict[str, Any] = {"reasoning": True} if reasoning else {}
+    if reasoning_effort is not None:
+        settings["reasoning_effort"] = reasoning_effort
+    if thinking is not None:
+        settings["thinking"] = thinking
+    return settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +63,7 @@ class ChatRequest:
             params["seed"] = self.seed
         if self.extra_body is not None:
             params["extra_body"] = orjson.loads(self.extra_body)
-        if self.reasoning:
-            params["reasoning"] = True
-        if self.reasoning_effort is not None:
-            params["reasoning_effort"] = self.reasoning_effort
-        if self.thinking is not None:
-            params["thinking"] = self.thinking
+        params |= reasoning_settings(self.reasoning, self.reasoning_effort, self.thinking)
         return {
             "api": self.api,
             "label": self.label,

@@ -11,6 +11,7 @@ below max_tokens) is refused here too, naming the key to change (`engine.reasoni
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any, ClassVar
 import orjson
 
 from engine.config_schema import (
+    DEFAULT_REFERENCE,
     FASTCHAT_BASELINE,
     JUDGE_KEYS,
     JUDGE_MODES,
@@ -173,6 +175,7 @@ class JudgeConfig(EndpointConfig):
     mode: JudgeMode = "single"
     baseline: str = FASTCHAT_BASELINE
     samples: int = 1  # judge every item this many times; its score is the median
+    reference: str = DEFAULT_REFERENCE  # reads <bench>/reference_answer/<reference>.jsonl
 
     @property
     def label(self) -> str:
@@ -303,11 +306,12 @@ def run_config(
 ) -> RunConfig:
     """A run config built in Python, its top-level values checked as TOML's would be."""
     chosen = tuple(models)
-    top: dict[str, Any] = {"store": str(store), "bench": bench, "server_slots": server_slots}
+    top: dict[str, Any] = {"store": _path(store), "bench": bench, "server_slots": server_slots}
     if data is not None:
-        top["data"] = str(data)
-    if questions is not None:
-        top["questions"] = list(questions)
+        top["data"] = _path(data)
+    if questions is not None:  # `questions=81` or `"81"` is refused as given, not as ['8', '1']
+        listed = isinstance(questions, Iterable) and not isinstance(questions, (str, bytes))
+        top["questions"] = list(questions) if listed else questions
     TableChecker(f"{PYTHON_SOURCE}: top-level", top, TOP_KEYS)
     reject_duplicates(PYTHON_SOURCE, chosen, judge)
     return RunConfig(
@@ -320,3 +324,9 @@ def run_config(
         questions=None if questions is None else tuple(top["questions"]),
         server_slots=server_slots,
     )
+
+
+def _path(value: Any) -> Any:
+    """A path given from Python as TOML would give it (a string); anything else as it is, for the
+    table's check to refuse in its words (`store=5`)."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value

@@ -18,9 +18,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+import orjson
+
 from engine.reasoning import REASONING_EFFORTS
 
 __all__ = [
+    "DEFAULT_REFERENCE",
     "ENDPOINT_KEYS",
     "FASTCHAT_BASELINE",
     "INT64_MAX",
@@ -51,6 +54,8 @@ JUDGE_MODES: tuple[JudgeMode, ...] = get_args(JudgeMode)
 EndpointRole = Literal["model", "judge"]
 # FastChat's pairwise baseline: the default of [judge] baseline, and of `show_result`'s tables.
 FASTCHAT_BASELINE = "gpt-3.5-turbo"
+# FastChat's reference answers (reference_answer/gpt-4.jsonl): the default of [judge] reference.
+DEFAULT_REFERENCE = "gpt-4"
 # SQLite stores signed 64-bit integers, and providers (OpenAI's `seed`, vLLM's) take no wider ones.
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -173,6 +178,10 @@ def extra_body_problem(body: dict[str, Any]) -> str | None:
             return f"{value!r} cannot be sent in JSON"
         if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
             return f"{value} does not fit a signed 64-bit integer"
+    try:  # from Python (engine.Model) it may hold what TOML cannot: a set, a key that is a number
+        orjson.dumps(body)
+    except TypeError as exc:
+        return f"cannot be sent in JSON ({exc})"
     return None
 
 
@@ -180,7 +189,7 @@ def _leaves(value: Any) -> Iterator[Any]:
     if isinstance(value, dict):
         for item in value.values():
             yield from _leaves(item)
-    elif isinstance(value, list):
+    elif isinstance(value, (list, tuple)):  # a tuple, from Python: orjson sends it as a list
         for item in value:
             yield from _leaves(item)
     else:
@@ -242,6 +251,16 @@ def _path_problem(v: str) -> str | None:
     """Why `v` cannot name a file (the store, the data dir, the bench folder), or None."""
     if "\x00" in v:
         return "it contains a NUL character, which no file name can hold"
+    return None
+
+
+def _reference_problem(v: str) -> str | None:
+    """Why `v` cannot name a file in the bench's reference_answer/ folder, or None."""
+    if "/" in v or "\\" in v or "\x00" in v or v in (".", ".."):
+        return (
+            "give the name of a file in reference_answer/ without '.jsonl' (e.g. 'gpt-4'), "
+            "not a path"
+        )
     return None
 
 
@@ -312,6 +331,11 @@ JUDGE_KEYS: dict[str, KeySpec] = {
     "mode": KeySpec(f"one of {', '.join(JUDGE_MODES)}", lambda v: v in JUDGE_MODES),
     "baseline": KeySpec("a model name", _is_str),
     "samples": _int_key(1, MAX_SAMPLES),
+    "reference": KeySpec(
+        "the name of a reference answer set (reads <bench>/reference_answer/NAME.jsonl)",
+        _is_str,
+        _reference_problem,
+    ),
 }
 TOP_KEYS: dict[str, KeySpec] = {
     "store": KeySpec("a path", _is_str, _path_problem),

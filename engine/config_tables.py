@@ -62,6 +62,10 @@ _FLOAT_KEYS = (
 )
 _NOT_OPTIONS = ("name", "base_url", "base_urls", "checkpoints", *SWEEP_KEYS)
 Endpoint = TypeVar("Endpoint", bound="EndpointConfig")
+# An unknown key named like one of these holds a secret (`api_key=` as the OpenAI SDK takes it):
+# its value is never repeated in the message, which goes to terminals, CI logs and notebooks.
+_SECRET_KEY_NAME = re.compile(r"key|token|secret|passw|auth|bearer|credential", re.IGNORECASE)
+_VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")  # as variables are named by convention
 
 
 def shown(value: Any) -> str:
@@ -76,6 +80,11 @@ class TableChecker:
         self.where, self.table = where, table
         for key, value in table.items():
             spec = keys.get(key)
+            if spec is None and _SECRET_KEY_NAME.search(key):
+                raise ConfigError(
+                    f"{where} key {key!r}: unknown key (its value is not shown); keys never go "
+                    "in the config: export the key and give the variable's name as api_key_env"
+                )
             if spec is None:
                 known = ", ".join(sorted(keys))
                 self.fail(key, value, f"unknown key (known keys: {known})")
@@ -187,6 +196,12 @@ def _api_key(check: TableChecker) -> str | None:
     if variable is None:
         return None
     key = os.environ.get(variable)
+    if not key and not _VARIABLE_NAME.fullmatch(variable):  # the key itself, given by mistake?
+        raise ConfigError(
+            f"{check.where} key 'api_key_env': no environment variable of that name is set (its "
+            "value is not shown: is it the key itself?); give the name of the variable holding "
+            "the key, such as OPENAI_API_KEY"
+        )
     if not key:
         check.fail(
             "api_key_env",

@@ -6,7 +6,7 @@ a 400; they take `max_completion_tokens` and `reasoning_effort` instead. The eng
 API which models those are, so it knows a small list of model-string patterns (`reasoning` on an
 endpoint overrides it either way), and turns the 400 of a model missing from the list into one
 line naming the key to set. A judge's reasoning settings change its grades, so they are stored
-with every judgment and shown with its identity.
+with every judgment and shown with its identity; so is a reference answer set of its own.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from engine.chat import reasoning_settings
 
 if TYPE_CHECKING:
     from engine.config import EndpointConfig
@@ -46,21 +48,18 @@ def is_reasoning_model(model: str) -> bool:
     return any(fnmatchcase(name, pattern) for pattern in REASONING_MODEL_PATTERNS)
 
 
-def judge_settings(endpoint: EndpointConfig) -> dict[str, Any] | None:
-    """The reasoning settings stored with a judge's judgments (None when it has none)."""
-    settings: dict[str, Any] = {}
-    if endpoint.reasoning:
-        settings["reasoning"] = True
-    if endpoint.reasoning_effort is not None:
-        settings["reasoning_effort"] = endpoint.reasoning_effort
-    if endpoint.thinking is not None:
-        settings["thinking"] = endpoint.thinking
+def judge_settings(endpoint: EndpointConfig, reference: str | None = None) -> dict[str, Any] | None:
+    """The settings stored with a judge's judgments (None when it has none): its reasoning
+    settings, and `reference`, the reference answer set the judgment showed when it was not
+    FastChat's own (it changes grades of math, reasoning and coding answers just as much)."""
+    settings: dict[str, Any] = {} if reference is None else {"reference": reference}
+    settings |= reasoning_settings(endpoint.reasoning, endpoint.reasoning_effort, endpoint.thinking)
     return settings or None
 
 
-def judge_settings_json(endpoint: EndpointConfig) -> str | None:
+def judge_settings_json(endpoint: EndpointConfig, reference: str | None = None) -> str | None:
     """`judge_settings` as stored in `judgments.judge_settings` (JSON, keys sorted)."""
-    settings = judge_settings(endpoint)
+    settings = judge_settings(endpoint, reference)
     return (
         None if settings is None else orjson.dumps(settings, option=orjson.OPT_SORT_KEYS).decode()
     )

@@ -72,6 +72,13 @@ def scored(store: Path) -> dict[str, Any]:
     return {"answers": answers, "judgments": judgments}
 
 
+def printed_a_run_and_a_score(out: str) -> bool:
+    """What the README example prints: the run's result, then the model's score from `scores`."""
+    ok, score = out.splitlines()
+    assert ok.startswith("True None [('step-1000', 4, 0), ('judge', 4, 0)]")
+    return 1 <= float(score) <= 10
+
+
 def test_engine_all_is_the_pinned_public_api() -> None:
     assert sorted(engine.__all__) == PUBLIC
     for name in engine.__all__:
@@ -83,9 +90,7 @@ def test_the_readme_example_scores_a_model_in_a_plain_script(
     in_tmp: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     exec(readme_example(fake.base_url), {})
-    ok, score = capsys.readouterr().out.splitlines()
-    assert ok.startswith("True None [('step-1000', 4, 0), ('judge', 4, 0)]")
-    assert 1 <= float(score) <= 10
+    assert printed_a_run_and_a_score(capsys.readouterr().out)
     assert scored(in_tmp / "runs" / "sweep.sqlite") == {"answers": 4, "judgments": 4}
 
 
@@ -104,6 +109,7 @@ def test_the_readme_example_runs_from_a_thread_that_is_not_the_main_one(
     worker.start()
     worker.join(120)
     assert not worker.is_alive() and errors == []
+    assert printed_a_run_and_a_score(capsys.readouterr().out)
     assert scored(in_tmp / "runs" / "sweep.sqlite") == {"answers": 4, "judgments": 4}
 
 

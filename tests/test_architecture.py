@@ -1,9 +1,10 @@
 """The house's rules, read from the source: imports point one way, modules and functions are small.
 
-Arrows (README, "Architecture"): cli -> the public API -> run -> {endpoints, store, bench,
-serving}; report and interop -> {scoring, store} -> bench -> the top-level modules (errors, chat,
-config, ...). Every import of every module is read from its syntax tree, whether at the top, in a
-function or under TYPE_CHECKING, so an arrow pointing the wrong way fails here with its line.
+Arrows (README, "Architecture", whose diagram is checked against ALLOWED here): cli -> the public
+API -> run -> {endpoints, store, bench, serving}; report and interop -> {scoring, store} -> bench ->
+the top-level modules (errors, chat, config, ...). Every import of every module is read from its
+syntax tree, whether at the top, in a function or under TYPE_CHECKING, so an arrow pointing the
+wrong way fails here with its line.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ENGINE = Path(__file__).resolve().parents[1] / "engine"
+README = ENGINE.parent / "README.md"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
@@ -116,3 +118,30 @@ def test_no_function_is_over_60_lines() -> None:
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(ENGINE.parent)}:{node.lineno} {node.name}")
     assert long == []
+
+
+def readme_arrows() -> dict[str, set[str]]:
+    """The README's architecture diagram: `part ──► part, part` per line."""
+    block = README.read_text().split("<!-- architecture -->", 1)[1].split("```", 2)[1]
+    arrows = {}
+    for line in block.strip().splitlines():
+        part, _, targets = line.partition("──►")
+        arrows[part.strip()] = {target.strip() for target in targets.split(",")}
+    return arrows
+
+
+def test_the_readme_diagram_draws_the_allowed_imports() -> None:
+    arrows = readme_arrows()
+
+    def reached(part: str) -> set[str]:
+        found: set[str] = set()
+        waiting = list(arrows.get(part, ()))
+        while waiting:
+            target = waiting.pop()
+            if target not in found:
+                found.add(target)
+                waiting.extend(arrows.get(target, ()))
+        return found
+
+    assert set(arrows) <= set(ALLOWED)
+    assert {part: reached(part) for part in ALLOWED} == ALLOWED

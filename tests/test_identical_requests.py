@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.fakeserver import FakeServer
 from tests.support.runconfig import model, mtbench, write_config
-from tests.support.scriptedserver import ScriptedServer
+from tests.support.scripted import json_reply, openai_completion
 
 
 def judged(store: Path) -> dict[str, int]:
@@ -19,24 +20,23 @@ def judged(store: Path) -> dict[str, int]:
 
 
 def test_a_model_whose_judge_requests_are_cached_under_a_twin_gets_its_judgments_stored(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with ScriptedServer(same_answers=True) as server:
-        judge = {"name": "judge-a", "base_url": server.base_url}
-        both = [model("alpha", server.base_url), model("beta", server.base_url)]
-        generate = write_config(tmp_path, models=both, name="generate.toml")
-        assert mtbench(capsys, "generate", "-c", str(generate))[0] == 0
-        alpha_only = write_config(
-            tmp_path, models=both[:1], judge=judge, name="alpha.toml", questions=[81, 82]
-        )
-        assert mtbench(capsys, "judge", "-c", str(alpha_only))[0] == 0
-        assert judged(tmp_path / "store.sqlite") == {"alpha": 4}
+    # Every model answers with the same text, so a judge's requests for alpha and beta are alike.
+    fake.script([json_reply(openai_completion("A model's answer."))])
+    judge = {"name": "judge-a", "base_url": fake.base_url}
+    both = [model("alpha", fake.base_url), model("beta", fake.base_url)]
+    generate = write_config(tmp_path, models=both, name="generate.toml")
+    assert mtbench(capsys, "generate", "-c", str(generate))[0] == 0
+    alpha_only = write_config(
+        tmp_path, models=both[:1], judge=judge, name="alpha.toml", questions=[81, 82]
+    )
+    assert mtbench(capsys, "judge", "-c", str(alpha_only))[0] == 0
+    assert judged(tmp_path / "store.sqlite") == {"alpha": 4}
 
-        sent = server.answered["judge-a"]
-        config = write_config(
-            tmp_path, models=both, judge=judge, name="both.toml", questions=[81, 82]
-        )
-        code, out, _ = mtbench(capsys, "judge", "-c", str(config))
-        assert code == 0, out
-        assert server.answered["judge-a"] == sent  # beta's judge requests were alpha's: cached
+    sent = fake.scripted_requests()
+    config = write_config(tmp_path, models=both, judge=judge, name="both.toml", questions=[81, 82])
+    code, out, _ = mtbench(capsys, "judge", "-c", str(config))
+    assert code == 0, out
+    assert fake.scripted_requests() == sent  # beta's judge requests were alpha's: cached
     assert judged(tmp_path / "store.sqlite") == {"alpha": 4, "beta": 4}

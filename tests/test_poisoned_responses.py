@@ -18,14 +18,33 @@ from typing import Any
 import pytest
 
 from tests.support.engineproc import ended, integrity, start_engine, wait_until
+from tests.support.fakeserver import FakeServer
 from tests.support.runconfig import model, write_config
-from tests.support.scriptedserver import ScriptedServer
+from tests.support.scripted import json_reply, openai_completion
 
 POISONS: dict[str, dict[str, Any]] = {
     "finish-reason-object": {"finish_reason": {"why": "stop"}},
     "prompt-tokens-beyond-64-bits": {"prompt_tokens": 2**63 + 1},
 }
 RUN_SECONDS = 60
+MODELS = ("healthy", "poisoned")
+
+
+def serve(fake: FakeServer, poison: dict[str, Any] | None, delay: float = 0.0) -> None:
+    """Both models answer, after `delay`; "poisoned" with `poison` in its choice or usage (none:
+    healed). The script's counts (200s sent per model, see `answered`) start again at 0."""
+    replies = []
+    for name in MODELS:
+        fields = dict(poison or {}) if name == "poisoned" else {}
+        usage = {"prompt_tokens": 20, "completion_tokens": 8}
+        usage |= {k: fields.pop(k) for k in list(fields) if k.endswith("_tokens")}
+        body = openai_completion(f"{name} answers.", usage=usage, **fields)
+        replies.append(json_reply(body, model=name, delay=delay))
+    fake.script(replies)
+
+
+def answered(fake: FakeServer) -> dict[str, int]:
+    return dict(zip(MODELS, fake.scripted_replies_served(), strict=True))
 
 
 def rows(store: Path, sql: str) -> list[tuple]:
@@ -42,7 +61,7 @@ def answers(store: Path, name: str) -> dict[tuple[int, int], str]:
     return {(q, t): text for q, t, text in found}
 
 
-def config_for(directory: Path, server: ScriptedServer) -> Path:
+def config_for(directory: Path, server: FakeServer) -> Path:
     return write_config(
         directory,
         models=[
@@ -54,60 +73,60 @@ def config_for(directory: Path, server: ScriptedServer) -> Path:
 
 @pytest.mark.parametrize("poison", list(POISONS))
 def test_a_poisoned_model_fails_alone_and_every_healthy_answer_is_kept(
-    tmp_path: Path, poison: str
+    tmp_path: Path, fake: FakeServer, poison: str
 ) -> None:
     store = tmp_path / "store.sqlite"
-    with ScriptedServer(poisoned={"poisoned": POISONS[poison]}) as server:
-        config = config_for(tmp_path, server)
-        process = start_engine("generate", "-c", str(config), "--quiet")
-        _, err = ended(process, timeout=RUN_SECONDS)
-        assert process.returncode in (0, 1), err
-        assert "Traceback" not in err
-        assert len(answers(store, "healthy")) == 160
-        field = next(iter(POISONS[poison]))
-        stored = rows(
-            store,
-            f"SELECT r.{field} FROM answers a JOIN responses r ON r.key = a.response_key "
-            "WHERE a.model = 'poisoned'",
-        )
-        failed = rows(store, "SELECT COUNT(*) FROM failures")[0][0]
-        assert len(stored) + failed == 160  # every poisoned job is stored or recorded
-        assert all(value is None for (value,) in stored)  # the poison itself was dropped
-        assert integrity(store) == "ok"
+    serve(fake, POISONS[poison])
+    config = config_for(tmp_path, fake)
+    process = start_engine("generate", "-c", str(config), "--quiet")
+    _, err = ended(process, timeout=RUN_SECONDS)
+    assert process.returncode in (0, 1), err
+    assert "Traceback" not in err
+    assert len(answers(store, "healthy")) == 160
+    field = next(iter(POISONS[poison]))
+    stored = rows(
+        store,
+        f"SELECT r.{field} FROM answers a JOIN responses r ON r.key = a.response_key "
+        "WHERE a.model = 'poisoned'",
+    )
+    failed = rows(store, "SELECT COUNT(*) FROM failures")[0][0]
+    assert len(stored) + failed == 160  # every poisoned job is stored or recorded
+    assert all(value is None for (value,) in stored)  # the poison itself was dropped
+    assert integrity(store) == "ok"
 
-        healthy_before = answers(store, "healthy")
-        healthy_paid = server.answered["healthy"]
-        server.heal()
-        rerun = start_engine("generate", "-c", str(config), "--quiet")
-        _, err = ended(rerun, timeout=RUN_SECONDS)
-        assert rerun.returncode == 0, err
-        assert server.answered["healthy"] == healthy_paid  # nothing bought twice
+    healthy_before = answers(store, "healthy")
+    serve(fake, None)  # healed
+    rerun = start_engine("generate", "-c", str(config), "--quiet")
+    _, err = ended(rerun, timeout=RUN_SECONDS)
+    assert rerun.returncode == 0, err
+    assert answered(fake)["healthy"] == 0  # nothing bought twice
     assert answers(store, "healthy") == healthy_before
     assert len(answers(store, "poisoned")) == 160
     assert integrity(store) == "ok"
 
 
 def test_sigterm_during_a_poisoned_run_exits_143_with_every_received_answer_kept(
-    tmp_path: Path,
+    tmp_path: Path, fake: FakeServer
 ) -> None:
     store = tmp_path / "store.sqlite"
-    poison = POISONS["finish-reason-object"]
-    with ScriptedServer(poisoned={"poisoned": poison}, latency=0.1) as server:
-        config = config_for(tmp_path, server)
-        process = start_engine("generate", "-c", str(config), "--quiet")
-        wait_until(lambda: server.answered["healthy"] >= 12 and server.answered["poisoned"] >= 4)
-        process.send_signal(signal.SIGTERM)
-        _, err = ended(process, timeout=15)
-        assert process.returncode == 143, err
-        assert "Traceback" not in err
-        assert err.splitlines()[-1].startswith("mtbench: error: SIGTERM: stopped")
-        assert len(answers(store, "healthy")) == server.answered["healthy"]
-        assert integrity(store) == "ok"
+    serve(fake, POISONS["finish-reason-object"], delay=0.1)
+    config = config_for(tmp_path, fake)
+    process = start_engine("generate", "-c", str(config), "--quiet")
+    wait_until(
+        lambda: (counts := answered(fake))["healthy"] >= 12 and counts["poisoned"] >= 4,
+        interval=0.02,
+    )
+    process.send_signal(signal.SIGTERM)
+    _, err = ended(process, timeout=15)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].startswith("mtbench: error: SIGTERM: stopped")
+    assert len(answers(store, "healthy")) == answered(fake)["healthy"]
+    assert integrity(store) == "ok"
 
-        server.heal()
-        server.latency = 0.0
-        rerun = start_engine("generate", "-c", str(config), "--quiet")
-        _, err = ended(rerun, timeout=RUN_SECONDS)
-        assert rerun.returncode == 0, err
+    serve(fake, None)  # healed, and answering at once
+    rerun = start_engine("generate", "-c", str(config), "--quiet")
+    _, err = ended(rerun, timeout=RUN_SECONDS)
+    assert rerun.returncode == 0, err
     assert len(answers(store, "healthy")) == 160
     assert len(answers(store, "poisoned")) == 160

@@ -6,6 +6,7 @@ import asyncio
 import math
 import re
 import sqlite3
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ import pytest
 from engine.bench.judge import parse_rating
 from engine.interop import export_fastchat, import_fastchat
 from engine.report.html import write_report
+from tests.support.fakeserver import FakeServer
 from tests.support.runconfig import model, mtbench, write_config
-from tests.support.scripted_server import ScriptedServer, completion, prompt_text
+from tests.support.scripted import json_reply, openai_completion
 from tests.test_export import fastchat_single, read_jsonl
 
 HUGE = "99999999999999999999999"
@@ -49,22 +51,29 @@ def test_ratings_off_the_scale_keep_fastchats_value_and_are_flagged(
     float(parsed.score)  # the store gets a float: never an OverflowError
 
 
-def _reply(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """Models say who they are; the judge rates "wild" off the scale, everyone else 7."""
-    text = prompt_text(body)
-    if "[[rating]]" not in text:
-        return 200, completion(f"I am {body['model']}.")
-    if "I am wild." not in text:
-        return 200, completion("Rating: [[7]]")
-    if "Conversation with User" in text:  # turn 2
-        return 200, completion(f"Rating: [[{HUGE}]]")
-    return 200, completion("Rating: [[11]]" if "Hawaii" in text else "Rating: [[10.5]]")
+def _said(text: str, *, model: str | None = None, contains: Sequence[str] = ()) -> dict[str, Any]:
+    return json_reply(openai_completion(text), model=model, contains=contains)
+
+
+def _replies() -> list[dict[str, Any]]:
+    """Models say who they are; the judge rates "wild" off the scale, everyone else 7 (the first
+    reply that matches a request answers it)."""
+    wild = ["[[rating]]", "I am wild."]
+    return [
+        _said(f"Rating: [[{HUGE}]]", contains=[*wild, "Conversation with User"]),  # turn 2
+        _said("Rating: [[11]]", contains=[*wild, "Hawaii"]),
+        _said("Rating: [[10.5]]", contains=wild),
+        _said("Rating: [[7]]", contains=["[[rating]]"]),
+        _said("I am steady.", model="steady"),
+        _said("I am wild.", model="wild"),
+    ]
 
 
 @pytest.fixture(scope="module")
 def judged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("range")
-    with ScriptedServer(_reply) as server:
+    with FakeServer() as server:
+        server.script(_replies())
         config = write_config(
             directory,
             models=[model("steady", server.base_url), model("wild", server.base_url)],

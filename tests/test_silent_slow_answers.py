@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.fakeserver import FakeServer
 from tests.support.runconfig import model, mtbench, write_config
-from tests.support.scriptedserver import ScriptedServer
+from tests.support.scripted import json_reply, openai_completion
 
 ANSWER_SECONDS = 0.8  # every answer: silence, then the whole body at once
 QUESTIONS = [81, 82]
@@ -29,21 +30,21 @@ def stored_answers(store: Path) -> int:
 
 
 def generate(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], **options: object
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str], **options: object
 ) -> tuple[int, str, float]:
-    with ScriptedServer(latency=ANSWER_SECONDS) as server:
-        config = write_config(
-            tmp_path, models=[model("slow", server.base_url, **options)], questions=QUESTIONS
-        )
-        started = time.monotonic()
-        code, out, _ = mtbench(capsys, "generate", "-c", str(config), "--quiet")
+    fake.script([json_reply(openai_completion("A slow answer."), delay=ANSWER_SECONDS)])
+    config = write_config(
+        tmp_path, models=[model("slow", fake.base_url, **options)], questions=QUESTIONS
+    )
+    started = time.monotonic()
+    code, out, _ = mtbench(capsys, "generate", "-c", str(config), "--quiet")
     return code, out, time.monotonic() - started
 
 
 def test_an_endpoint_whose_first_answers_outlast_the_stall_timeout_is_not_failed_as_stuck(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, wall = generate(tmp_path, capsys, stall_timeout=0.5, hedge_after=0)
+    code, out, wall = generate(tmp_path, fake, capsys, stall_timeout=0.5, hedge_after=0)
     assert code == 0, out
     assert "is the server stuck" not in out
     assert stored_answers(tmp_path / "store.sqlite") == 2 * len(QUESTIONS)
@@ -51,9 +52,11 @@ def test_an_endpoint_whose_first_answers_outlast_the_stall_timeout_is_not_failed
 
 
 def test_twins_of_a_slow_silent_answer_do_not_use_up_its_attempts(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, wall = generate(tmp_path, capsys, stall_timeout=0.5, hedge_after=0.2, max_attempts=3)
+    code, out, wall = generate(
+        tmp_path, fake, capsys, stall_timeout=0.5, hedge_after=0.2, max_attempts=3
+    )
     assert code == 0, out
     assert stored_answers(tmp_path / "store.sqlite") == 2 * len(QUESTIONS)
     assert wall < 20

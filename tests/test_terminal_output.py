@@ -18,7 +18,7 @@ from engine.run.progress import Snapshot
 from tests.support.engineproc import start_engine
 from tests.support.fakeserver import FakeServer
 from tests.support.runconfig import model, mtbench, write_config
-from tests.support.scripted_server import ScriptedServer, completion
+from tests.support.scripted import json_reply
 
 HOSTILE = ["tab\there", "new\nline", "nul\x00x", "rtl\u202eevil", "[red]markup", "ansi\x1b[2Jx"]
 # A raw control, bidi or escape character anywhere but the line breaks between lines.
@@ -136,17 +136,13 @@ def test_an_error_line_naming_a_hostile_value_stays_one_line(
 
 
 def test_a_server_error_message_with_terminal_escapes_is_shown_escaped(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def reply(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        if body["model"] == "broken":
-            return 400, {"error": {"message": "bad\x1b[2J\nrequest\u202e"}}
-        return 200, completion("fine")
-
-    with ScriptedServer(reply) as server:
-        models = [model("fine", server.base_url), model("broken", server.base_url)]
-        config = write_config(tmp_path, models=models, questions=[81])
-        code, out, _ = mtbench(capsys, "generate", "-c", str(config), "--quiet")
+    error = {"error": {"message": "bad\x1b[2J\nrequest\u202e"}}
+    fake.script([json_reply(error, 400, model="broken")])  # "fine" gets the fake's own answers
+    models = [model("fine", fake.base_url), model("broken", fake.base_url)]
+    config = write_config(tmp_path, models=models, questions=[81])
+    code, out, _ = mtbench(capsys, "generate", "-c", str(config), "--quiet")
     assert code == 1
     assert "bad\\x1b[2J\\nrequest\\u202e" in out
     assert not RAW.search(out)

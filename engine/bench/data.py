@@ -16,7 +16,8 @@ from typing import Any
 
 from engine.bench import jsonl
 from engine.bench.jsonl import question_id_field, read_jsonl
-from engine.errors import DataError
+from engine.config_schema import DEFAULT_REFERENCE
+from engine.errors import ConfigError, DataError
 
 __all__ = [
     "DATA_ENV",
@@ -27,6 +28,7 @@ __all__ = [
     "judge_prompts_file",
     "load_bench",
     "load_judge_prompts",
+    "load_reference_set",
     "question_file",
     "reference_file",
     "resolve_data_dir",
@@ -34,7 +36,8 @@ __all__ = [
 
 DATA_ENV = "MTBENCH_DATA"
 # FastChat looks up references under the judge's model name; every published run used GPT-4's.
-REFERENCE_MODEL = "gpt-4"
+# A judge's `reference` picks another set (a corrected one, another model's) from the same folder.
+REFERENCE_MODEL = DEFAULT_REFERENCE
 # The range OpenAI-compatible servers accept (Anthropic's is 0-1; see engine.run.preflight).
 TEMPERATURE_RANGE = (0.0, 2.0)
 
@@ -65,10 +68,17 @@ class BenchData:
     judge_prompts: dict[str, JudgePrompt]
     references: dict[int, tuple[str, ...]]  # question_id -> reference turns
     data_dir: Path | None = None  # where the files were read, to name them in messages
+    reference_set: str = REFERENCE_MODEL  # which reference_answer/<set>.jsonl `references` holds
     by_id: dict[int, Question] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_id", {q.question_id: q for q in self.questions})
+
+    @property
+    def own_reference_set(self) -> str | None:
+        """The reference set's name when it is not FastChat's: recorded with every judgment
+        that showed it, so scores say which references they were judged against."""
+        return None if self.reference_set == REFERENCE_MODEL else self.reference_set
 
 
 def question_file(data_dir: Path, bench: str) -> Path:
@@ -79,8 +89,8 @@ def judge_prompts_file(data_dir: Path) -> Path:
     return data_dir / "judge_prompts.jsonl"
 
 
-def reference_file(data_dir: Path, bench: str) -> Path:
-    return data_dir / bench / "reference_answer" / f"{REFERENCE_MODEL}.jsonl"
+def reference_file(data_dir: Path, bench: str, reference: str = REFERENCE_MODEL) -> Path:
+    return data_dir / bench / "reference_answer" / f"{reference}.jsonl"
 
 
 def resolve_data_dir(flag: str | None, configured: Path | None) -> Path:
@@ -188,8 +198,23 @@ def load_references(path: Path) -> dict[int, tuple[str, ...]]:
     return references
 
 
-def load_bench(data_dir: Path, bench: str, *, need_judging: bool) -> BenchData:
-    """Load a bench's questions, and, when judging, the judge prompts and reference answers."""
+def load_reference_set(data_dir: Path, bench: str, reference: str) -> dict[int, tuple[str, ...]]:
+    """The judge's reference answers. A set the config names but the data dir lacks is the
+    config's mistake (FastChat's own gpt-4 set missing is the data dir's)."""
+    path = reference_file(data_dir, bench, reference)
+    if reference != REFERENCE_MODEL and not path.is_file():
+        raise ConfigError(
+            f"judge key 'reference' = {reference!r}: no file {path}; put that reference set "
+            f"there (FastChat's answer format), or remove the key to use {REFERENCE_MODEL}'s"
+        )
+    return load_references(path)
+
+
+def load_bench(
+    data_dir: Path, bench: str, *, need_judging: bool, reference: str = REFERENCE_MODEL
+) -> BenchData:
+    """Load a bench's questions, and, when judging, the judge prompts and the reference answers
+    of set `reference`."""
     if not data_dir.is_dir():
         raise DataError(
             f"data dir {data_dir} does not exist; run `mtbench data fetch` or fix `data`"
@@ -199,5 +224,7 @@ def load_bench(data_dir: Path, bench: str, *, need_judging: bool) -> BenchData:
     references: dict[int, tuple[str, ...]] = {}
     if need_judging:
         prompts = load_judge_prompts(judge_prompts_file(data_dir))
-        references = load_references(reference_file(data_dir, bench))
-    return BenchData(bench, questions, prompts, references, data_dir=data_dir)
+        references = load_reference_set(data_dir, bench, reference)
+    return BenchData(
+        bench, questions, prompts, references, data_dir=data_dir, reference_set=reference
+    )

@@ -13,11 +13,11 @@ import hashlib
 import importlib.util
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.atomic_files import write_atomically
 from engine.errors import DataError
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ async def fetch_data(dest: Path | None = None, base_url: str | None = None) -> F
             url = f"{base}/{name}"
             body = await _download(session, url)
             _check_digest(name, url, body, digest)
-            _write_atomic(target, body)
+            write_atomically(target, body)
             logger.info("fetched %s -> %s", url, target)
             fetched.append(name)
     return FetchReport(dest=dest, fetched=tuple(fetched), verified=tuple(verified))
@@ -179,18 +179,3 @@ async def _read_capped(response: aiohttp.ClientResponse, url: str) -> bytes:
             f"data file; this is not FastChat {FASTCHAT_COMMIT[:12]}: {_HINT}"
         )
     return bytes(body)
-
-
-def _write_atomic(target: Path, body: bytes) -> None:
-    """Write via a temp file in the same dir, so readers see the old file or the new one."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

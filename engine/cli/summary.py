@@ -22,36 +22,11 @@ def format_plan(tally: RunSummary) -> str:
     """Requests to send and cached per endpoint, with estimated tokens and dollars; the mean
     reasoning tokens of earlier answers where a server reported them."""
     reasoning = any(t.reasoning_mean is not None for t in tally.endpoints)
-    rows: list[list[object]] = [
-        [
-            t.name,
-            t.role,
-            t.jobs,
-            t.to_send,
-            t.cached,
-            t.prompt_tokens,
-            t.completion_tokens,
-            *([_mean(t.reasoning_mean)] if reasoning else []),
-            format_dollars(t.cost),
-        ]
-        for t in tally.endpoints
-    ]
-    rows.append(
-        [
-            "total",
-            "-",
-            tally.total("jobs"),
-            tally.total("to_send"),
-            tally.total("cached"),
-            tally.total("prompt_tokens"),
-            tally.total("completion_tokens"),
-            *(["-"] if reasoning else []),
-            format_dollars(tally.total_cost()),
-        ]
-    )
+    counters = ["jobs", "to_send", "cached", "prompt_tokens", "completion_tokens"]
+    counters += ["reasoning_mean"] if reasoning else []
     headers = ["endpoint", "role", "jobs", "to send", "cached", "est. tokens in", "est. tokens out"]
     headers += ["mean reasoning"] if reasoning else []
-    text = format_table([*headers, "est. cost"], rows, left_columns=2)
+    text = format_table([*headers, "est. cost"], _rows(tally, counters), left_columns=2)
     note = (
         f"(estimates: prompts at {CHARS_PER_TOKEN} characters per token; answers at the mean of "
         "earlier answers of the same label, reasoning included, else max_tokens"
@@ -61,51 +36,35 @@ def format_plan(tally: RunSummary) -> str:
     return f"{text}\n{note})"
 
 
-def _mean(value: float | None) -> object:
-    return None if value is None else round(value)
-
-
 def format_run_summary(tally: RunSummary) -> str:
     """Per endpoint: jobs, requests sent, cache hits, failures, tokens and cost; reasoning tokens
     (part of tokens out, billed as output) when a server reported any."""
     reasoning = tally.total("reasoning_tokens") > 0
-    rows: list[list[object]] = [
-        [
-            t.name,
-            t.role,
-            t.jobs,
-            t.done,
-            t.cached,
-            t.failed,
-            t.prompt_tokens,
-            t.completion_tokens,
-            *([t.reasoning_tokens] if reasoning else []),
-            format_dollars(t.cost),
-        ]
-        for t in tally.endpoints
-    ]
-    rows.append(
-        [
-            "total",
-            "-",
-            tally.total("jobs"),
-            tally.total("done"),
-            tally.total("cached"),
-            tally.total("failed"),
-            tally.total("prompt_tokens"),
-            tally.total("completion_tokens"),
-            *([tally.total("reasoning_tokens")] if reasoning else []),
-            format_dollars(tally.total_cost()),
-        ]
-    )
+    counters = ["jobs", "done", "cached", "failed", "prompt_tokens", "completion_tokens"]
+    counters += ["reasoning_tokens"] if reasoning else []
     headers = ["endpoint", "role", "jobs", "sent", "cached", "failed", "tokens in", "tokens out"]
     headers += ["of which reasoning"] if reasoning else []
-    headers.append("cost")
-    text = format_table(headers, rows, left_columns=2)
+    text = format_table([*headers, "cost"], _rows(tally, counters), left_columns=2)
     text += f"\n{tally.total('jobs')} jobs in {tally.elapsed:.1f}s"
     if tally.failures:
         text += "\n" + format_failures(tally)
     return text
+
+
+def _rows(tally: RunSummary, counters: list[str]) -> list[list[object]]:
+    """A row per endpoint (name, role, the counters, cost), then the total row; a mean has no
+    total."""
+    rows: list[list[object]] = [
+        [t.name, t.role, *(_cell(getattr(t, name)) for name in counters), format_dollars(t.cost)]
+        for t in tally.endpoints
+    ]
+    totals = ["-" if name == "reasoning_mean" else tally.total(name) for name in counters]
+    rows.append(["total", "-", *totals, format_dollars(tally.total_cost())])
+    return rows
+
+
+def _cell(value: object) -> object:
+    return round(value) if isinstance(value, float) else value
 
 
 def tally_json(tally: RunSummary) -> dict[str, Any]:

@@ -9,8 +9,9 @@ backoff: that is `never_reachable`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+
+from engine.endpoints.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["URL_COOLDOWN", "BaseUrl", "UrlBalancer"]
 
@@ -27,8 +28,9 @@ class BaseUrl:
 
 
 class UrlBalancer:
-    def __init__(self, urls: tuple[str, ...] | list[str]) -> None:
+    def __init__(self, urls: tuple[str, ...] | list[str], clock: Clock = SYSTEM_CLOCK) -> None:
         self.urls = [BaseUrl(url) for url in urls]
+        self._clock = clock
 
     def replace(self, urls: list[str]) -> None:
         """A served model's URL is known only once its server is up."""
@@ -37,7 +39,7 @@ class UrlBalancer:
     def pick(self) -> BaseUrl:
         if len(self.urls) == 1:
             return self.urls[0]
-        now = time.monotonic()
+        now = self._clock.monotonic()
         usable = [u for u in self.urls if u.cooldown_until <= now] or self.urls
         return min(usable, key=lambda u: u.outstanding)
 
@@ -46,7 +48,7 @@ class UrlBalancer:
 
     def connection_failed(self, base: BaseUrl) -> None:
         if len(self.urls) > 1:
-            base.cooldown_until = time.monotonic() + URL_COOLDOWN
+            base.cooldown_until = self._clock.monotonic() + URL_COOLDOWN
 
     def refused(self, base: BaseUrl, *, ever_answered: bool) -> bool:
         """Count a refused connect; True once no URL has ever answered and all keep refusing."""

@@ -9,18 +9,26 @@ no fairness logic of its own: FIFO order comes from the endpoint queue.
   rate is smooth: providers enforce "per minute" limits on sub-minute windows, and a burst of a
   whole minute's quota at once is a 429 storm waiting to happen.
 - `TokenWindow`: tokens/min as a sliding 60 s window of weighted entries (prompt estimate +
-  max_tokens), corrected from `usage` once the response arrives. A request larger than the window
-  is capped to it, so it waits for an empty window instead of starving.
+  max_tokens), corrected from `usage` once the response arrives (a correction that makes room
+  wakes a request waiting for it). A request larger than the window is capped to it, so it waits
+  for an empty window instead of starving.
 - `Pause`: the endpoint stops dispatching until a 429's Retry-After has passed.
+
+The token window and the pause tell time by the endpoint's `Clock` (`engine.endpoints.clock`), so
+a test can drive them through minutes of pacing without waiting for any of it. The request rate is
+asyncio-throttle's (the package the project settled on for it), which reads `time.monotonic` and
+sleeps with `asyncio.sleep` itself: it runs on the real clock, and is tested in real time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
+from functools import partial
 
 from asyncio_throttle import Throttler
+
+from engine.endpoints.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["AdaptiveConcurrency", "Pause", "RequestRate", "TokenWindow"]
 
@@ -82,15 +90,15 @@ class RequestRate:
 class TokenWindow:
     WINDOW = 60.0
 
-    def __init__(self, tpm: int) -> None:
+    def __init__(self, tpm: int, clock: Clock = SYSTEM_CLOCK) -> None:
         self.tpm = tpm
-        self._entries: deque[list[float]] = (
-            deque()
-        )  # [time, weight], weight mutable for corrections
+        self._clock = clock
+        self._entries: deque[list[float]] = deque()  # [time, weight]: weight corrected later
         self._used = 0.0
+        self._room: asyncio.Future[None] | None = None  # the waiter's, while one waits
 
     def _expire(self, now: float) -> None:
-        while self._entries and now - self._entries[0][0] >= self.WINDOW:
+        while self._entries and self._entries[0][0] + self.WINDOW <= now:
             self._used -= self._entries.popleft()[1]
 
     async def acquire(self, weight: float) -> list[float] | None:
@@ -99,11 +107,11 @@ class TokenWindow:
             return None
         weight = min(float(weight), float(self.tpm))
         while True:
-            now = time.monotonic()
+            now = self._clock.monotonic()
             self._expire(now)
             if self._used + weight <= self.tpm:
                 break
-            await asyncio.sleep(self._wait_for(weight, now))
+            await self._wait(self._wait_for(weight, now))
         entry = [now, weight]
         self._entries.append(entry)
         self._used += weight
@@ -117,6 +125,16 @@ class TokenWindow:
                 return max(0.001, started + self.WINDOW - now)
         return self.WINDOW
 
+    async def _wait(self, seconds: float) -> None:
+        """Until `seconds` have passed, or a correction made room, whichever comes first."""
+        self._room = room = asyncio.get_running_loop().create_future()
+        timer = self._clock.call_later(seconds, partial(_wake, room))
+        try:
+            await room
+        finally:
+            timer.cancel()
+            self._room = None
+
     def correct(self, handle: list[float] | None, actual: int | None) -> None:
         """Replace an estimate with the tokens the server reported (still inside the window)."""
         if handle is None or actual is None:
@@ -125,17 +143,29 @@ class TokenWindow:
             delta = min(float(actual), float(self.tpm)) - handle[1]
             handle[1] += delta
             self._used += delta
+            if delta < 0 and self._room is not None:
+                _wake(self._room)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # a waiter cancelled meanwhile stays cancelled
+        waiter.set_result(None)
 
 
 class Pause:
     """Endpoint-wide pause: a 429 stops all dispatching until its Retry-After has passed."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self.until = 0.0
+        self._clock = clock
 
     def extend(self, seconds: float) -> None:
-        self.until = max(self.until, time.monotonic() + seconds)
+        self.until = max(self.until, self._clock.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        """Seconds until the pause ends; 0 or less when there is none."""
+        return self.until - self._clock.monotonic()
 
     async def wait(self) -> None:
-        while (remaining := self.until - time.monotonic()) > 0:
-            await asyncio.sleep(remaining)
+        while (remaining := self.remaining()) > 0:
+            await self._clock.sleep(remaining)

@@ -1,4 +1,4 @@
-"""One endpoint (a model's server pool, or the judge API): a FIFO queue, one dispatcher, a watchdog.
+"""One endpoint (a model's server pool, or the judge API): a FIFO queue and one dispatcher.
 
 The dispatcher is the only task that waits on the endpoint's limiters. It takes the next request,
 waits for the 429 pause, a concurrency slot, the requests/min window and the tokens/min window,
@@ -9,10 +9,11 @@ redirect kills the endpoint: every queued and future request fails at once with 
 so a bad key costs one request, not thousands. So does an endpoint that has never answered and
 refuses every connection, or accepts them and never says a word.
 
-The watchdog looks at the attempts in flight a few times a second and applies
-`engine.endpoints.tail`: an attempt silent for too long for this endpoint gets a twin (first answer
-wins), and one silent for far too long is cancelled as stalled and retried. Streaming answers are
-never cut while bytes flow.
+Around it: `attempts` (a request's rounds and twins, the queue), `watchdog` (twins for silent
+attempts, stalled ones cut), `recovery` (what a failed attempt means for the endpoint and how long
+to wait), `lease` (a server started for the first request), and two seams a test can replace: the
+`Transport` that carries each attempt and the `Clock` that every wait and silence is measured by,
+but for the requests/min window: asyncio-throttle paces that one on the real clock.
 
 A successful attempt keeps its concurrency slot until the caller calls `Outcome.release`, once
 the result is committed: answers received but not yet durable never exceed the concurrency, which
@@ -24,97 +25,46 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from functools import partial
+from typing import Any
 
 from engine.chat import ChatRequest, ChatResponse
 from engine.config import EndpointConfig
+from engine.endpoints.attempts import Attempt, OnDone, Outcome, PendingRequest, RequestQueue
 from engine.endpoints.balancer import BaseUrl, UrlBalancer
+from engine.endpoints.clock import SYSTEM_CLOCK, Clock
+from engine.endpoints.lease import ServerLease, ServerStart
 from engine.endpoints.limits import AdaptiveConcurrency, Pause, RequestRate, TokenWindow
 from engine.endpoints.providers import Provider, provider_for
-from engine.endpoints.retry import backoff_delay
-from engine.endpoints.tail import HedgeBudget, SilenceTracker, TailPolicy, check_interval
-from engine.endpoints.transport import HttpTransport, Progress
-from engine.errors import FatalRequestError, RequestError, RetryableError, ServerFailed
-from engine.reasoning import unsupported_parameter_hint
+from engine.endpoints.recovery import (
+    STALLS_BEFORE_DEAD,
+    RetryWait,
+    build_failed,
+    explained,
+    never_answered,
+    stalled_error,
+)
+from engine.endpoints.transport import HttpTransport, Progress, Transport
+from engine.endpoints.watchdog import Watchdog
+from engine.errors import FatalRequestError, RequestError
 
-
-class ServerLease(Protocol):
-    """A model server the endpoint starts for its first request (`engine.serving.sweep`)."""
-
-    async def acquire(self, on_death: Callable[[ServerFailed], None]) -> str:
-        """Wait for a slot and a ready server; its base URL (ServerFailed if it won't run)."""
-        ...
-
-    async def release(self) -> None:
-        """Stop the server and free its slot (every caller waits until that is done)."""
-        ...
-
-
-__all__ = ["EndpointPool", "EndpointStats", "Outcome"]
+__all__ = ["EndpointPool", "EndpointStats", "OnDone", "Outcome"]
 
 log = logging.getLogger(__name__)
 
-# Rounds of one request cut as stalled, with no answer from the endpoint ever, before it is failed:
-# the second round already waited twice as long, so a slow server is told from a stuck one.
-STALLS_BEFORE_DEAD = 2
-MAX_TWINS = 3  # twins per round of attempts: a request whose twins all go silent too is stalling
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a request ended: a response, or the error that ended its last attempt."""
-
-    response: ChatResponse | None
-    attempts: int
-    error: RequestError | None = None
-    release: Callable[[], None] = field(default=lambda: None, compare=False)
-
-
-OnDone = Callable[[Outcome], None]
 Supervise = Callable[[asyncio.Task[Any]], None]
 
 
 @dataclass(slots=True)
 class EndpointStats:
-    sent: int = 0
     ok: int = 0
-    failed: int = 0
     retries: int = 0
     rate_limited: int = 0
     hedged: int = 0  # twins sent for attempts that went silent
     stalled: int = 0  # attempts given up after too long a silence
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
     errors: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True, eq=False)
-class _Pending:
-    """One request, from submit to its single `on_done`; it may have two attempts in flight."""
-
-    request: ChatRequest
-    on_done: OnDone
-    attempts: int = 0  # rounds sent; a twin is not one (see `_launch`)
-    live: list[_Attempt] = field(default_factory=list)
-    queued: bool = True
-    twins: int = 0  # sent in this round of attempts
-    stalls: int = 0  # rounds cut as stalled: each one doubles the silence the next may keep
-    finished: bool = False
-
-
-@dataclass(slots=True, eq=False)
-class _Attempt:
-    pending: _Pending
-    epoch: int
-    base: BaseUrl
-    tokens: list[float] | None
-    progress: Progress = field(default_factory=Progress)
-    task: asyncio.Task[None] | None = None
-    cancelled_as: str | None = None  # "stalled" or "superseded" when the watchdog cancels it
 
 
 class EndpointPool:
@@ -124,33 +74,31 @@ class EndpointPool:
         *,
         rng: random.Random | None = None,
         lifecycle: ServerLease | None = None,
+        transport: Transport | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
-        self.provider: Provider = provider_for(config.api)
         self.stats = EndpointStats()
         self.dead: FatalRequestError | None = None
-        self._queue: deque[_Pending] = deque()
-        self._ready = asyncio.Event()
-        self._urls = UrlBalancer(config.base_urls)
-        self._transport = HttpTransport(config.name, config.timeout)
+        self._provider: Provider = provider_for(config.api)
+        self._transport = transport or HttpTransport(
+            config.name, config.timeout, self._provider, stream=config.stream
+        )
+        self._clock = clock
+        self._queue = RequestQueue()
+        self._urls = UrlBalancer(config.base_urls, clock)
         self._concurrency = AdaptiveConcurrency(config.concurrency)
-        self._rate = RequestRate(config.rpm)
-        self._tokens = TokenWindow(config.tpm)
-        self._pause = Pause()
-        thinks = config.reasoning or config.thinking is not None
-        self._policy = TailPolicy(config.hedge_after, config.stall_timeout, thinks=thinks)
-        self._silences = SilenceTracker()
-        self._hedges = HedgeBudget(config.concurrency)
-        self._rng = rng or random.Random()
-        self._tasks: dict[asyncio.Task[None], _Attempt] = {}
+        self._rate = RequestRate(config.rpm)  # asyncio-throttle keeps real time, not `clock`
+        self._tokens = TokenWindow(config.tpm, clock)
+        self._pause = Pause(clock)
+        self._waits = RetryWait(config, rng or random.Random())
+        self._watchdog = Watchdog(config)
+        self._server = ServerStart(lifecycle, on_death=self._server_died)
+        self._tasks: dict[asyncio.Task[None], Attempt] = {}
         self._stopping = False
         self._dispatcher: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.Task[None] | None = None
-        self._lifecycle = lifecycle
-        self._needs_server = lifecycle is not None
-        self._release_task: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._supervise: Supervise | None = None
-        self._warned_retry_after = False
 
     @property
     def name(self) -> str:
@@ -159,35 +107,35 @@ class EndpointPool:
     @property
     def paused_until(self) -> float | None:
         """The monotonic time a 429 pause ends, while one is on."""
-        return self._pause.until if self._pause.until > time.monotonic() else None
+        return self._pause.until if self._pause.remaining() > 0 else None
 
     def start(self, supervise: Supervise | None = None) -> None:
         """Start the dispatcher and the watchdog. `supervise` is handed every task the pool
         starts (theirs, each attempt's, a server's release), so that none can die unseen."""
         self._supervise = supervise
         self._dispatcher = self._supervised(self._dispatch(), f"dispatch:{self.name}")
-        self._watchdog = self._supervised(self._watch(), f"watch:{self.name}")
+        self._watcher = self._supervised(self._watch(), f"watch:{self.name}")
 
     def submit(self, request: ChatRequest, on_done: OnDone) -> None:
         """Queue a request; `on_done` is called exactly once, from the event loop."""
-        pending = _Pending(request, on_done)
+        pending = PendingRequest(request, on_done)
         if self.dead is not None:
             self._fail(pending, self.dead)
             return
         self._queue.append(pending)
-        self._ready.set()
 
     def finished(self) -> None:
         """Every job of this endpoint is done: a server the engine started can go."""
-        if self._lifecycle is not None and self._release_task is None:
-            self._release_task = self._supervised(self._lifecycle.release(), "server-release")
+        release = self._server.release()
+        if release is not None:
+            self._supervised(release, "server-release")
 
     def stop_dispatching(self) -> None:
         """Send nothing more; queued requests and pending retries are dropped, not failed.
 
         The watchdog keeps running, so a stalled attempt cannot hold a graceful stop open."""
         self._stopping = True
-        self._queue.clear()
+        self._queue.take_all()
         if self._dispatcher is not None:
             self._dispatcher.cancel()
 
@@ -201,19 +149,18 @@ class EndpointPool:
             task.cancel()
 
     async def close(self) -> None:
-        """Stop, cancel whatever is still in flight, close the HTTP session."""
+        """Stop, cancel whatever is still in flight, close the transport, stop the server."""
         self.stop_dispatching()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
         await asyncio.gather(
-            *(t for t in (self._dispatcher, self._watchdog) if t is not None),
+            *(t for t in (self._dispatcher, self._watcher) if t is not None),
             return_exceptions=True,
         )
         self.abort()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._transport.close()
-        if self._lifecycle is not None:
-            await self._lifecycle.release()
+        await self._server.close()
 
     def _supervised(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """A task whose unexpected death is reported, never silently dropped."""
@@ -230,16 +177,13 @@ class EndpointPool:
 
     async def _dispatch(self) -> None:
         while not self._stopping:
-            if not self._queue:
-                self._ready.clear()
-                await self._ready.wait()
-                continue
-            if self._needs_server:
+            await self._queue.wait()
+            if self._server.due:
                 await self._start_server()
                 continue
             await self._pause.wait()
             await self._concurrency.acquire()
-            pending = self._next_pending()
+            pending = self._queue.next_wanted() if self.dead is None else None
             if pending is None:
                 self._concurrency.release()
                 continue
@@ -252,23 +196,10 @@ class EndpointPool:
             # case when every slot is busy) pauses it too; its epoch is the one it is sent in.
             await self._pause.wait()
             epoch = self._concurrency.epoch
-            self._launch(_Attempt(pending, epoch, self._urls.pick(), handle))
+            self._launch(Attempt(pending, epoch, self._urls.pick(), handle, Progress(self._clock)))
 
-    def _next_pending(self) -> _Pending | None:
-        """The next request still wanting an attempt (a queued twin may have become moot)."""
-        while self._queue and self.dead is None:
-            pending = self._queue.popleft()
-            pending.queued = False
-            if not pending.finished:
-                return pending
-        return None
-
-    def _launch(self, attempt: _Attempt) -> None:
-        if not attempt.pending.live:  # a twin races an attempt in flight: it is not a new try
-            attempt.pending.attempts += 1
-        attempt.pending.live.append(attempt)
-        attempt.base.outstanding += 1
-        self.stats.sent += 1
+    def _launch(self, attempt: Attempt) -> None:
+        attempt.pending.begin(attempt)
         task = self._supervised(self._attempt(attempt), f"attempt:{self.name}")
         attempt.task = task
         self._tasks[task] = attempt
@@ -276,260 +207,170 @@ class EndpointPool:
 
     async def _start_server(self) -> None:
         """First request of a served model: wait for a slot and a ready server."""
-        assert self._lifecycle is not None
-        self._needs_server = False
         try:
-            url = await self._lifecycle.acquire(on_death=self._server_died)
-        except ServerFailed as error:
-            self._kill(FatalRequestError("server", str(error), endpoint_fatal=True))
-            return
-        self._urls.replace([url])
+            self._urls.replace([await self._server.start()])
+        except FatalRequestError as error:
+            self._kill(error)
 
-    def _server_died(self, error: ServerFailed) -> None:
-        if self._release_task is None and not self._stopping:
-            self._kill(FatalRequestError("server", str(error), endpoint_fatal=True))
+    def _server_died(self, error: FatalRequestError) -> None:
+        if not self._stopping:
+            self._kill(error)
 
-    async def _attempt(self, attempt: _Attempt) -> None:
+    async def _attempt(self, attempt: Attempt) -> None:
         keep_slot = False
         try:
-            try:
-                response = await self._send(attempt)
-            except asyncio.CancelledError:
-                if attempt.cancelled_as is None:
-                    raise  # the run is being aborted
-                _uncancel()
-                self._end(attempt)
-                if attempt.cancelled_as == "stalled":
-                    self._on_error(attempt, self._stalled_error(attempt))
-                return
-            except RequestError as error:
-                self._end(attempt)
-                self._on_error(attempt, error)
-                return
-            self._end(attempt)
-            keep_slot = self._on_success(attempt, response)
+            result = await self._result(attempt)
+            attempt.pending.end(attempt)
+            if isinstance(result, ChatResponse):
+                keep_slot = self._on_success(attempt, result)
+            elif result is not None:
+                self._on_error(attempt, result)
         finally:
-            if attempt in attempt.pending.live:
-                self._end(attempt)
+            attempt.pending.end(attempt)
             if not keep_slot:
                 self._concurrency.release()
 
-    async def _send(self, attempt: _Attempt) -> ChatResponse:
+    async def _result(self, attempt: Attempt) -> ChatResponse | RequestError | None:
+        """The attempt's answer or the error that ended it; None if its twin made it moot."""
+        try:
+            return await self._send(attempt)
+        except asyncio.CancelledError:
+            if attempt.cancelled_as is None:
+                raise  # the run is being aborted
+            _uncancel()
+            if attempt.cancelled_as == "superseded":
+                return None
+            self.stats.stalled += 1
+            silence = attempt.progress.silence(self._clock.monotonic())
+            return stalled_error(self._where(attempt.base), silence)
+        except RequestError as error:
+            return error
+
+    async def _send(self, attempt: Attempt) -> ChatResponse:
         config = self.config
         try:
-            call = self.provider.build(
+            call = self._provider.build(
                 attempt.pending.request, attempt.base.url, config.api_key, stream=config.stream
             )
+        except RequestError:
+            raise
         except Exception as exc:
-            raise FatalRequestError(
-                "internal",
-                f"{self.name}: cannot build the request ({type(exc).__name__}: {exc})",
-                endpoint_fatal=False,
-            ) from None
-        return await self._transport.send(
-            self.provider, call, attempt.base.url, stream=config.stream, progress=attempt.progress
-        )
+            raise build_failed(self.name, exc) from None
+        return await self._transport.send(call, attempt.base.url, attempt.progress)
 
-    def _end(self, attempt: _Attempt) -> None:
-        attempt.pending.live.remove(attempt)
-        attempt.base.outstanding -= 1
+    def _where(self, base: BaseUrl) -> str:
+        return f"{self.name} at {base.url}"
 
-    def _on_success(self, attempt: _Attempt, response: ChatResponse) -> bool:
+    def _on_success(self, attempt: Attempt, response: ChatResponse) -> bool:
         """Deliver the first answer of a request; True if the caller now holds the slot."""
         pending = attempt.pending
         self._urls.connected(attempt.base)
         self._tokens.correct(attempt.tokens, response.total_tokens)
         self._concurrency.on_success()
-        self._silences.record(max(attempt.progress.longest_silence, 0.0))
-        self._hedges.earn()
+        self._watchdog.answered(attempt.progress)
         self.stats.ok += 1
-        self.stats.prompt_tokens += response.prompt_tokens or 0
-        self.stats.completion_tokens += response.completion_tokens or 0
         if pending.finished:
             return False  # its twin answered first
         pending.finished = True
         for twin in pending.live:
-            self._cancel(twin, "superseded")
-        latency = time.monotonic() - attempt.progress.started
+            twin.cancel("superseded")
+        latency = self._clock.monotonic() - attempt.progress.started
         outcome = Outcome(
             replace(response, latency=latency), pending.attempts, release=self._concurrency.release
         )
         pending.on_done(outcome)
         return True
 
-    def _on_error(self, attempt: _Attempt, error: RequestError) -> None:
+    def _on_error(self, attempt: Attempt, error: RequestError) -> None:
         pending = attempt.pending
         self.stats.errors[error.error_class] = self.stats.errors.get(error.error_class, 0) + 1
         if pending.finished:
             return
         if isinstance(error, FatalRequestError):
-            error = self._explained(error)
+            error = explained(error, self.config)
             if error.endpoint_fatal:
                 self._kill(error)
             self._fail(pending, error)
             return
         if self._stopping:
             return  # interrupted, not failed: the next run picks it up
-        if error.error_class in ("connection", "unreachable"):
-            self._urls.connection_failed(attempt.base)
-        if error.error_class == "unreachable" and self._urls.refused(
-            attempt.base, ever_answered=self.stats.ok > 0
-        ):
-            self._kill(self._never_answered(error, "is the server running? check base_url"))
+        self._note_connection(attempt.base, error)
         if self.dead is not None:
             self._fail(pending, self.dead)
-            return
-        if pending.live or pending.queued:
+        elif pending.live or pending.queued:
             return  # its twin is still on the way: that one decides
-        if error.error_class == "stalled":
-            pending.stalls += 1
-            if self._never_answers(pending):
-                dead = self._never_answered(error, "is the server stuck? check its logs")
-                self._kill(dead)
-                self._fail(pending, dead)
-                return
-        if pending.attempts >= self.config.max_attempts:
+        elif self._stuck(pending, error):
+            dead = never_answered(error, "is the server stuck? check its logs")
+            self._kill(dead)
+            self._fail(pending, dead)
+        elif pending.attempts >= self.config.max_attempts:
             self._fail(pending, error)
-            return
-        self._retry(pending, error, attempt.epoch)
+        else:
+            self._retry(pending, error, attempt.epoch)
 
-    def _explained(self, error: FatalRequestError) -> FatalRequestError:
-        """A 400 about a parameter reasoning models refuse says which key to set. Every request
-        to the endpoint carries the same parameters, so none can succeed: the endpoint is done."""
-        hint = unsupported_parameter_hint(str(error), self.config) if error.status == 400 else None
-        if hint is None:
-            return error
-        message = f"{error}; {hint}"
-        return FatalRequestError(error.error_class, message, status=400, endpoint_fatal=True)
+    def _note_connection(self, base: BaseUrl, error: RequestError) -> None:
+        """A URL that refused or dropped a connection is avoided; one that never worked fails
+        the endpoint once every URL keeps refusing."""
+        if error.error_class in ("connection", "unreachable"):
+            self._urls.connection_failed(base)
+        if error.error_class == "unreachable" and self._urls.refused(
+            base, ever_answered=self.stats.ok > 0
+        ):
+            self._kill(never_answered(error, "is the server running? check base_url"))
 
-    def _retry(self, pending: _Pending, error: RequestError, epoch: int) -> None:
+    def _stuck(self, pending: PendingRequest, error: RequestError) -> bool:
+        """Another stall of a request to an endpoint that has never answered: too many?"""
+        if error.error_class != "stalled":
+            return False
+        pending.stalls += 1
+        return self.stats.ok == 0 and pending.stalls >= STALLS_BEFORE_DEAD
+
+    def _retry(self, pending: PendingRequest, error: RequestError, epoch: int) -> None:
         self.stats.retries += 1
         pending.twins = 0
-        wait = self._capped(error.retry_after)
         if error.error_class == "rate_limit":
             self.stats.rate_limited += 1
             self._concurrency.on_rate_limited(epoch)
-            self._pause.extend(
-                wait if wait is not None else backoff_delay(pending.attempts, rng=self._rng)
-            )
+            self._pause.extend(self._waits.pause(error, pending.attempts))
             self._requeue(pending)
             return
-        delay = backoff_delay(pending.attempts, rng=self._rng)
-        if wait is not None:
-            delay = max(delay, wait)
         pending.queued = True  # not dispatchable yet, but spoken for: no second requeue
-        asyncio.get_running_loop().call_later(delay, self._requeue, pending)
+        delay = self._waits.backoff(error, pending.attempts)
+        self._clock.call_later(delay, partial(self._requeue, pending))
 
-    def _capped(self, retry_after: float | None) -> float | None:
-        """The server's requested wait, never above `max_retry_after`."""
-        cap = self.config.max_retry_after
-        if retry_after is None or retry_after <= cap:
-            return retry_after
-        if not self._warned_retry_after:
-            self._warned_retry_after = True
-            log.warning(
-                "%s asked to wait %.0fs before retrying; waiting %gs instead (max_retry_after)",
-                self.name,
-                min(retry_after, 1e12),
-                cap,
-            )
-        return cap
-
-    def _never_answers(self, pending: _Pending) -> bool:
-        return self.stats.ok == 0 and pending.stalls >= STALLS_BEFORE_DEAD
-
-    def _never_answered(self, error: RequestError, hint: str) -> FatalRequestError:
-        return FatalRequestError("unreachable", f"{error}; {hint}", endpoint_fatal=True)
-
-    def _stalled_error(self, attempt: _Attempt) -> RetryableError:
-        self.stats.stalled += 1
-        silence = time.monotonic() - attempt.progress.last
-        return RetryableError(
-            "stalled",
-            f"{self.name} at {attempt.base.url}: no bytes for {silence:.0f}s, far longer than "
-            "this endpoint's answers take (stall_timeout)",
-        )
-
-    def _requeue(self, pending: _Pending) -> None:
+    def _requeue(self, pending: PendingRequest) -> None:
         pending.queued = False
         if self._stopping or pending.finished:
             return
         if self.dead is not None:
             self._fail(pending, self.dead)
             return
-        pending.queued = True
-        self._queue.appendleft(pending)
-        self._ready.set()
+        self._queue.push_front(pending)
 
     async def _watch(self) -> None:
-        """Hedge silent attempts and cancel stalled ones (see engine.endpoints.tail)."""
-        interval = 1.0
+        """Hedge silent attempts and cancel stalled ones (see engine.endpoints.watchdog)."""
         while True:
-            await asyncio.sleep(interval)
+            await self._clock.sleep(self._watchdog.interval)
             if not self._tasks:
                 continue
-            # once per look: the thresholds sort the recent silences
-            hedge_after = self._policy.hedge_threshold(self._silences)
-            stall_after = self._policy.stall_threshold(self._silences)
-            self._check_attempts(time.monotonic(), hedge_after, stall_after)
-            interval = check_interval(hedge_after, stall_after)
-
-    def _check_attempts(self, now: float, hedge_after: float | None, stall_after: float) -> None:
-        silent: dict[int, _Pending] = {}
-        for attempt in list(self._tasks.values()):
-            pending = attempt.pending
-            if attempt.cancelled_as is not None or pending.finished:
-                continue
-            silence = attempt.progress.silence(now)
-            if silence >= self._policy.patience(stall_after, pending.stalls):
-                self._cancel(attempt, "stalled")
-            elif hedge_after is not None and silence >= hedge_after:
-                silent[id(pending)] = pending
-        if self._stopping:
-            return
-        for pending in silent.values():
-            if self._wants_twin(pending, now, hedge_after or 0.0):
-                self._send_twin(pending)
-
-    def _wants_twin(self, pending: _Pending, now: float, hedge_after: float) -> bool:
-        """Every attempt of the request is silent past the threshold, and a twin is affordable."""
-        return (
-            not pending.queued
-            and pending.twins < MAX_TWINS
-            and all(a.progress.silence(now) >= hedge_after for a in pending.live)
-            and self._hedges.spend()
-        )
-
-    def _send_twin(self, pending: _Pending) -> None:
-        """Queue the request again at the front; of its silent attempts, keep only the newest."""
-        for older in pending.live[:-1]:
-            self._cancel(older, "superseded")
-        pending.twins += 1
-        self.stats.hedged += 1
-        pending.queued = True
-        self._queue.appendleft(pending)
-        self._ready.set()
-
-    def _cancel(self, attempt: _Attempt, reason: str) -> None:
-        attempt.cancelled_as = reason
-        if attempt.task is not None:
-            attempt.task.cancel()
+            now = self._clock.monotonic()
+            twins = self._watchdog.look(now, self._tasks.values(), twins=not self._stopping)
+            for pending in twins:
+                self.stats.hedged += 1
+                self._queue.push_front(pending)
 
     def _kill(self, error: FatalRequestError) -> None:
         if self.dead is None:
             self.dead = error
             log.error("%s: %s; failing all its requests", self.name, error)
-        while self._queue:
-            pending = self._queue.popleft()
-            pending.queued = False
+        for pending in self._queue.take_all():
             if not pending.live:  # one still in flight decides for itself
                 self._fail(pending, error)
 
-    def _fail(self, pending: _Pending, error: RequestError) -> None:
+    def _fail(self, pending: PendingRequest, error: RequestError) -> None:
         if pending.finished:
             return
         pending.finished = True
-        self.stats.failed += 1
         pending.on_done(Outcome(None, pending.attempts, error))
 
 

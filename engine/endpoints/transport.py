@@ -1,7 +1,10 @@
 """The one place that speaks HTTP: an aiohttp session per endpoint, byte-level progress, and every
 aiohttp failure turned into the engine's own `RequestError`s.
 
-Nothing above this module catches an `aiohttp` exception. Two choices here protect the night:
+The endpoint pool sees only the small `Transport` interface (send one call, close), so a test can
+hand it a scripted transport and drive pacing, pauses and the watchdog in process; `HttpTransport`
+is the one a run uses. Nothing above this module catches an `aiohttp` exception. Two choices here
+protect the night:
 
 - **Redirects are never followed.** aiohttp re-sends custom headers (Anthropic's `x-api-key`) to
   another host, and turns a 302'd POST into a GET whose reply would be stored as an answer. A 3xx
@@ -15,12 +18,12 @@ Nothing above this module catches an `aiohttp` exception. Two choices here prote
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from engine.chat import ChatResponse
+from engine.endpoints.clock import SYSTEM_CLOCK, Clock
 from engine.endpoints.providers import HttpCall, Provider
 from engine.endpoints.retry import error_for_status
 from engine.errors import RequestError, RetryableError
@@ -28,7 +31,7 @@ from engine.errors import RequestError, RetryableError
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["MAX_BODY_BYTES", "HttpTransport", "Progress"]
+__all__ = ["MAX_BODY_BYTES", "HttpTransport", "Progress", "Transport"]
 
 MAX_BODY_BYTES = 64 * 1024 * 1024  # far above any chat answer; below what would hurt a night
 _ERROR_BODY_BYTES = 64 * 1024  # enough for any error message; the rest is never read
@@ -38,15 +41,16 @@ _ERROR_BODY_BYTES = 64 * 1024  # enough for any error message; the rest is never
 class Progress:
     """When bytes last arrived for one attempt, and the longest silence it has seen so far."""
 
-    started: float = field(default_factory=time.monotonic)
-    last: float = 0.0
+    clock: Clock = SYSTEM_CLOCK
+    started: float = field(init=False)
+    last: float = field(init=False)
     longest_silence: float = 0.0
 
     def __post_init__(self) -> None:
-        self.last = self.started
+        self.started = self.last = self.clock.monotonic()
 
     def touch(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self.longest_silence = max(self.longest_silence, now - self.last)
         self.last = now
 
@@ -138,13 +142,31 @@ class _ErrorMap:
         )
 
 
-class HttpTransport:
-    """POSTs one endpoint's calls; made lazily, because importing aiohttp costs a quarter of a
-    second and a run whose answers are all cached never needs it."""
+class Transport(Protocol):
+    """How an endpoint's attempts reach its server and their answers come back."""
 
-    def __init__(self, name: str, total_timeout: float) -> None:
+    async def send(self, call: HttpCall, base_url: str, progress: Progress) -> ChatResponse:
+        """One attempt at `call` (built for `base_url`): the parsed answer, or a RequestError
+        saying why there is none. Every piece of the answer that arrives touches `progress`."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of connections; no call is sent after this."""
+        ...
+
+
+class HttpTransport:
+    """POSTs one endpoint's calls, and reads the answers with its provider; the session is made
+    lazily, because importing aiohttp costs a quarter of a second and a run whose answers are all
+    cached never needs it."""
+
+    def __init__(
+        self, name: str, total_timeout: float, provider: Provider, *, stream: bool
+    ) -> None:
         self._name = name
         self._total_timeout = total_timeout
+        self._provider = provider
+        self._stream = stream
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
@@ -157,18 +179,9 @@ class HttpTransport:
             )
         return self._session
 
-    async def send(
-        self,
-        provider: Provider,
-        call: HttpCall,
-        base_url: str,
-        *,
-        stream: bool,
-        progress: Progress,
-    ) -> ChatResponse:
-        """One attempt: the parsed answer, or a RequestError saying why there is none."""
-
+    async def send(self, call: HttpCall, base_url: str, progress: Progress) -> ChatResponse:
         errors = _ErrorMap(f"{self._name} at {base_url}", self._total_timeout)
+        provider = self._provider
         try:
             async with self._http().post(
                 call.url, data=call.body, headers=call.headers, allow_redirects=False
@@ -176,7 +189,8 @@ class HttpTransport:
                 progress.touch()
                 if response.status >= 300:
                     raise await _refusal(provider, response, errors.where)
-                return await provider.read(_TrackedBody(response, progress, errors), stream=stream)
+                body = _TrackedBody(response, progress, errors)
+                return await provider.read(body, stream=self._stream)
         except Exception as exc:
             raise errors.translate(exc) from None
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.atomic_files import write_temporary
 from engine.errors import InputError
 
 __all__ = ["PlannedFile", "check_destination", "other_files", "write_all"]
@@ -62,7 +62,7 @@ def write_all(planned: Sequence[PlannedFile]) -> None:
         for file in planned:
             current = file.path
             created += _make_folders(file.path.parent)
-            temporaries.append((_write_temporary(file), file.path))
+            temporaries.append((write_temporary(file.path, file.content), file.path))
         for temporary, path in temporaries:
             current = path
             os.replace(temporary, path)
@@ -96,21 +96,6 @@ def _make_folders(folder: Path) -> list[Path]:
     for path in reversed(missing):
         path.mkdir()
     return list(reversed(missing))
-
-
-def _write_temporary(file: PlannedFile) -> Path:
-    handle, name = tempfile.mkstemp(prefix=f".{file.path.name}.", dir=file.path.parent)
-    temporary = Path(name)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(file.content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return temporary
 
 
 def _remove_if_empty(folder: Path) -> None:

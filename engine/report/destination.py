@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
+from engine.atomic_files import write_atomically
 from engine.errors import InputError
 from engine.store.storefile import JOURNAL_SUFFIXES, SQLITE_MAGIC, lock_path
 
@@ -37,8 +37,8 @@ def refuse_output_over_a_store(out: Path, store: Path) -> None:
                     f"{out}: is a SQLite database, which the report would replace; "
                     "give -o another path"
                 )
-    except OSError:
-        return  # writing will say what is wrong with the path
+    except (OSError, RuntimeError):
+        return  # writing (or opening the store) will say what is wrong with the path
 
 
 def write_output(out: Path, payload: bytes) -> Path:
@@ -51,21 +51,5 @@ def write_output(out: Path, payload: bytes) -> Path:
         with out.open("wb") as stream:
             stream.write(payload)
         return out
-    _atomic_write(out.resolve() if out.is_symlink() else out, payload)
-    return out
-
-
-def _atomic_write(out: Path, payload: bytes) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, out)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomically(out.resolve() if out.is_symlink() else out, payload)
     return out

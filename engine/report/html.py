@@ -71,8 +71,9 @@ def save_report(out: Path, page: bytes) -> Path:
     """
     try:
         return write_output(out, page)
-    except OSError as error:
-        raise InputError(f"{out}: cannot write the report ({error.strerror or error})") from None
+    except (OSError, RuntimeError) as error:  # RuntimeError: pathlib's symlink loop (< 3.13)
+        reason = getattr(error, "strerror", None) or error
+        raise InputError(f"{out}: cannot write the report ({reason})") from None
 
 
 def _csp() -> str:

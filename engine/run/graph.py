@@ -17,7 +17,7 @@ from engine.bench.data import BenchData, Question
 from engine.config import JudgeConfig, ModelConfig
 from engine.errors import InputError
 from engine.run.jobs import AnswerSlot, GenerationJob, Job, SlotState
-from engine.run.judge_jobs import PairJudgeJob, SingleJudgeJob
+from engine.run.judge_jobs import Judging, PairJudgeJob, SingleJudgeJob
 from engine.store.store import JudgeIdentity, Store
 
 __all__ = ["RunGraph", "build_graph", "judge_identity", "judged_pairs", "judged_turns"]
@@ -25,10 +25,9 @@ __all__ = ["RunGraph", "build_graph", "judge_identity", "judged_pairs", "judged_
 SlotKey = tuple[str, int, int]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class RunGraph:
-    jobs: list[Job]
-    slots: dict[SlotKey, AnswerSlot]
+    jobs: list[Job]  # in the order they are attached: generation first, then judging
 
 
 def judge_identity(judge: JudgeConfig) -> JudgeIdentity:
@@ -92,7 +91,7 @@ async def build_graph(
 
     if judge is not None:
         jobs.extend(await _judge_jobs(store, bench, judge, judged_models, slots))
-    return RunGraph(jobs, slots)
+    return RunGraph(jobs)
 
 
 def _slot(
@@ -116,8 +115,8 @@ async def _judge_jobs(
     judged_models: Sequence[str],
     slots: dict[SlotKey, AnswerSlot],
 ) -> list[Job]:
-    identity = judge_identity(judge)
-    stored = await store.judgment_index(identity, bench.bench)
+    judging = Judging(judge, judge_identity(judge), bench)
+    stored = await store.judgment_index(judging.identity, bench.bench)
     jobs: list[Job] = []
     for question in bench.questions:
         qid = question.question_id
@@ -127,9 +126,7 @@ async def _judge_jobs(
                     for model in judged_models:
                         needs = [slots[(model, qid, t)] for t in range(1, turn + 1)]
                         key = stored.get(("single", model, "", qid, turn, 0, sample))
-                        jobs.append(
-                            SingleJudgeJob(judge, identity, bench, question, needs, key, sample)
-                        )
+                        jobs.append(SingleJudgeJob(judging, question, needs, key, sample))
                     continue
                 for model_1, model_2 in judged_pairs(judge, judged_models):
                     needs_1 = [slots[(model_1, qid, t)] for t in range(1, turn + 1)]
@@ -137,17 +134,7 @@ async def _judge_jobs(
                     for game in (1, 2):
                         key = stored.get(("pair", model_1, model_2, qid, turn, game, sample))
                         jobs.append(
-                            PairJudgeJob(
-                                judge,
-                                identity,
-                                bench,
-                                question,
-                                needs_1,
-                                needs_2,
-                                game,
-                                key,
-                                sample,
-                            )
+                            PairJudgeJob(judging, question, needs_1, needs_2, game, key, sample)
                         )
     return jobs
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from engine.bench.data import BenchData, Question
 from engine.bench.judge import (
+    RenderedJudgePrompt,
     game_winner,
     parse_pair_verdict,
     parse_rating,
@@ -29,7 +31,16 @@ from engine.reasoning import judge_settings_json
 from engine.run.jobs import AnswerSlot, Job
 from engine.store.rows import JudgeIdentity, JudgmentRow, Write
 
-__all__ = ["PairJudgeJob", "SingleJudgeJob"]
+__all__ = ["Judging", "PairJudgeJob", "SingleJudgeJob"]
+
+
+@dataclass(frozen=True, slots=True)
+class Judging:
+    """What every judge job of a run shares: the judge, its stored identity, the bench."""
+
+    judge: JudgeConfig
+    identity: JudgeIdentity
+    bench: BenchData
 
 
 class _JudgeJob(Job):
@@ -39,20 +50,18 @@ class _JudgeJob(Job):
 
     def __init__(
         self,
-        judge: JudgeConfig,
-        identity: JudgeIdentity,
-        bench: BenchData,
+        judging: Judging,
         question: Question,
         needs: Sequence[AnswerSlot],
         stored: str | None,
         sample: int,
         turn: int,
     ) -> None:
-        super().__init__(judge, needs, stored)
-        self.identity = identity
-        self.bench = bench
+        super().__init__(judging.judge, needs, stored)
+        self.identity = judging.identity
+        self.bench = judging.bench
         self.question = question
-        self.reference = reference_turns(question, bench.references)
+        self.reference = reference_turns(question, judging.bench.references)
         self.sample = sample
         self.prompt_name = ""
         self._turn = turn
@@ -68,11 +77,12 @@ class _JudgeJob(Job):
     def turn(self) -> int:
         return self._turn
 
-    def _request(self, system_prompt: str, user_prompt: str) -> ChatRequest:
+    def _request(self, rendered: RenderedJudgePrompt) -> ChatRequest:
+        self.prompt_name = rendered.prompt_name
         judge = self.endpoint
         temperature = judge.temperature if judge.temperature is not None else 0.0
         return ChatRequest(
-            messages=(("system", system_prompt), ("user", user_prompt)),
+            messages=(("system", rendered.system_prompt), ("user", rendered.user_prompt)),
             temperature=temperature if judge.sends_temperature else None,
             sample=self.sample,
             **judge.request_options(),
@@ -85,11 +95,11 @@ class _JudgeJob(Job):
         *,
         kind: str,
         model: str,
-        opponent: str,
-        game: int,
-        score: float | None,
-        winner: str | None,
         status: str,
+        opponent: str = "",
+        game: int = 0,
+        score: float | None = None,
+        winner: str | None = None,
     ) -> Write:
         judge = self.identity
         return JudgmentRow(
@@ -111,7 +121,9 @@ class _JudgeJob(Job):
             response_key=key,
             run_id=run_id,
             created=time.time(),
-            judge_settings=judge_settings_json(self.endpoint),
+            judge_settings=judge_settings_json(
+                self.endpoint, None if self.reference is None else self.bench.own_reference_set
+            ),
         ).write()
 
 
@@ -121,15 +133,13 @@ class SingleJudgeJob(_JudgeJob):
 
     def __init__(
         self,
-        judge: JudgeConfig,
-        identity: JudgeIdentity,
-        bench: BenchData,
+        judging: Judging,
         question: Question,
         slots: Sequence[AnswerSlot],
         stored: str | None,
         sample: int = 0,
     ) -> None:
-        super().__init__(judge, identity, bench, question, slots, stored, sample, len(slots))
+        super().__init__(judging, question, slots, stored, sample, len(slots))
         self._model = slots[0].model
 
     @property
@@ -142,25 +152,18 @@ class SingleJudgeJob(_JudgeJob):
 
     def build_request(self) -> ChatRequest:
         answers = [slot.text or "" for slot in self.needs]
-        rendered = render_single(
-            self.bench.judge_prompts, self.question, answers, self.turn, self.reference
+        return self._request(
+            render_single(
+                self.bench.judge_prompts, self.question, answers, self.turn, self.reference
+            )
         )
-        self.prompt_name = rendered.prompt_name
-        return self._request(rendered.system_prompt, rendered.user_prompt)
 
     def result_rows(self, key: str, text: str, run_id: int | None) -> list[Write]:
         rating = parse_rating(split_thinking(text).answer)
+        score, status = float(rating.score), rating.status
         return [
             self._judgment_row(
-                key,
-                run_id,
-                kind="single",
-                model=self.model,
-                opponent="",
-                game=0,
-                score=float(rating.score),
-                winner=None,
-                status=rating.status,
+                key, run_id, kind="single", model=self.model, score=score, status=status
             )
         ]
 
@@ -171,9 +174,7 @@ class PairJudgeJob(_JudgeJob):
 
     def __init__(
         self,
-        judge: JudgeConfig,
-        identity: JudgeIdentity,
-        bench: BenchData,
+        judging: Judging,
         question: Question,
         slots_1: Sequence[AnswerSlot],
         slots_2: Sequence[AnswerSlot],
@@ -182,8 +183,7 @@ class PairJudgeJob(_JudgeJob):
         sample: int = 0,
     ) -> None:
         needs = (*slots_1, *slots_2)
-        turn = len(slots_1)
-        super().__init__(judge, identity, bench, question, needs, stored, sample, turn)
+        super().__init__(judging, question, needs, stored, sample, len(slots_1))
         self.model_1 = slots_1[0].model
         self.model_2 = slots_2[0].model
         self.game = game
@@ -201,17 +201,17 @@ class PairJudgeJob(_JudgeJob):
     def build_request(self) -> ChatRequest:
         answers_1 = [slot.text or "" for slot in self.needs[: self.turn]]
         answers_2 = [slot.text or "" for slot in self.needs[self.turn :]]
-        rendered = render_pair_game(
-            self.bench.judge_prompts,
-            self.question,
-            answers_1,
-            answers_2,
-            self.turn,
-            self.reference,
-            self.game,
+        return self._request(
+            render_pair_game(
+                self.bench.judge_prompts,
+                self.question,
+                answers_1,
+                answers_2,
+                self.turn,
+                self.reference,
+                self.game,
+            )
         )
-        self.prompt_name = rendered.prompt_name
-        return self._request(rendered.system_prompt, rendered.user_prompt)
 
     def result_rows(self, key: str, text: str, run_id: int | None) -> list[Write]:
         output_format = self.bench.judge_prompts[self.prompt_name].output_format
@@ -223,10 +223,9 @@ class PairJudgeJob(_JudgeJob):
                 run_id,
                 kind="pair",
                 model=self.model_1,
+                status=status,
                 opponent=self.model_2,
                 game=self.game,
-                score=None,
                 winner=game_winner(verdict, self.game),
-                status=status,
             )
         ]

@@ -91,7 +91,7 @@ def _check_server_logs(config: RunConfig, generate: Sequence[ModelConfig]) -> No
     if problem is not None:
         raise StoreError(
             f"{directory}: served models write their logs there, but {problem}; move it away "
-            f"or choose another `store` in {config.path}"
+            f"or choose another `store` in {config.source}"
         )
 
 
@@ -99,11 +99,11 @@ def _check_something_to_judge(config: RunConfig, judge: JudgeConfig, judged: Seq
     if not judged:
         raise ConfigError(
             f"{config.store}: no answers to judge (the store has none for {config.bench} and "
-            f"{config.path} has no [[model]]); run `mtbench generate` or `mtbench import` first"
+            f"{config.source} has no [[model]]); run `mtbench generate` or `mtbench import` first"
         )
     if judge.mode != "single" and not judged_pairs(judge, judged):
         raise ConfigError(
-            f"{config.path}: [judge] key 'mode' = {judge.mode!r}: nothing to compare among "
+            f"{config.source}: [judge] key 'mode' = {judge.mode!r}: nothing to compare among "
             f"{', '.join(judged)}; add models, or use mode = 'single'"
         )
 
@@ -153,7 +153,7 @@ def _render_problem(bench: BenchData, question: Question, turn: int, kind: str) 
 
 
 def _check_references(bench: BenchData) -> None:
-    where = _where(bench, reference_file, bench.bench)
+    where = _where(bench, reference_file, bench.bench, bench.reference_set)
     for question in bench.questions:
         if not needs_reference(question.category):
             continue

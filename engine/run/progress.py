@@ -19,15 +19,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from engine.config import EndpointConfig
-from engine.run.scheduler import RunTally
+from engine.run.tally import RunTally
 
 if TYPE_CHECKING:
     from engine.endpoints.pool import EndpointPool
 
-__all__ = ["ProgressSampler", "ProgressView", "Snapshot", "report_progress"]
+__all__ = ["INTERVAL_RANGE", "ProgressSampler", "ProgressView", "Snapshot", "report_progress"]
 
 PHASES = ("generation", "judging")
 RATE_WINDOW = 10.0  # seconds of history behind requests/s, tokens/s and the ETA
+# The seconds between a view's snapshots that a caller may ask for (the CLI asks 0.1 at least):
+# at 0, or a nanosecond, a view would be shown without pause, taking a core from the run.
+INTERVAL_RANGE = (0.01, 86_400.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,14 @@
 """The commands that send requests (plan, generate, run, judge), from validated config to result.
 
-Order matters for the guarantees: config and data are validated and the store is checked before
-anything is created, locked or sent, so bad input exits 2 with the store untouched (a store this
-command created is removed again if building the run fails). Then one run row, one writer, one
-pool per endpoint, the pipeline, and a run row that records how it ended. Every task the run
-starts is supervised (see engine.run.scheduler); the progress display is the exception, because it
-must never stop a run: if it fails, that is logged once and the run goes on without it. Nothing
-here prints, takes signals or tunes the interpreter: a run is stopped through its `RunControl`,
-and the CLI (or any other caller) decides what a signal or a display is.
+Order matters for the guarantees: config and data are validated (what the command covers is
+engine.run.scope's) and the store is checked before anything is created, locked or sent, so bad
+input exits 2 with the store untouched (a store this command created is removed again if building
+the run fails). Then one run row, one writer, one pool per endpoint, the pipeline, and a run row
+that records how it ended. Every task the run starts is supervised (engine.run.supervision); the
+progress display is the exception, because it must never stop a run: if it fails, that is logged
+once and the run goes on without it. Nothing here prints, takes signals or tunes the interpreter:
+a run is stopped through its `RunControl`, and the CLI (or any other caller) decides what a signal
+or a display is.
 """
 
 from __future__ import annotations
@@ -20,33 +21,31 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, TypeVar, get_args
+from typing import TypeVar
 
 import orjson
 
 from engine import __version__
-from engine.bench.data import BenchData, load_bench, resolve_data_dir
-from engine.config import EndpointConfig, JudgeConfig, ModelConfig, RunConfig
+from engine.bench.data import REFERENCE_MODEL, BenchData, load_bench, resolve_data_dir
+from engine.config import EndpointConfig, RunConfig
 from engine.endpoints.pool import EndpointPool
-from engine.errors import ConfigError, MtbenchError, StoreError
-from engine.run.control import RunControl, RunStopped
-from engine.run.graph import RunGraph, build_graph, check_baseline
+from engine.errors import MtbenchError
+from engine.run.control import RunControl, RunStopped, settled, to_the_end
+from engine.run.graph import RunGraph, build_graph
 from engine.run.preflight import preflight
 from engine.run.progress import ProgressSampler, ProgressView, report_progress
 from engine.run.scheduler import Pipeline
+from engine.run.scope import Command, Scope, command_scope, judged_models, selected_questions
 from engine.run.tally import EndpointCounts, FailureRecord, RunSummary, RunTally
 from engine.serving.server_records import StoreServerRecords, reap_leftover_servers
 from engine.serving.sweep import ServerLifecycle, SlotPool, server_log_dir
-from engine.store.store import Store, open_store, stored_models
+from engine.store.store import Store, open_store
 from engine.store.writer import StoreWriter
 
-__all__ = ["COMMANDS", "Command", "RunResult", "execute"]
+__all__ = ["RunResult", "execute"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-Command = Literal["plan", "generate", "run", "judge"]
-COMMANDS: tuple[Command, ...] = get_args(Command)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,40 +77,6 @@ class RunResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Scope:
-    """What a command does: which models it generates, whether and what it judges."""
-
-    generate: tuple[ModelConfig, ...]
-    judge: JudgeConfig | None
-    judged_from_config: tuple[str, ...]
-    keep_thinking: frozenset[str]  # models whose answers are shown with their inline thinking
-
-
-def _scope(config: RunConfig, command: Command) -> _Scope:
-    models = config.models
-    if command not in COMMANDS:
-        raise ConfigError(f"no command {command!r}; use one of {', '.join(COMMANDS)}")
-    if command in ("generate", "run") and not models:
-        raise ConfigError(
-            f"{config.source}: no [[model]] tables; `{command}` needs models to answer"
-        )
-    if command in ("run", "judge") and config.judge is None:
-        raise ConfigError(f"{config.source}: no [judge] table; `{command}` needs a judge")
-    if command == "plan":
-        command = (
-            "run"
-            if config.judge is not None and models
-            else "judge"
-            if config.judge
-            else "generate"
-        )
-    generate = models if command in ("generate", "run") else ()
-    judge = config.judge if command in ("run", "judge") else None
-    kept = frozenset(m.name for m in models if m.keep_thinking)
-    return _Scope(generate, judge, tuple(m.name for m in models), kept)
-
-
-@dataclass(frozen=True, slots=True)
 class _Options:
     """How the caller watches and steers the run."""
 
@@ -137,13 +102,16 @@ async def execute(
 async def _execute(
     config: RunConfig, command: Command, *, data_flag: str | None, options: _Options
 ) -> RunResult:
-    scope = _scope(config, command)
+    scope = command_scope(config, command)
     data_dir = resolve_data_dir(data_flag, config.data)
+    reference = scope.judge.reference if scope.judge is not None else REFERENCE_MODEL
     loaded = await _off_loop(
-        lambda: load_bench(data_dir, config.bench, need_judging=scope.judge is not None)
+        lambda: load_bench(
+            data_dir, config.bench, need_judging=scope.judge is not None, reference=reference
+        )
     )
-    bench = _selected(config, loaded)
-    judged = _judged_models(config, scope, command)
+    bench = selected_questions(config, loaded)
+    judged = judged_models(config, scope, command)
     notes = preflight(config, bench, generate=scope.generate, judge=scope.judge, judged=judged)
     if command == "plan":
         return replace(await _plan(config, scope, bench, judged, options.started), notes=notes)
@@ -161,7 +129,7 @@ async def _execute(
         await store.close()
 
 
-async def _graph(store: Store, bench: BenchData, scope: _Scope, judged: list[str]) -> RunGraph:
+async def _graph(store: Store, bench: BenchData, scope: Scope, judged: list[str]) -> RunGraph:
     return await build_graph(
         store,
         bench,
@@ -195,40 +163,8 @@ async def _off_loop(read: Callable[[], T]) -> T:
     return await result
 
 
-def _selected(config: RunConfig, bench: BenchData) -> BenchData:
-    """The config's `questions` subset of the bench, in the bench's order."""
-    if config.questions is None:
-        return bench
-    unknown = sorted(set(config.questions) - set(bench.by_id))
-    if unknown:
-        raise ConfigError(
-            f"{config.source}: top-level key 'questions': no question {unknown[0]} in "
-            f"{config.bench} (ids run from {bench.questions[0].question_id})"
-        )
-    wanted = set(config.questions)
-    questions = tuple(q for q in bench.questions if q.question_id in wanted)
-    return replace(bench, questions=questions)
-
-
-def _judged_models(config: RunConfig, scope: _Scope, command: Command) -> list[str]:
-    """Models to judge: the config's, else (for `judge`) everything answered in the store."""
-    if scope.judge is None:
-        return []
-    stored = stored_models(config.store, config.bench)
-    if command == "judge" and not stored:
-        raise StoreError(
-            f"{config.store}: no stored answers in {config.store} for {config.bench}; check "
-            f"`store` in {config.source}, or generate or import answers first"
-        )
-    judged = list(scope.judged_from_config) or stored
-    check_baseline(scope.judge, [*stored, *(m.name for m in scope.generate)], config.store)
-    if scope.judge.mode == "pairwise-baseline" and scope.judge.baseline not in judged:
-        judged.append(scope.judge.baseline)
-    return judged
-
-
 async def _plan(
-    config: RunConfig, scope: _Scope, bench: BenchData, judged: list[str], started: float
+    config: RunConfig, scope: Scope, bench: BenchData, judged: list[str], started: float
 ) -> RunResult:
     store = await (
         open_store(config.store, write=False) if config.store.exists() else _empty_store()
@@ -257,7 +193,7 @@ async def _empty_store() -> Store:
 async def _run(
     config: RunConfig,
     command: Command,
-    scope: _Scope,
+    scope: Scope,
     bench: BenchData,
     graph: RunGraph,
     store: Store,
@@ -275,8 +211,9 @@ async def _run(
             tally = await _drive(store, graph, run_id, pools, options)
         except MtbenchError as error:
             failure = error
-        except BaseException:
-            await _record_end(store, run_id, "failed", None, quiet=True)
+        except BaseException as error:  # cancelled: a Ctrl-C in a script or notebook, a timeout
+            ended = "interrupted" if isinstance(error, asyncio.CancelledError) else "failed"
+            await _record_end(store, run_id, ended, None, quiet=True)
             raise
         summary = None if tally is None else tally.summary(time.monotonic() - options.started)
         status = _status(summary, control, failure)
@@ -299,10 +236,11 @@ async def _drive(
     """The pipeline with its writer and endpoint pools, all supervised, and a progress view."""
     writer = StoreWriter(store.path)
     pipeline = Pipeline(store, graph.jobs, endpoints, writer=writer, run_id=run_id)
-    pipeline.supervise(writer.start())
+    supervisor = pipeline.supervisor
+    supervisor.watch(writer.start())
     for pool in endpoints.values():
-        pool.start(pipeline.supervise)
-    options.control.attach(
+        pool.start(supervisor.watch)
+    detach = options.control.attach(
         lambda: _stop(pipeline, endpoints.values()), lambda: _abort(endpoints.values())
     )
     finished = asyncio.Event()
@@ -311,16 +249,13 @@ async def _drive(
     )
     try:
         tally = await pipeline.run()
-        await pipeline.finish(asyncio.gather(*(pool.drain() for pool in endpoints.values())))
+        await supervisor.finish(asyncio.gather(*(pool.drain() for pool in endpoints.values())))
     finally:
-        options.control.detach()
+        detach()
         finished.set()
-        if reporter is not None:
-            await reporter
-        for pool in endpoints.values():
-            await pool.close()
-        await writer.close()
-    pipeline.check()  # a commit callback that failed while the writer drained its queue
+        waited = [] if reporter is None else [lambda: settled(reporter)]
+        await to_the_end(*waited, *(p.close for p in endpoints.values()), writer.close)
+    supervisor.check()  # a commit callback that failed while the writer drained its queue
     return tally
 
 
@@ -363,7 +298,7 @@ def _status(summary: RunSummary | None, control: RunControl, failure: MtbenchErr
 
 
 def _endpoints(
-    scope: _Scope, config: RunConfig, records: StoreServerRecords
+    scope: Scope, config: RunConfig, records: StoreServerRecords
 ) -> dict[EndpointConfig, EndpointPool]:
     """One pool per endpoint; models with `serve` get a server lifecycle sharing the slots."""
     pools: dict[EndpointConfig, EndpointPool] = {}

@@ -12,8 +12,8 @@ counted as a request to send, since its prompt depends on text that does not exi
 Nothing dies unobserved. An exception from one job's own code (building its request, its result
 rows) fails that job, class `internal`; a result SQLite refuses fails its job, class `unstorable`,
 and frees its concurrency slot. Every background task (the writer, cache lookups, the dispatchers)
-is supervised: if one fails, the run stops at once and `run` raises the failure, a
-`StoreWriteError` when the store broke, an `InternalError` for anything else.
+is watched by the pipeline's `supervisor` (engine.run.supervision): if one fails, the run stops at
+once and `run` raises the failure.
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from engine.chat import ChatRequest, ChatResponse
 from engine.config import EndpointConfig
-from engine.errors import InternalError, MtbenchError, RequestError
+from engine.errors import RequestError
 from engine.redact import redact, redact_fields
 from engine.run.jobs import AnswerSlot, Job, SlotState, response_row
+from engine.run.supervision import Supervisor
 from engine.run.tally import EndpointTally, FailureRecord, RunTally
 from engine.store.rows import CompletionEstimate, FailureRow, Write
 from engine.store.store import CachedResponse, Store
@@ -72,9 +73,7 @@ class Pipeline:
         self._lookup_batch: list[tuple[Job, ChatRequest, str]] = []
         self._lookup_scheduled = False
         self._inflight: dict[str, list[tuple[Job, ChatRequest]]] = {}
-        self._background: set[asyncio.Task[None]] = set()
-        self._crash: MtbenchError | None = None
-        self._crashed = asyncio.Event()
+        self.supervisor = Supervisor(on_failure=self.stop)
         self.stopped = False
 
     async def run(self) -> RunTally:
@@ -84,56 +83,14 @@ class Pipeline:
         if self._remaining:
             for job in self.jobs:
                 self._attach(job)
-            if self._crash is None:
+            if self.supervisor.failure is None:
                 await self._finished.wait()
-        if self._crash is not None:
-            raise self._crash
+        self.supervisor.check()
         return self.tally
 
     def stop(self) -> None:
         """Release no more jobs; `run` returns now, results still arriving are committed."""
         self.stopped = True
-        self._finished.set()
-
-    async def finish(self, work: Awaitable[Any]) -> None:
-        """Wait for `work` (requests still in flight after a stop) unless the run breaks first."""
-        waiting = asyncio.ensure_future(work)
-        crashed = asyncio.ensure_future(self._crashed.wait())
-        await asyncio.wait({waiting, crashed}, return_when=asyncio.FIRST_COMPLETED)
-        crashed.cancel()
-        if self._crash is None:
-            await waiting
-        waiting.cancel()  # the crash cancels the requests in flight
-        self.check()
-
-    def check(self) -> None:
-        """Raise what stopped the run, if a supervised task failed (also after `run` returned)."""
-        if self._crash is not None:
-            raise self._crash
-
-    def supervise(self, task: asyncio.Task[Any]) -> None:
-        """If `task` fails while the run goes, the run stops and `run` raises why."""
-        task.add_done_callback(self._supervised_done)
-
-    def _supervised_done(self, task: asyncio.Task[Any]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self._abort(task.get_name(), task.exception())  # type: ignore[arg-type]
-
-    def _abort(self, where: str, error: BaseException) -> None:
-        if self._crash is None:
-            self._crash = (
-                error
-                if isinstance(error, MtbenchError)
-                else InternalError(
-                    f"internal error in {where}: {type(error).__name__}: {error}; the run "
-                    "stopped with everything received committed; rerun the same command to "
-                    "resume, and please report this"
-                )
-            )
-            if not isinstance(error, MtbenchError):
-                log.error("internal error in %s", where, exc_info=error)
-        self.stopped = True
-        self._crashed.set()
         self._finished.set()
 
     def _tally(self, job: Job) -> EndpointTally:
@@ -189,14 +146,7 @@ class Pipeline:
     def _start_lookup(self) -> None:
         self._lookup_scheduled = False
         batch, self._lookup_batch = self._lookup_batch, []
-        self._spawn(self._lookup(batch))
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        task.set_name("cache lookup")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        self.supervise(task)
+        self.supervisor.spawn(self._lookup(batch), "cache lookup")
 
     async def _lookup(self, batch: list[tuple[Job, ChatRequest, str]]) -> None:
         found = await self.store.lookup([key for _, _, key in batch])
@@ -220,7 +170,7 @@ class Pipeline:
     def _would_send(self, job: Job, request: ChatRequest) -> None:
         """Plan: count the request and its estimated tokens. What it would produce is unknown:
         an empty text stands in, and its expected tokens count in every prompt that shows it
-        (a placeholder string of that length would take max_tokens * 4 bytes per answer).
+        (a placeholder text of that length would take max_tokens * CHARS_PER_TOKEN bytes each).
         Without earlier answers, a request is assumed to use its whole max_tokens."""
         estimate = self.completion_estimates.get(job.endpoint.name)
         completion = round(estimate.completion) if estimate else job.endpoint.max_tokens

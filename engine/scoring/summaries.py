@@ -33,6 +33,7 @@ __all__ = [
     "majority_winner",
     "match_result",
     "median_score",
+    "percentile",
     "rank_by_turn",
     "sample_spread",
     "summarize_pairwise",
@@ -293,11 +294,11 @@ def _bootstrap_ratio(
         statistics.append(math.fsum(p for p, _ in sample) / math.fsum(w for _, w in sample))
     statistics.sort()
     tail = (1.0 - confidence) / 2.0
-    low, high = _percentile(statistics, tail), _percentile(statistics, 1.0 - tail)
+    low, high = percentile(statistics, tail), percentile(statistics, 1.0 - tail)
     return ConfidenceInterval(low=low, high=high, level=confidence)
 
 
-def _percentile(ordered: Sequence[float], fraction: float) -> float:
+def percentile(ordered: Sequence[float], fraction: float) -> float:
     """Linear interpolation between order statistics (numpy's default method)."""
     position = fraction * (len(ordered) - 1)
     below = math.floor(position)

@@ -178,7 +178,7 @@ def serve(options: GgufServerOptions, stop: threading.Event | None = None) -> No
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m engine.serving.serve_gguf",
+        prog="python -m engine.serve_gguf",  # the name configs and the README use
         description="Serve a GGUF model with llama.cpp's HTTP server (OpenAI-compatible, /v1).",
     )
     parser.add_argument("--model", required=True, type=Path, help="the .gguf file")

@@ -69,6 +69,12 @@ def lock_path(path: Path) -> Path:
 
 def check_store_path(path: Path, *, write: bool) -> bool:
     """Refuse a store path that cannot work, with one line; True if the store file exists."""
+    if "\x00" in str(path):  # given from Python (engine.scores): pathlib raises a ValueError
+        raise StoreError(f"{str(path)!r}: has a NUL character, which no file name can hold")
+    try:
+        path.resolve()
+    except RuntimeError:  # pathlib before Python 3.13; from 3.13 on, stat says ELOOP below
+        raise StoreError(f"{path}: a loop of symbolic links; point `store` at a file") from None
     try:
         is_dir = path.is_dir()
         exists = path.exists()

@@ -158,6 +158,11 @@ class FakeServer:
         served: int = self._call("GET", "/admin/script")["served"]
         return served
 
+    def scripted_replies_served(self) -> list[int]:
+        """How many requests each reply of the loaded script has answered, in its order."""
+        served: list[int] = self._call("GET", "/admin/script")["served_by"]
+        return served
+
 
 def serve_fake(**options: Any) -> Iterator[FakeServer]:
     """A fixture body: `yield from serve_fake(rpm=60)` runs a server for the fixture's scope."""

@@ -70,7 +70,10 @@ class RecordingProxy:
             return reply
 
     async def _start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        # No total bound: a slow answer (llama.cpp on a loaded machine) is the engine's to time out,
+        # not the proxy's to cut short; pytest-timeout bounds the test.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+        self._session = aiohttp.ClientSession(timeout=timeout)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._forward)
         self._runner = web.AppRunner(app)

@@ -1,7 +1,9 @@
 """Scripted server replies (benchmarks/fake/script.py), and the engine run with a time bound.
 
-A reply is the JSON form `FakeServer.script` loads: status, headers, the body's chunks (base64)
-and whether the connection is cut before the body ends. Bodies are encoded with the standard
+The one scripted server of the tests is the fake's scripted mode. A reply is the JSON form
+`FakeServer.script` loads: status, headers, the body's chunks (base64), whether the connection is
+cut before the body ends, a silence before it starts, and the requests it answers (one model's,
+or those whose body holds given strings; by default any). Bodies are encoded with the standard
 `json` module on purpose: unlike orjson it writes integers beyond 64 bits and `NaN`, which servers
 send too.
 
@@ -43,12 +45,23 @@ def reply(
     content_type: str | None = "application/json",
     headers: Iterable[tuple[str, str]] = (),
     cut: bool = False,
+    delay: float = 0.0,
+    model: str | None = None,
+    contains: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """One scripted reply; `content_type=None` sends none (aiohttp then says octet-stream)."""
+    """One scripted reply; `content_type=None` sends none (aiohttp then says octet-stream).
+    `model` and `contains` make it answer only that model's requests, or those whose JSON body
+    holds every string; `delay` is the silence before the status line."""
     pairs = [] if content_type is None else [["Content-Type", content_type]]
     pairs += [[name, value] for name, value in headers]
     encoded = [base64.b64encode(chunk).decode() for chunk in chunks]
-    return {"status": status, "headers": pairs, "chunks": encoded, "cut": cut}
+    scripted: dict[str, Any] = {"status": status, "headers": pairs, "chunks": encoded}
+    scripted |= {"cut": cut, "delay": delay}
+    if model is not None:
+        scripted["model"] = model
+    if contains:
+        scripted["contains"] = list(contains)
+    return scripted
 
 
 def json_body(payload: object) -> bytes:

@@ -22,19 +22,18 @@ import orjson
 from engine.chat import ChatRequest, ChatResponse, Message
 from engine.endpoints.providers.base import HttpBody, HttpCall, error_body_message
 from engine.endpoints.providers.wire import (
-    adapter_errors_contained,
     answer_text,
     joined_text,
     json_object,
     object_list,
     optional_object,
     optional_text,
-    read_sse,
+    read_answer,
     server_error,
     stop_reason,
     token_count,
 )
-from engine.errors import RetryableError
+from engine.errors import FatalRequestError, RetryableError
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider", "messages_url"]
 
@@ -59,6 +58,7 @@ class AnthropicProvider:
         self, request: ChatRequest, base_url: str, api_key: str | None, *, stream: bool
     ) -> HttpCall:
         system, turns = _split_system(request.messages)
+        _refuse_empty_assistant_turns(turns)
         body: dict[str, Any] = {"model": request.model, "max_tokens": request.max_tokens}
         if request.temperature is not None:
             body["temperature"] = request.temperature
@@ -76,14 +76,32 @@ class AnthropicProvider:
         return HttpCall(messages_url(base_url), headers, orjson.dumps(body))
 
     async def read(self, response: HttpBody, *, stream: bool) -> ChatResponse:
-        with adapter_errors_contained():
-            if stream and response.content_type == "text/event-stream":
-                return await _read_stream(response)
-            return _parse_message(await response.read())
+        return await read_answer(
+            response, stream=stream, parse_body=_parse_message, stream_state=_StreamState
+        )
 
     def error_detail(self, body: bytes) -> str:
         """`type: message` from `{"type": "error", "error": {"type": ..., "message": ...}}`."""
         return error_body_message(body, with_type=True)
+
+
+def _refuse_empty_assistant_turns(turns: list[Message]) -> None:
+    """Fail the job before sending what the API is sure to refuse (400 on every rerun).
+
+    A thinking model that spends `max_tokens` thinking has an empty answer (a real one, judged as
+    such); the Messages API refuses a conversation holding an empty assistant turn, so the next
+    turn cannot be asked. Retrying cannot help: the stored turn stays empty.
+    """
+    for index, (role, content) in enumerate(turns):
+        if role == "assistant" and not content.strip():
+            raise FatalRequestError(
+                "empty_turn",
+                f"the model's answer to turn {index // 2 + 1} is empty (it stopped at max_tokens, "
+                "e.g. while thinking), and the Messages API refuses an empty assistant turn, so "
+                "this turn cannot be asked: give the model more max_tokens than its thinking "
+                "budget, under a new [[model]] name (stored answers are kept)",
+                endpoint_fatal=False,
+            )
 
 
 def _split_system(messages: tuple[Message, ...]) -> tuple[str, list[Message]]:
@@ -172,6 +190,18 @@ class _StreamState:
         # content_block_start/stop, ping and event types added later carry nothing we keep.
         return self.stopped
 
+    def answer(self) -> ChatResponse:
+        """The events as one answer; a stream that ended before `message_stop` is truncated."""
+        if not self.stopped:
+            raise RetryableError("truncated", "stream ended before message_stop")
+        return ChatResponse(
+            text="".join(self.pieces),
+            finish_reason=self.stop_reason,
+            prompt_tokens=self.input_tokens,
+            completion_tokens=self.output_tokens,
+            reasoning=joined_text(self.thoughts),
+        )
+
 
 def _stream_error(error: object) -> RetryableError:
     """An `error` event: the server gave up mid-stream (typically overloaded); try again."""
@@ -181,19 +211,4 @@ def _stream_error(error: object) -> RetryableError:
     return RetryableError(
         error_class,
         f"stream broke off with an error event: {str(kind)[:100]}: {str(message)[:300]}",
-    )
-
-
-async def _read_stream(response: HttpBody) -> ChatResponse:
-    """Apply the events' `data:` payloads until `message_stop`; ending sooner is truncation."""
-    state = _StreamState()
-    await read_sse(response, state.apply)
-    if not state.stopped:
-        raise RetryableError("truncated", "stream ended before message_stop")
-    return ChatResponse(
-        text="".join(state.pieces),
-        finish_reason=state.stop_reason,
-        prompt_tokens=state.input_tokens,
-        completion_tokens=state.output_tokens,
-        reasoning=joined_text(state.thoughts),
     )

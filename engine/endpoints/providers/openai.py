@@ -25,7 +25,6 @@ import orjson
 from engine.chat import ChatRequest, ChatResponse
 from engine.endpoints.providers.base import HttpBody, HttpCall, error_body_message
 from engine.endpoints.providers.wire import (
-    adapter_errors_contained,
     answer_text,
     joined_text,
     json_object,
@@ -33,7 +32,7 @@ from engine.endpoints.providers.wire import (
     object_list,
     optional_object,
     optional_text,
-    read_sse,
+    read_answer,
     server_error,
     stop_reason,
     token_count,
@@ -71,10 +70,9 @@ class OpenAIProvider:
         return HttpCall(f"{base_url}/chat/completions", headers, orjson.dumps(body))
 
     async def read(self, response: HttpBody, *, stream: bool) -> ChatResponse:
-        with adapter_errors_contained():
-            if stream and response.content_type == "text/event-stream":
-                return await _read_stream(response)
-            return _parse_completion(await response.read())
+        return await read_answer(
+            response, stream=stream, parse_body=_parse_completion, stream_state=_StreamState
+        )
 
     def error_detail(self, body: bytes) -> str:
         return error_body_message(body, with_type=False)
@@ -167,26 +165,23 @@ class _StreamState:
             self.refusal.append(delta["refusal"])
         self.finish_reason = stop_reason(choice.get("finish_reason")) or self.finish_reason
 
-
-async def _read_stream(response: HttpBody) -> ChatResponse:
-    """Accumulate deltas until `[DONE]`; a stream that ends before a finish_reason is truncated."""
-    state = _StreamState()
-    await read_sse(response, state.apply)
-    if not state.done and state.finish_reason is None:
-        raise RetryableError("truncated", "stream ended before the final chunk")
-    if not state.choices_seen:
-        raise malformed("the stream ended without a single choice")
-    text, refusal = "".join(state.pieces), "".join(state.refusal)
-    if refusal and not text:
-        raise malformed(_no_content(refusal))
-    thoughts = joined_text(state.thoughts)
-    if not state.pieces and thoughts and state.finish_reason != "length":
-        raise malformed(_no_content(None))  # as the same answer in one JSON body is
-    return ChatResponse(
-        text=text,
-        finish_reason=state.finish_reason,
-        prompt_tokens=token_count(state.usage, "prompt_tokens"),
-        completion_tokens=token_count(state.usage, "completion_tokens"),
-        reasoning=thoughts,
-        reasoning_tokens=_reasoning_tokens(state.usage),
-    )
+    def answer(self) -> ChatResponse:
+        """The deltas as one answer; a stream that ended before a finish_reason is truncated."""
+        if not self.done and self.finish_reason is None:
+            raise RetryableError("truncated", "stream ended before the final chunk")
+        if not self.choices_seen:
+            raise malformed("the stream ended without a single choice")
+        text, refusal = "".join(self.pieces), "".join(self.refusal)
+        if refusal and not text:
+            raise malformed(_no_content(refusal))
+        thoughts = joined_text(self.thoughts)
+        if not self.pieces and thoughts and self.finish_reason != "length":
+            raise malformed(_no_content(None))  # as the same answer in one JSON body is
+        return ChatResponse(
+            text=text,
+            finish_reason=self.finish_reason,
+            prompt_tokens=token_count(self.usage, "prompt_tokens"),
+            completion_tokens=token_count(self.usage, "completion_tokens"),
+            reasoning=thoughts,
+            reasoning_tokens=_reasoning_tokens(self.usage),
+        )

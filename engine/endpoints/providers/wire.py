@@ -12,28 +12,30 @@ would die and its job never finish). So every field the engine keeps is read thr
   (a reasoning field, a thinking block) a string or None: they are informational, so a wrong one
   is dropped, never a reason to fail an answer that has a text.
 
-`read_sse` reads an event stream line by line with its own bound on a line's length, and
-`adapter_errors_contained` turns anything else an adapter raises into one failed attempt.
+`read_answer` is how both adapters read a 2xx answer: a JSON body, or an event stream read line by
+line (with its own bound on a line's length) into the adapter's `StreamState`; anything an adapter
+raises that is not a RequestError becomes one failed attempt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from engine.errors import FatalRequestError, RequestError, RetryableError
 
 if TYPE_CHECKING:
+    from engine.chat import ChatResponse
     from engine.endpoints.providers.base import HttpBody
 
 __all__ = [
     "MAX_REASON_CHARS",
     "MAX_SSE_LINE_BYTES",
     "MAX_TOKEN_COUNT",
-    "adapter_errors_contained",
+    "StreamState",
     "answer_text",
     "joined_text",
     "json_object",
@@ -41,7 +43,7 @@ __all__ = [
     "object_list",
     "optional_object",
     "optional_text",
-    "read_sse",
+    "read_answer",
     "server_error",
     "stop_reason",
     "token_count",
@@ -138,7 +140,36 @@ def _kind(value: object) -> str:
     return names.get(type(value), "a list" if isinstance(value, list) else "an object")
 
 
-async def read_sse(response: HttpBody, on_data: Callable[[bytes], bool]) -> None:
+class StreamState(Protocol):
+    """What the events of one stream have said so far, in an adapter's terms."""
+
+    def apply(self, payload: bytes) -> bool:
+        """Take one event's `data:` payload; True once the stream says it is complete."""
+        ...
+
+    def answer(self) -> ChatResponse:
+        """The answer once the stream ended (a RequestError if it is not one)."""
+        ...
+
+
+async def read_answer(
+    response: HttpBody,
+    *,
+    stream: bool,
+    parse_body: Callable[[bytes], ChatResponse],
+    stream_state: Callable[[], StreamState],
+) -> ChatResponse:
+    """A 2xx answer: an event stream when one was asked for and the server sent one (it may
+    answer a stream request with a plain JSON body), else a JSON body."""
+    with _adapter_errors_contained():
+        if stream and response.content_type == "text/event-stream":
+            state = stream_state()
+            await _read_sse(response, state.apply)
+            return state.answer()
+        return parse_body(await response.read())
+
+
+async def _read_sse(response: HttpBody, on_data: Callable[[bytes], bool]) -> None:
     """Call `on_data` with each `data:` payload until it returns True (the stream is complete)
     or the body ends.
 
@@ -170,7 +201,7 @@ def _dispatch(line: bytes, on_data: Callable[[bytes], bool]) -> bool:
 
 
 @contextmanager
-def adapter_errors_contained() -> Iterator[None]:
+def _adapter_errors_contained() -> Iterator[None]:
     """Let RequestErrors through, for the endpoint to handle (the transport has turned its own
     errors into RequestErrors already); anything else is a bug in an adapter, which must fail one
     attempt with a clear message rather than kill the task that waits for it (its job would never
