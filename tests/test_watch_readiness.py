@@ -118,3 +118,17 @@ def test_sweep_keys_on_a_model_without_checkpoints_are_refused(tmp_path: Path) -
     config = write_config(tmp_path, models=[{"name": "m", "settle": 5}])
     with pytest.raises(ConfigError, match="key 'settle' = 5: only a sweep takes it"):
         load_config(config)
+
+
+def test_checkpoints_a_watcher_finds_later_are_launched_as_the_config_says(
+    tmp_path: Path,
+) -> None:
+    table = {"serve": "srv {path} {port}", "checkpoints": "ckpt/step-*"}
+    path = write_config(
+        tmp_path, models=[table], launcher="slurm", slurm={"partition": "gpu", "directory": "jobs"}
+    )
+    (found,) = load_config(path, watch=True).sweeps
+    assert found.template.launcher == "slurm"
+    assert found.template.slurm is not None
+    assert found.template.slurm.partition == "gpu"
+    assert found.template.slurm.directory == str(tmp_path.resolve() / "jobs")
