@@ -68,6 +68,7 @@ __all__ = [
     "judge_config",
     "load_config",
     "model_config",
+    "read_config_toml",
     "run_config",
 ]
 
@@ -226,14 +227,10 @@ class RunConfig:
         }
 
 
-def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
-    """Read and validate a run config; raise ConfigError with one line on the first problem.
-
-    With `watch`, sweeps are not expanded (a glob may match nothing yet): `engine.run.watch`
-    expands them as checkpoints land."""
-    path = Path(path)
+def read_config_toml(path: Path) -> dict[str, Any]:
+    """A config file's TOML; ConfigError (one line) when it is missing, unreadable or not TOML."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -242,6 +239,14 @@ def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
         # ValueError: an integer of thousands of digits, which Python refuses to convert
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
+
+def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
+    """Read and validate a run config; raise ConfigError with one line on the first problem.
+
+    With `watch`, sweeps are not expanded (a glob may match nothing yet): `engine.run.watch`
+    expands them as checkpoints land."""
+    path = Path(path)
+    raw = read_config_toml(path)
     top = TableChecker(f"{path}: top-level", raw, TOP_KEYS)
     base = path.resolve().parent
     if top.get("store") is None:

@@ -15,18 +15,19 @@ import fnmatch
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
+from engine.config import read_config_toml
 from engine.config_schema import MODEL_KEYS, TOP_KEYS
 from engine.config_tables import TableChecker
 from engine.errors import ConfigError
 from engine.scoring.steps import SweepMember, in_step_order, parse_step, sweeps_by_pattern
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 __all__ = ["ConfiguredSweep", "Sweep", "configured_sweeps", "find_sweeps"]
 
@@ -63,7 +64,7 @@ def find_sweeps(labels: Sequence[str], configured: Sequence[ConfiguredSweep] | N
 
 def configured_sweeps(path: PurePath) -> tuple[ConfiguredSweep, ...]:
     """The sweeps a run config defines; ConfigError (one line) for a config `run` would refuse."""
-    raw = _read_toml(path)
+    raw = read_config_toml(Path(path))
     top = TableChecker(f"{path}: top-level", raw, TOP_KEYS)
     sweeps: list[ConfiguredSweep] = []
     explicit: list[SweepMember] = []
@@ -95,15 +96,3 @@ def _checkpoint_sweep(table: dict[str, Any], pattern: str) -> ConfiguredSweep:
     last = PurePath(pattern).name
     patterns = {prefix + last, prefix + PurePath(last).stem}
     return ConfiguredSweep(str(table.get("name") or pattern), tuple(sorted(patterns)))
-
-
-def _read_toml(path: PurePath) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as file:
-            return tomllib.load(file)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from None
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None

@@ -24,8 +24,8 @@ from engine.scoring.summaries import (
     MISSING_SCORE,
     ConfidenceInterval,
     SingleScore,
-    _bootstrap_ratio,
-    _ordered_groups,
+    bootstrap_ratio,
+    ordered_groups,
     percentile,
 )
 
@@ -77,7 +77,7 @@ def mean_interval(
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> ConfidenceInterval | None:
     """The bootstrap interval of one mean, exactly as `show` computes a model's overall CI."""
-    return _bootstrap_ratio(_ordered_groups(totals), resamples, seed, confidence)
+    return bootstrap_ratio(ordered_groups(totals), resamples, seed, confidence)
 
 
 def resample_draws(size: int, resamples: int, seed: int) -> tuple[tuple[int, ...], ...]:
