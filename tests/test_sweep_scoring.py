@@ -26,6 +26,25 @@ def test_the_step_is_the_last_integer_of_the_label(label: str, step: int | None)
     assert parse_step(label) == step
 
 
+@pytest.mark.parametrize(
+    "label",
+    [
+        "step-\u0661\u0660\u0660",  # Arabic-Indic digits: int() reads 100
+        "step-\uff11\uff10\uff10",  # fullwidth digits
+        f"step-{2**63}",  # beyond a signed 64-bit integer: W&B, MLflow and JSON readers refuse it
+        "step-" + "9" * 5000,  # beyond what int() converts at all
+    ],
+)
+def test_a_label_without_an_ascii_step_a_tracker_takes_has_no_step(label: str) -> None:
+    assert parse_step(label) is None
+    assert label_pattern(label) is None
+    assert sweeps_by_pattern([label, "step-100"]) == {}
+
+
+def test_the_largest_step_is_the_largest_signed_64_bit_integer() -> None:
+    assert parse_step(f"step-000{2**63 - 1}") == 2**63 - 1
+
+
 def test_a_labels_pattern_replaces_only_its_last_integer() -> None:
     assert label_pattern("run7-step-1200") == "run7-step-*"
     assert label_pattern("iter_0001200") == "iter_*"
