@@ -190,3 +190,27 @@ def test_a_tracker_that_refuses_is_one_line_and_exit_1(
     assert (code, out) == (1, "")
     (line,) = err.strip().splitlines()
     assert line.startswith("mtbench: error: W&B could not open run mtb-")
+
+
+SHARED_STEP = {
+    "step-100": flat_ratings(5.0),
+    "step-0100": flat_ratings(6.0),  # the same step, zero-padded: which one is step 100?
+    "step-200": flat_ratings(7.0),
+}
+
+
+def test_checkpoints_sharing_a_step_are_left_out_of_both_trackers_and_named(
+    tmp_path: Path, offline_wandb: Path, mlflow_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = sweep_store(tmp_path, SHARED_STEP)
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert code == 0, err
+    assert "1 checkpoints logged, 0 already there" in out
+    assert "left out, sharing a step: step-0100, step-100" in out
+    _, history = _wandb_history(offline_wandb)
+    assert sorted(history) == [200]
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--mlflow", mlflow_uri)
+    assert code == 0, err
+    assert "left out, sharing a step: step-0100, step-100" in out
+    client, run = _mlflow_run(mlflow_uri, store)
+    assert _mlflow_history(client, run.info.run_id, "mtbench/overall") == [(200, 7.0)]

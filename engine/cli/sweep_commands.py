@@ -87,6 +87,15 @@ def cmd_export_trackers(args: argparse.Namespace) -> int:
         print(
             f"{tracker} run {terminal_text(run.run_id)} ({terminal_text(run.sweep)}, judge "
             f"{terminal_text(run.judge)}): {run.logged} checkpoints logged, "
-            f"{run.skipped} already there"
+            f"{run.skipped} already there" + _left_out(run.shared)
         )
     return 0
+
+
+def _left_out(shared: tuple[str, ...]) -> str:
+    from engine.display import terminal_text
+
+    if not shared:
+        return ""
+    names = ", ".join(terminal_text(label, name=True) for label in shared)
+    return f"; left out, sharing a step: {names} (a tracker holds one point per step)"

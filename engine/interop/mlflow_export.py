@@ -60,7 +60,9 @@ def _export(tracked: TrackedSweep, uri: str) -> ExportedRun:
     tags.update({f"mtbench.{key}": str(value) for key, value in best_summary(tracked).items()})
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
-    return ExportedRun(run_id, tracked.sweep, tracked.judge.name, logged, skipped)
+    return ExportedRun(
+        run_id, tracked.sweep, tracked.judge.name, logged, skipped, tuple(tracked.sharing_a_step())
+    )
 
 
 def _params(tracked: TrackedSweep) -> list[tuple[str, Any]]:

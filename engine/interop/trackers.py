@@ -4,7 +4,8 @@ One tracker run per sweep and judge, found again by a key derived from the store
 identity and the sweep's name, so exporting again (as checkpoints keep landing) adds only the
 checkpoints not logged yet and never duplicates a point. Each checkpoint's scores (overall, turn
 1/2, per category, each with its 95% interval's bounds) are logged at its training step; only
-complete checkpoints are logged (one still being judged would freeze a partial score). The
+complete checkpoints are logged (one still being judged would freeze a partial score). Two
+checkpoints at one step (`step-100`, `step-0100`) are both left out and named. The
 judge's identity, the sweep, the store and the engine's version are the run's config (W&B) or
 params (MLflow); the best checkpoint goes in the summary (W&B) or tags (MLflow). The numbers are
 those `mtbench show --sweep --json` prints: the same `SweepSummary`. The libraries are optional
@@ -74,11 +75,25 @@ class TrackedSweep:
         return f"{self.sweep} · {self.judge.name}"
 
     def complete_checkpoints(self) -> list[CheckpointSummary]:
-        """Scored and fully judged checkpoints, in step order."""
+        """Scored and fully judged checkpoints, in step order, each alone at its step."""
         summary = self.summary
+        shared = set(self.sharing_a_step())
         return [
-            c for c in summary.checkpoints if c.overall.score is not None and summary.complete(c)
+            c
+            for c in summary.checkpoints
+            if c.overall.score is not None and summary.complete(c) and c.label not in shared
         ]
+
+    def sharing_a_step(self) -> list[str]:
+        """Labels of checkpoints at a step another checkpoint has (`step-100`, `step-0100`).
+
+        A tracker holds one point per step: logging one of them would be a guess, and both
+        would be two points at one step (MLflow) or one dropped as 'already there' (W&B).
+        """
+        by_step: dict[int, list[str]] = {}
+        for checkpoint in self.summary.checkpoints:
+            by_step.setdefault(checkpoint.step, []).append(checkpoint.label)
+        return [label for labels in by_step.values() if len(labels) > 1 for label in labels]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +103,7 @@ class ExportedRun:
     judge: str
     logged: int  # checkpoints logged by this export
     skipped: int  # complete checkpoints the run already had (W&B: or steps behind its last)
+    shared: tuple[str, ...] = ()  # checkpoints left out: another one has their step
 
 
 def tracker_problem(tracker: str) -> str | None:

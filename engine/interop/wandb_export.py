@@ -44,6 +44,7 @@ def export_sweep(tracked: TrackedSweep, project: str) -> ExportedRun:
             settings=wandb.Settings(silent=True, console="off"),
         )
     except Exception as exc:  # W&B raises its own errors and plain ones (no login, no network)
+        wandb.teardown()  # else its service keeps the settings that failed for the next export
         raise TrackerError(f"W&B could not open run {tracked.run_key}: {exc}") from None
     try:
         return _log_new_steps(run, tracked)
@@ -66,7 +67,14 @@ def _log_new_steps(run: Any, tracked: TrackedSweep) -> ExportedRun:
         logged += 1
     for key, value in best_summary(tracked).items():
         run.summary[f"{METRIC_PREFIX}/{key}"] = value
-    return ExportedRun(tracked.run_key, tracked.sweep, tracked.judge.name, logged, skipped)
+    return ExportedRun(
+        tracked.run_key,
+        tracked.sweep,
+        tracked.judge.name,
+        logged,
+        skipped,
+        tuple(tracked.sharing_a_step()),
+    )
 
 
 def _last_logged_step(run: Any) -> int | None:
