@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +216,33 @@ def test_checkpoints_sharing_a_step_are_left_out_of_both_trackers_and_named(
     assert "left out, sharing a step: step-0100, step-100" in out
     client, run = _mlflow_run(mlflow_uri, store)
     assert _mlflow_history(client, run.info.run_id, "mtbench/overall") == [(200, 7.0)]
+
+
+def test_an_mlflow_sqlite_file_that_cannot_be_opened_is_one_line_and_exit_1_at_once(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
+    (tmp_path / "a-file").write_text("not a directory")
+    for uri in (f"sqlite:///{tmp_path}/a-file/mlflow.db", f"sqlite:///{tmp_path}"):
+        started = time.monotonic()
+        code, out, err = mtbench(capsys, "export", "--store", str(store), "--mlflow", uri)
+        assert (code, out) == (1, ""), err
+        (line,) = err.strip().splitlines()  # no MLflow retry lines, no traceback
+        assert line.startswith(f"mtbench: error: MLflow at {uri}: cannot open")
+        assert time.monotonic() - started < 10  # MLflow alone retries for over a minute
+
+
+def test_an_unreachable_mlflow_server_is_one_line_and_exit_1_within_seconds(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens once it is closed
+    started = time.monotonic()
+    uri = f"http://127.0.0.1:{port}"
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--mlflow", uri)
+    assert (code, out) == (1, "")
+    (line,) = err.strip().splitlines()  # no urllib3 retry warnings
+    assert line.startswith(f"mtbench: error: MLflow at {uri}: ")
+    assert time.monotonic() - started < 30  # MLflow alone retries for minutes
