@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -246,3 +251,55 @@ def test_an_unreachable_mlflow_server_is_one_line_and_exit_1_within_seconds(
     (line,) = err.strip().splitlines()  # no urllib3 retry warnings
     assert line.startswith(f"mtbench: error: MLflow at {uri}: ")
     assert time.monotonic() - started < 30  # MLflow alone retries for minutes
+
+
+def test_a_wandb_offline_folder_that_cannot_be_written_is_one_line_and_exit_1(
+    store: Path, offline_wandb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    offline_wandb.write_text("a file where the wandb folder goes")
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert (code, out) == (1, "")
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"mtbench: error: W&B offline: cannot create {offline_wandb}")
+
+
+def test_a_read_only_wandb_dir_is_refused_not_swapped_for_the_temporary_directory(
+    store: Path,
+) -> None:
+    # W&B alone warns, writes the run under /tmp and exits 0: the user's $WANDB_DIR never
+    # holds it, and the next export, looking there, logs every step again.
+    pytest.importorskip("wandb", reason="the [wandb] extra is not installed")
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot test as an unprivileged user")
+        prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    with tempfile.TemporaryDirectory() as root_dir:
+        root = Path(root_dir)
+        root.chmod(0o755)
+        readable = root / "store.sqlite"
+        shutil.copy(store, readable)
+        readable.chmod(0o644)
+        locked = root / "locked"
+        locked.mkdir(mode=0o555)
+        locked.chmod(0o555)
+        home = root / "home"
+        home.mkdir()
+        home.chmod(0o777)
+        env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(locked), "HOME": str(home)}
+        for variable in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "TMPDIR"):
+            env[variable] = str(home)
+        env.pop("WANDB_API_KEY", None)
+        command = [*prefix, sys.executable, "-m", "engine", "export", "--store", str(readable)]
+        done = subprocess.run(
+            [*command, "--wandb", "p"],
+            cwd=home,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith(f"mtbench: error: W&B offline: cannot create {locked}/wandb")
+        assert not list(home.glob("**/offline-run-*"))

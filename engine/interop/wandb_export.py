@@ -33,6 +33,7 @@ __all__ = ["export_sweep"]
 def export_sweep(tracked: TrackedSweep, project: str) -> ExportedRun:
     import wandb
 
+    _check_offline_folder()
     _wait_for_a_new_folder_name(tracked.run_key)
     try:
         run = wandb.init(
@@ -90,13 +91,37 @@ def _last_logged_step(run: Any) -> int | None:
     return max(steps, default=None)
 
 
+def _offline() -> bool:
+    return os.environ.get("WANDB_MODE") in ("offline", "dryrun")
+
+
+def _offline_folder() -> Path:
+    """Where W&B writes offline runs by default: $WANDB_DIR/wandb, else ./wandb."""
+    return Path(os.environ.get("WANDB_DIR") or ".") / "wandb"
+
+
+def _check_offline_folder() -> None:
+    """Offline, the run is the folder: W&B would quietly write it to the temporary directory
+    when $WANDB_DIR cannot be written, where neither the next export nor the user looks."""
+    if not _offline():
+        return
+    folder = _offline_folder()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK | os.X_OK)
+    except OSError as exc:
+        raise TrackerError(f"W&B offline: cannot create {folder} ({exc.strerror})") from None
+    if not writable:
+        raise TrackerError(f"W&B offline: cannot write to {folder}; set WANDB_DIR to a folder")
+
+
 def _wait_for_a_new_folder_name(run_id: str) -> None:
     """W&B names an offline run's folder after the second the run starts: a second export of
     the same run within that second would write into the first one's folder. Waits (under a
     second) until the name is new, for the folder W&B uses by default ($WANDB_DIR, else here)."""
-    if os.environ.get("WANDB_MODE") not in ("offline", "dryrun"):
+    if not _offline():
         return
-    wandb_dir = Path(os.environ.get("WANDB_DIR") or ".") / "wandb"
+    wandb_dir = _offline_folder()
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline:
         stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
