@@ -303,3 +303,24 @@ def test_a_read_only_wandb_dir_is_refused_not_swapped_for_the_temporary_director
         (line,) = done.stderr.strip().splitlines()
         assert line.startswith(f"mtbench: error: W&B offline: cannot create {locked}/wandb")
         assert not list(home.glob("**/offline-run-*"))
+
+
+@pytest.mark.parametrize("tracker", ["wandb", "mlflow"])
+def test_a_tracker_library_that_fails_to_import_is_one_line_and_exit_2(
+    tracker: str,
+    store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    broken = tmp_path / "site" / tracker
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('cannot import name builder')\n")
+    monkeypatch.syspath_prepend(str(broken.parent))
+    monkeypatch.delitem(sys.modules, tracker, raising=False)
+    target = "p" if tracker == "wandb" else f"sqlite:///{tmp_path / 'm.db'}"
+    code, out, err = mtbench(capsys, "export", "--store", str(store), f"--{tracker}", target)
+    assert (code, out) == (2, "")
+    (line,) = err.strip().splitlines()
+    assert f"{tracker} is installed but cannot be imported (ImportError: cannot import" in line
+    assert f"mtbench-engine[{tracker}]" in line

@@ -15,6 +15,7 @@ extras (`pip install 'mtbench-engine[wandb]'`, `[mlflow]`) and imported only her
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import re
 from collections.abc import Sequence
@@ -107,10 +108,18 @@ class ExportedRun:
 
 
 def tracker_problem(tracker: str) -> str | None:
-    """Why the tracker's library cannot be used (not installed), or None."""
+    """Why the tracker's library cannot be used (not installed, or broken: a dependency of the
+    wrong version fails its import), or None."""
     module, extra = _EXTRAS[tracker]
     if importlib.util.find_spec(module) is None:
         return f"{module} is not installed; pip install 'mtbench-engine[{extra}]'"
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # ImportError, or whatever its own imports raise
+        return (
+            f"{module} is installed but cannot be imported ({type(exc).__name__}: {exc}); "
+            f"reinstall it: pip install --force-reinstall 'mtbench-engine[{extra}]'"
+        )
     return None
 
 
