@@ -324,3 +324,20 @@ def test_a_tracker_library_that_fails_to_import_is_one_line_and_exit_2(
     (line,) = err.strip().splitlines()
     assert f"{tracker} is installed but cannot be imported (ImportError: cannot import" in line
     assert f"mtbench-engine[{tracker}]" in line
+
+
+def test_a_checkpoint_completed_behind_the_last_wandb_step_is_said_left_out_not_there(
+    tmp_path: Path, offline_wandb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    early = {"step-100": flat_ratings(5.0), "step-300": flat_ratings(6.0)}
+    store = sweep_store(tmp_path, {**early, "step-200": {(81, 1): 9.0}})  # step-200 partial
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert code == 0 and "2 checkpoints logged, 0 already there" in out, err
+    files = write_sweep_files(tmp_path / "late", {"step-200": flat_ratings(7.0)})
+    argv = ["import", "--store", str(store), "--fastchat", str(files), "--force"]
+    assert _quiet_main(*argv, "--data", str(MTBENCH_DATA)) == 0
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert code == 0, err
+    assert "0 checkpoints logged, 2 already there; 1 left out: before the run's last step" in out
+    _, history = _wandb_history(offline_wandb)
+    assert sorted(history) == [100, 300]

@@ -87,7 +87,7 @@ def cmd_export_trackers(args: argparse.Namespace) -> int:
         print(
             f"{tracker} run {terminal_text(run.run_id)} ({terminal_text(run.sweep)}, judge "
             f"{terminal_text(run.judge)}): {run.logged} checkpoints logged, "
-            f"{run.skipped} already there" + _left_out(run.shared)
+            f"{run.skipped} already there" + _behind(run.behind) + _left_out(run.shared)
         )
     return 0
 
@@ -99,3 +99,9 @@ def _left_out(shared: tuple[str, ...]) -> str:
         return ""
     names = ", ".join(terminal_text(label, name=True) for label in shared)
     return f"; left out, sharing a step: {names} (a tracker holds one point per step)"
+
+
+def _behind(behind: int) -> str:
+    if not behind:
+        return ""
+    return f"; {behind} left out: before the run's last step (W&B takes steps in order)"

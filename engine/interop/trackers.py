@@ -105,6 +105,7 @@ class ExportedRun:
     logged: int  # checkpoints logged by this export
     skipped: int  # complete checkpoints the run already had (W&B: or steps behind its last)
     shared: tuple[str, ...] = ()  # checkpoints left out: another one has their step
+    behind: int = 0  # W&B: complete checkpoints left out, before a step the run already holds
 
 
 def tracker_problem(tracker: str) -> str | None:

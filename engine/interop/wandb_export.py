@@ -57,11 +57,14 @@ def export_sweep(tracked: TrackedSweep, project: str) -> ExportedRun:
 
 
 def _log_new_steps(run: Any, tracked: TrackedSweep) -> ExportedRun:
-    last = _last_logged_step(run)
-    logged = skipped = 0
+    last, held = _logged_steps(run)
+    logged = skipped = behind = 0
     for checkpoint in tracked.complete_checkpoints():
         if last is not None and checkpoint.step <= last:
-            skipped += 1
+            if held is not None and checkpoint.step not in held:
+                behind += 1  # completed after a later step was logged: W&B would drop it
+            else:
+                skipped += 1
             continue
         run.log(checkpoint_metrics(checkpoint), step=checkpoint.step)
         last = checkpoint.step
@@ -75,20 +78,22 @@ def _log_new_steps(run: Any, tracked: TrackedSweep) -> ExportedRun:
         logged,
         skipped,
         tuple(tracked.sharing_a_step()),
+        behind,
     )
 
 
-def _last_logged_step(run: Any) -> int | None:
-    """The highest step the run holds: from the server when resumed, else from earlier
-    offline folders of the same id."""
+def _logged_steps(run: Any) -> tuple[int | None, set[int] | None]:
+    """The highest step the run holds, and every step it holds when that is known: offline,
+    from earlier folders of the same id; online, a resumed run tells only its last step."""
     steps = [run.step - 1] if run.step > 0 else []
-    if run.offline:
-        here = Path(run.dir).resolve().parent
-        for path in offline_runs(here.parent, run.id):
-            if path.parent.resolve() == here:
-                continue
-            steps.extend(read_offline_run(path).history)
-    return max(steps, default=None)
+    if not run.offline:
+        return max(steps, default=None), None
+    held: set[int] = set(steps)
+    here = Path(run.dir).resolve().parent
+    for path in offline_runs(here.parent, run.id):
+        if path.parent.resolve() != here:
+            held.update(read_offline_run(path).history)
+    return max(held, default=None), held
 
 
 def _offline() -> bool:
