@@ -148,3 +148,11 @@ def test_the_sweep_marks_the_best_and_compares_each_checkpoint_with_it() -> None
     assert by_label["step-200"].category("math") is not None
     assert by_label["step-100"].category("math").score is None  # type: ignore[union-attr]
     assert by_label["step-300"].turn_2.score is None
+
+
+def test_one_shared_question_gives_a_difference_but_no_interval_and_no_verdict() -> None:
+    # Every draw of one question is that question: a zero-width interval, "distinguishable".
+    found = paired_difference({81: (9.0, 1)}, {81: (6.0, 2), 82: (10.0, 2)})
+    assert found is not None
+    assert found.difference == pytest.approx(6.0)
+    assert found.ci is None and not found.distinguishable and found.questions == 1
