@@ -176,3 +176,24 @@ def test_csv_names_a_spreadsheet_would_run_as_formulas_start_with_a_quote(
     assert float(next(r for r in rows if r["vs_best"])["vs_best"]) < 0  # numbers stay numbers
     (json_sweep, _) = _json(capsys, "--store", str(store))["sweeps"]
     assert json_sweep["sweep"] == "=cmd|'calc'!A0-step-*"  # JSON carries names as they are
+
+
+def test_a_configured_sweeps_name_is_taken_literally_not_as_a_glob(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = sweep_store(
+        tmp_path, {"run[7]-step-100": BEST, "run[7]-step-200": EARLY, "run7-step-300": NEAR}
+    )
+    config = write_config(
+        tmp_path,
+        models=[
+            {
+                "name": "run[7]",
+                "serve": "vllm serve {path} --port {port}",
+                "checkpoints": "c/step-*",
+            }
+        ],
+    )
+    (sweep,) = _json(capsys, "--store", str(store), "-c", str(config))["sweeps"]
+    assert sweep["sweep"] == "run[7]"
+    assert [c["label"] for c in sweep["checkpoints"]] == ["run[7]-step-100", "run[7]-step-200"]
