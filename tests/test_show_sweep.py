@@ -197,3 +197,17 @@ def test_a_configured_sweeps_name_is_taken_literally_not_as_a_glob(
     (sweep,) = _json(capsys, "--store", str(store), "-c", str(config))["sweeps"]
     assert sweep["sweep"] == "run[7]"
     assert [c["label"] for c in sweep["checkpoints"]] == ["run[7]-step-100", "run[7]-step-200"]
+
+
+def test_the_per_category_table_names_checkpoints_that_share_a_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = sweep_store(tmp_path, {"step-100": BEST, "step-0100": EARLY, "step-200": NEAR})
+    code, out, _ = mtbench(capsys, "show", "--store", str(store), "--sweep")
+    assert code == 0
+    per_category = out.split("Per category")[1].splitlines()
+    assert per_category[1].split()[:2] == ["step", "checkpoint"]
+    assert [line.split()[:2] for line in per_category[2:4]] == [
+        ["100", "step-0100"],
+        ["100", "step-100"],
+    ]

@@ -74,8 +74,9 @@ def _format_board(board: SweepBoard) -> str:
     ]
     headers = ["step", "checkpoint", "turn 1", "turn 2", "overall", "95% CI"]
     headers += ["vs best", "95% CI (paired)", "distinguishable", "rows"]
-    categories = [
-        [c.step, *[_category_cell(c.category(name)) for name in summary.categories]]
+    category_headers = ["step", "checkpoint", *[_name(n) for n in summary.categories]]
+    categories = [  # the label too: two checkpoints can share a step (step-100, step-0100)
+        [c.step, _name(c.label), *[_category_cell(c.category(name)) for name in summary.categories]]
         for c in summary.checkpoints
     ]
     return (
@@ -84,7 +85,7 @@ def _format_board(board: SweepBoard) -> str:
         "checkpoint; 'distinguishable': the paired bootstrap over the questions both were "
         "graded on puts the difference's 95% CI away from 0\n\n"
         "Per category (mean [95% CI])\n"
-        f"{format_table(['step', *[_name(n) for n in summary.categories]], categories)}"
+        f"{format_table(category_headers, categories)}"
     )
 
 
