@@ -341,3 +341,19 @@ def test_a_checkpoint_completed_behind_the_last_wandb_step_is_said_left_out_not_
     assert "0 checkpoints logged, 2 already there; 1 left out: before the run's last step" in out
     _, history = _wandb_history(offline_wandb)
     assert sorted(history) == [100, 300]
+
+
+def test_a_second_wandb_project_gets_every_checkpoint_not_the_first_projects_steps(
+    store: Path, offline_wandb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for project in ("first", "second"):
+        code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", project)
+        assert code == 0, err
+        assert "3 checkpoints logged, 0 already there" in out
+    code, out, _ = mtbench(capsys, "export", "--store", str(store), "--wandb", "second")
+    assert code == 0 and "0 checkpoints logged, 3 already there" in out
+    runs = [read_offline_run(p) for p in sorted(offline_wandb.glob("offline-run-*/*.wandb"))]
+    logged = {
+        p: sorted(s for r in runs if r.project == p for s in r.history) for p in ("first", "second")
+    }
+    assert logged == {"first": [100, 200, 300], "second": [100, 200, 300]}

@@ -92,7 +92,10 @@ def _logged_steps(run: Any) -> tuple[int | None, set[int] | None]:
     here = Path(run.dir).resolve().parent
     for path in offline_runs(here.parent, run.id):
         if path.parent.resolve() != here:
-            held.update(read_offline_run(path).history)
+            earlier = read_offline_run(path)
+            # The id is the sweep's, whatever the project: another project's run is not this one.
+            if earlier.project == run.project:
+                held.update(earlier.history)
     return max(held, default=None), held
 
 
