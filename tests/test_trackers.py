@@ -357,3 +357,14 @@ def test_a_second_wandb_project_gets_every_checkpoint_not_the_first_projects_ste
         p: sorted(s for r in runs if r.project == p for s in r.history) for p in ("first", "second")
     }
     assert logged == {"first": [100, 200, 300], "second": [100, 200, 300]}
+
+
+@pytest.mark.parametrize("tracker", ["wandb", "mlflow"])
+def test_an_empty_tracker_target_is_refused_before_anything_is_written(
+    tracker: str, store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = sorted(tmp_path.rglob("*"))
+    code, out, err = mtbench(capsys, "export", "--store", str(store), f"--{tracker}", " ")
+    assert (code, out) == (2, "")
+    assert err.strip().endswith("not an empty string")
+    assert sorted(tmp_path.rglob("*")) == before

@@ -71,6 +71,10 @@ def cmd_export_trackers(args: argparse.Namespace) -> int:
     if args.fastchat is not None:
         raise InputError("mtbench export: -c/--config goes with --wandb or --mlflow")
     tracker = "wandb" if args.wandb is not None else "mlflow"
+    if not (args.wandb if tracker == "wandb" else args.mlflow).strip():
+        # W&B would log to its default project, MLflow to ./mlflow.db: not what was meant.
+        what = "PROJECT" if tracker == "wandb" else "URI"
+        raise InputError(f"mtbench export --{tracker}: give a {what}, not an empty string")
     problem = tracker_problem(tracker)
     if problem is not None:
         raise InputError(f"mtbench export --{tracker}: {problem}")
