@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -368,3 +369,50 @@ def test_an_empty_tracker_target_is_refused_before_anything_is_written(
     assert (code, out) == (2, "")
     assert err.strip().endswith("not an empty string")
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_an_earlier_wandb_folder_left_empty_is_skipped_not_a_crash(
+    store: Path, offline_wandb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert code == 0, err
+    (written,) = offline_wandb.glob("offline-run-*/*.wandb")
+    written.write_bytes(b"")  # what a full disk leaves
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert code == 0, err
+    assert "3 checkpoints logged, 0 already there" in out
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs, nearly filled: needs root and mount(8), else the test is skipped."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a full disk needs root to mount a small tmpfs")
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        (mount / "filler").write_bytes(b"\0" * 56 * 1024)
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_wandb_offline_run_lost_to_a_full_disk_is_one_line_and_exit_1(
+    store: Path,
+    offline_wandb: Path,
+    full_disk: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # W&B's service alone leaves an empty run file, and the export said it logged everything.
+    monkeypatch.setenv("WANDB_DIR", str(full_disk))
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert (code, out) == (1, "")
+    (line,) = err.strip().splitlines()
+    assert line.startswith("mtbench: error: W&B offline: ")
+    assert "lacks 3 of the 3 steps logged" in line

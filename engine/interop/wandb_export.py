@@ -48,17 +48,42 @@ def export_sweep(tracked: TrackedSweep, project: str) -> ExportedRun:
         wandb.teardown()  # else its service keeps the settings that failed for the next export
         raise TrackerError(f"W&B could not open run {tracked.run_key}: {exc}") from None
     try:
-        return _log_new_steps(run, tracked)
+        exported, steps = _log_new_steps(run, tracked)
     finally:
         run.finish()
         # finish() can return before W&B's service has written the run's last records; the next
         # export (or `wandb sync`) must see them all, so the service is stopped, which flushes.
         wandb.teardown()
+    if run.offline:
+        _check_written(Path(run.dir).parent / f"run-{run.id}.wandb", steps)
+    return exported
 
 
-def _log_new_steps(run: Any, tracked: TrackedSweep) -> ExportedRun:
+def _check_written(path: Path, steps: list[int]) -> None:
+    """Offline, W&B's service fails to write quietly (a full disk leaves an empty file, and
+    the export would say every step was logged): the file must hold every step logged."""
+    held = _readable_history(path)
+    lost = [step for step in steps if held is None or step not in held]
+    if lost:
+        raise TrackerError(
+            f"W&B offline: {path} lacks {len(lost)} of the {len(steps)} steps logged "
+            "(a full disk or an I/O error?); free space and export again"
+        )
+
+
+def _readable_history(path: Path) -> set[int] | None:
+    """The steps an offline run file holds; None when it cannot be read at all (empty,
+    no header: the service could not write it)."""
+    try:
+        return set(read_offline_run(path).history)
+    except Exception:  # OSError, no header (ValueError), protobuf's DecodeError when cut short
+        return None
+
+
+def _log_new_steps(run: Any, tracked: TrackedSweep) -> tuple[ExportedRun, list[int]]:
     last, held = _logged_steps(run)
     logged = skipped = behind = 0
+    steps: list[int] = []
     for checkpoint in tracked.complete_checkpoints():
         if last is not None and checkpoint.step <= last:
             if held is not None and checkpoint.step not in held:
@@ -68,10 +93,11 @@ def _log_new_steps(run: Any, tracked: TrackedSweep) -> ExportedRun:
             continue
         run.log(checkpoint_metrics(checkpoint), step=checkpoint.step)
         last = checkpoint.step
+        steps.append(last)
         logged += 1
     for key, value in best_summary(tracked).items():
         run.summary[f"{METRIC_PREFIX}/{key}"] = value
-    return ExportedRun(
+    exported = ExportedRun(
         tracked.run_key,
         tracked.sweep,
         tracked.judge.name,
@@ -80,6 +106,7 @@ def _log_new_steps(run: Any, tracked: TrackedSweep) -> ExportedRun:
         tuple(tracked.sharing_a_step()),
         behind,
     )
+    return exported, steps
 
 
 def _logged_steps(run: Any) -> tuple[int | None, set[int] | None]:
@@ -91,11 +118,15 @@ def _logged_steps(run: Any) -> tuple[int | None, set[int] | None]:
     held: set[int] = set(steps)
     here = Path(run.dir).resolve().parent
     for path in offline_runs(here.parent, run.id):
-        if path.parent.resolve() != here:
+        if path.parent.resolve() == here:
+            continue
+        try:
             earlier = read_offline_run(path)
-            # The id is the sweep's, whatever the project: another project's run is not this one.
-            if earlier.project == run.project:
-                held.update(earlier.history)
+        except Exception:  # empty or cut short (a full disk): it holds nothing sync can use
+            continue
+        # The id is the sweep's, whatever the project: another project's run is not this one.
+        if earlier.project == run.project:
+            held.update(earlier.history)
     return max(held, default=None), held
 
 
