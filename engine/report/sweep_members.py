@@ -12,6 +12,7 @@ Without a config, every group of two or more stored labels that differ only in t
 from __future__ import annotations
 
 import fnmatch
+import glob
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -91,8 +92,8 @@ def configured_sweeps(path: PurePath) -> tuple[ConfiguredSweep, ...]:
 
 def _checkpoint_sweep(table: dict[str, Any], pattern: str) -> ConfiguredSweep:
     # A checkpoint's label is its directory's name or its file's stem (config_tables), with the
-    # table's name as prefix.
-    prefix = f"{table['name']}-" if table.get("name") else ""
+    # table's name as prefix: taken literally (`run[7]` is no character class matching `run7`).
+    prefix = glob.escape(f"{table['name']}-") if table.get("name") else ""
     last = PurePath(pattern).name
     patterns = {prefix + last, prefix + PurePath(last).stem}
     return ConfiguredSweep(str(table.get("name") or pattern), tuple(sorted(patterns)))

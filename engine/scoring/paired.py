@@ -98,13 +98,17 @@ def paired_difference(
 ) -> PairedDifference | None:
     """A minus B over their shared questions (in question-id order), or None if they share none.
 
-    `draws` (indices into the shared questions) replaces the seeded resampling.
+    `draws` (indices into the shared questions) replaces the seeded resampling. One shared
+    question has no interval: every draw repeats it, so its width would be 0 and any difference
+    "distinguishable", though one question says nothing about the judge's noise.
     """
     shared = sorted(set(a) & set(b))
     if not shared:
         return None
     pairs = [(a[qid], b[qid]) for qid in shared]
     difference = _difference(pairs, range(len(pairs)))
+    if len(shared) < 2:
+        return PairedDifference(difference, None, len(shared))
     if draws is None:
         draws = resample_draws(len(pairs), resamples, seed) if resamples > 0 else ()
     if not draws:
