@@ -26,6 +26,7 @@ from typing import Any
 
 from bench_env import run_timed
 from bench_scenarios import Outcome, ScenarioError, Settings
+from chromium import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
 
 __all__ = ["QUICK_NOTE", "report"]
 
@@ -33,19 +34,6 @@ QUICK_NOTE = "10 checkpoints instead of 50"
 CHECKPOINTS = 50
 JUDGE_REPLY_CHARS = 1000
 LOADS = 3
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,900",
-)
 SWITCH_SCRIPT = """
 const done = arguments[arguments.length - 1];
 const started = performance.now();

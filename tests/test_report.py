@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 import pytest
 
+from benchmarks.chromium import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
 from engine.errors import InputError
 from engine.interop import import_fastchat, record_questions
 from engine.report.browser import embed_json
@@ -42,20 +43,6 @@ try:
 except ImportError:  # reported by the `browser` fixture as a failure, not a skip
     webdriver = None  # type: ignore[assignment]
 
-CHROMIUM = Path(os.environ.get("MTBENCH_CHROMIUM", "/usr/bin/chromium"))
-CHROMEDRIVER = Path(os.environ.get("MTBENCH_CHROMEDRIVER", "/usr/bin/chromedriver"))
-# The network is closed here and must stay unused: no background fetches, no component updates.
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,900",
-)
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "docs" / "report.png"
 MODELS = ("fake-alpha", "fake-beta", "fake-gamma")
