@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from engine.scoring.paired import mean_interval, paired_difference, question_totals
 from engine.scoring.steps import SweepMember, label_pattern, parse_step, sweeps_by_pattern
-from engine.scoring.summaries import SingleScore, summarize_single
+from engine.scoring.summaries import SingleScore, resample_indices, summarize_single
 from engine.scoring.sweep import summarize_sweep
 
 
@@ -156,3 +158,13 @@ def test_one_shared_question_gives_a_difference_but_no_interval_and_no_verdict()
     assert found is not None
     assert found.difference == pytest.approx(6.0)
     assert found.ci is None and not found.distinguishable and found.questions == 1
+
+
+@pytest.mark.parametrize(("size", "seed"), [(1, 0), (10, 7), (80, 20230717)])
+def test_shared_resample_draws_are_the_ones_random_choices_makes(size: int, seed: int) -> None:
+    """Every interval shares one cached set of draws; they must be exactly the seeded choices the
+    intervals were always computed from, or every published CI would shift."""
+    rng = random.Random(seed)
+    expected = tuple(tuple(rng.choices(range(size), k=size)) for _ in range(50))
+    assert resample_indices(size, 50, seed) == expected
+    assert resample_indices(size, 50, seed) is resample_indices(size, 50, seed)

@@ -12,7 +12,6 @@ the draws come from a seeded `random.Random`, or are given, so tests can compute
 from __future__ import annotations
 
 import math
-import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from engine.scoring.summaries import (
     bootstrap_ratio,
     ordered_groups,
     percentile,
+    resample_indices,
 )
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "mean_interval",
     "paired_difference",
     "question_totals",
-    "resample_draws",
 ]
 
 # question id -> (sum of its ratings, how many ratings): a question's two turns are one unit.
@@ -80,13 +79,6 @@ def mean_interval(
     return bootstrap_ratio(ordered_groups(totals), resamples, seed, confidence)
 
 
-def resample_draws(size: int, resamples: int, seed: int) -> tuple[tuple[int, ...], ...]:
-    """`resamples` draws of `size` indices from range(size), with replacement."""
-    rng = random.Random(seed)
-    population = range(size)
-    return tuple(tuple(rng.choices(population, k=size)) for _ in range(resamples))
-
-
 def paired_difference(
     a: QuestionTotals,
     b: QuestionTotals,
@@ -105,15 +97,15 @@ def paired_difference(
     shared = sorted(set(a) & set(b))
     if not shared:
         return None
-    pairs = [(a[qid], b[qid]) for qid in shared]
-    difference = _difference(pairs, range(len(pairs)))
+    pairs = _Columns.of(a, b, shared)
+    difference = pairs.difference(range(len(shared)))
     if len(shared) < 2:
         return PairedDifference(difference, None, len(shared))
     if draws is None:
-        draws = resample_draws(len(pairs), resamples, seed) if resamples > 0 else ()
+        draws = resample_indices(len(shared), resamples, seed) if resamples > 0 else ()
     if not draws:
         return PairedDifference(difference, None, len(shared))
-    statistics = sorted(_difference(pairs, draw) for draw in draws)
+    statistics = sorted(pairs.difference(draw) for draw in draws)
     tail = (1.0 - confidence) / 2.0
     ci = ConfidenceInterval(
         low=percentile(statistics, tail),
@@ -123,10 +115,28 @@ def paired_difference(
     return PairedDifference(difference, ci, len(shared))
 
 
-def _difference(
-    pairs: Sequence[tuple[tuple[float, int], tuple[float, int]]], draw: Iterable[int]
-) -> float:
-    chosen = [pairs[index] for index in draw]
-    mean_a = math.fsum(a[0] for a, _ in chosen) / sum(a[1] for a, _ in chosen)
-    mean_b = math.fsum(b[0] for _, b in chosen) / sum(b[1] for _, b in chosen)
-    return mean_a - mean_b
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """The shared questions' sums and counts of A and B as four lists, for fast indexed sums."""
+
+    sum_a: list[float]
+    count_a: list[int]
+    sum_b: list[float]
+    count_b: list[int]
+
+    @classmethod
+    def of(cls, a: QuestionTotals, b: QuestionTotals, shared: Sequence[int]) -> _Columns:
+        sum_a, sum_b = [a[qid][0] for qid in shared], [b[qid][0] for qid in shared]
+        count_a, count_b = [a[qid][1] for qid in shared], [b[qid][1] for qid in shared]
+        return cls(sum_a, count_a, sum_b, count_b)
+
+    def difference(self, draw: Iterable[int]) -> float:
+        """Mean of A minus mean of B over the questions `draw` picks (repeats count again)."""
+        chosen = tuple(draw)
+        mean_a = math.fsum(map(self.sum_a.__getitem__, chosen)) / sum(
+            map(self.count_a.__getitem__, chosen)
+        )
+        mean_b = math.fsum(map(self.sum_b.__getitem__, chosen)) / sum(
+            map(self.count_b.__getitem__, chosen)
+        )
+        return mean_a - mean_b

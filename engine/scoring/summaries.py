@@ -11,6 +11,7 @@ Everything here is a pure function over frozen rows; turning results into text i
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections import defaultdict
@@ -37,6 +38,7 @@ __all__ = [
     "ordered_groups",
     "percentile",
     "rank_by_turn",
+    "resample_indices",
     "sample_spread",
     "summarize_pairwise",
     "summarize_single",
@@ -289,15 +291,31 @@ def bootstrap_ratio(
     """Percentile interval of sum(part)/sum(whole) over questions drawn with replacement."""
     if resamples <= 0 or not groups:
         return None
-    rng = random.Random(seed)
-    statistics = []
-    for _ in range(resamples):
-        sample = rng.choices(groups, k=len(groups))
-        statistics.append(math.fsum(p for p, _ in sample) / math.fsum(w for _, w in sample))
-    statistics.sort()
+    parts = [part for part, _ in groups]
+    wholes = [whole for _, whole in groups]
+    statistics = sorted(
+        math.fsum(map(parts.__getitem__, draw)) / math.fsum(map(wholes.__getitem__, draw))
+        for draw in resample_indices(len(groups), resamples, seed)
+    )
     tail = (1.0 - confidence) / 2.0
     low, high = percentile(statistics, tail), percentile(statistics, 1.0 - tail)
     return ConfidenceInterval(low=low, high=high, level=confidence)
+
+
+@functools.lru_cache(maxsize=16)
+def resample_indices(size: int, resamples: int, seed: int) -> tuple[tuple[int, ...], ...]:
+    """`resamples` draws of `size` indices with replacement, the ones `rng.choices` would make.
+
+    Every interval of one `show` (a model's overall, per turn, per category; every checkpoint of
+    a sweep) resamples the same number of questions with the same seed, so the draws are made
+    once and shared: a 300-checkpoint sweep made 3.6 million `choices` calls. The indices equal
+    `random.Random(seed).choices(range(size), k=size)` repeated, so intervals are unchanged.
+    """
+    rng = random.Random(seed)
+    scale = float(size)
+    return tuple(
+        tuple(math.floor(rng.random() * scale) for _ in range(size)) for _ in range(resamples)
+    )
 
 
 def percentile(ordered: Sequence[float], fraction: float) -> float:
