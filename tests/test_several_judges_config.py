@@ -211,3 +211,19 @@ def test_each_judge_is_shown_its_own_reference_answers(
         ],
         key=str,
     )
+
+
+def test_the_example_config_has_three_judges_each_with_its_own_endpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-example")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-example")
+    example = Path(__file__).resolve().parents[1] / "config" / "several-judges.toml"
+    config = load_config(example)
+    endpoints = {(j.name, j.api, j.base_urls, j.samples) for j in config.judges}
+    assert endpoints == {
+        ("gpt-4o", "openai", ("https://api.openai.com/v1",), 1),
+        ("claude", "anthropic", ("https://api.anthropic.com",), 1),
+        ("qwen-judge", "openai", ("http://judge-node:8000/v1",), 3),
+    }
+    assert {model.name for model in config.models} == {"my-model-step-1000", "my-model-step-2000"}
