@@ -24,6 +24,7 @@ QUESTIONS = [81, 111]  # writing and math (reference-guided): two judged turns e
 MODELS = ("alpha", "beta")
 SINGLE_JUDGMENTS = len(MODELS) * len(QUESTIONS) * 2  # models x questions x turns
 PAIR_GAMES = len(QUESTIONS) * 2 * 2  # one pair x questions x turns x two orders
+JUDGE_NAMES = ("gpt-judge", "open-judge", "claude-judge")
 
 
 @pytest.fixture(scope="module")
@@ -266,3 +267,48 @@ def test_plan_lists_every_judge_with_what_it_would_send(
     assert code == 0 and list(summary(out)["judges"]) == ["gpt-judge"]
     assert not (tmp_path / "store.sqlite").exists()
     assert sent(fake) == sent(judges_fake[0]) == sent(judges_fake[1]) == {}
+
+
+def test_progress_shows_each_judge_under_judging_with_its_failures_and_cost(
+    tmp_path: Path,
+    fake: FakeServer,
+    judges_fake: tuple[FakeServer, FakeServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    judges = three_judges(*judges_fake)
+    judges[2] |= {"base_url": closed_port_url(), "api": "openai", "max_attempts": 1}
+    config = config_with(tmp_path, fake, judges)
+    code, _, err = mtbench(capsys, "run", "-c", str(config), "--json", "--progress", "json")
+    assert code == 1
+    ticks = [orjson.loads(line)["progress"] for line in err.splitlines() if '"progress"' in line]
+    last = {(s["name"], s["role"]): s for s in ticks[-1]}
+    assert {name for name, role in last if role == "judge"} == set(JUDGE_NAMES)
+    assert all(last[(name, "judge")]["phase"] == "judging" for name in JUDGE_NAMES)
+    finished = {name: last[(name, "judge")]["finished"] for name in JUDGE_NAMES}
+    assert finished == {"gpt-judge": 8, "open-judge": 16, "claude-judge": PAIR_GAMES}
+    failed = {name: last[(name, "judge")]["failed"] for name in JUDGE_NAMES}
+    assert failed == {"gpt-judge": 0, "open-judge": 0, "claude-judge": PAIR_GAMES}
+    assert last[("gpt-judge", "judge")]["cost"] > 0
+    assert last[("open-judge", "judge")]["cost"] is None
+
+
+def test_show_gives_each_judge_its_own_leaderboard_in_its_own_mode(
+    tmp_path: Path,
+    fake: FakeServer,
+    judges_fake: tuple[FakeServer, FakeServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    judges = three_judges(*judges_fake)
+    judges[2] |= {"mode": "pairwise-baseline", "baseline": "beta"}
+    config = config_with(tmp_path, fake, judges)
+    assert mtbench(capsys, "run", "-c", str(config), "--quiet")[0] == 0
+    store = str(tmp_path / "store.sqlite")
+    code, out, _ = mtbench(capsys, "show", "--store", store, "--json")
+    assert code == 0
+    boards = {b["judge"]["name"]: b for b in orjson.loads(out)["leaderboards"]}
+    assert {name: (b["mode"], b.get("baseline")) for name, b in boards.items()} == {
+        "gpt-judge": ("single", None),
+        "open-judge": ("single", None),
+        "claude-judge": ("pairwise-baseline", "beta"),
+    }
+    assert boards["open-judge"]["judge"]["samples"] == 2
