@@ -84,6 +84,7 @@ class SlurmServer:
         self._stopping: asyncio.Future[None] | None = None
         self._phase = "submitting"  # then queued, starting, serving
         self._where = ""  # why it waits (Slurm's reason), or the node it runs on
+        self._unanswered = False  # the last look at the job got no answer from Slurm
 
     @property
     def status(self) -> str:
@@ -187,10 +188,16 @@ class SlurmServer:
         """The job's state; None when Slurm did not answer this time (it may, next time)."""
         assert self.job_id is not None
         try:
-            return await job_state(self.job_id)
+            job = await job_state(self.job_id)
         except SlurmUnavailable as exc:
-            log.warning("%s: %s; asking again", self.spec.name, exc)
+            if not self._unanswered:  # one line per outage, not two a second while it lasts
+                log.warning("%s: %s; asking again until it answers", self.spec.name, exc)
+            self._unanswered = True
             return None
+        if self._unanswered:
+            log.info("%s: Slurm answers again about job %s", self.spec.name, self.job_id)
+        self._unanswered = False
+        return job
 
     def _log_state(self, job: JobState) -> None:
         if job.state in QUEUED_STATES:
