@@ -4,11 +4,14 @@ A missing scontrol or scancel is refused before anything starts (a job would oth
 submitted and then never seen running, nor cancelled). A slurmctld that does not answer for a while
 is asked again until it does, with one warning line for the outage, not two lines a second. The
 outage is a wrapper `scontrol` on PATH that fails as Slurm's does while a flag file exists, in
-front of the real one-node cluster of tests/support/slurm_cluster.py.
+front of the real one-node cluster of tests/support/slurm_cluster.py. An scontrol that answers
+without a job state (a broken site wrapper) is no answer either: never the job's end, which would
+make the reaper forget a running job.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.serving.slurm_jobs import SlurmUnavailable, reap_job
 from tests.support.fakeserver import FakeServer
 from tests.support.runconfig import mtbench
 from tests.support.slurm_cluster import SlurmCluster
@@ -83,3 +87,18 @@ def test_a_slurm_that_stops_answering_for_a_while_is_one_warning_and_the_sweep_g
     warnings = [r.getMessage() for r in caplog.records if "Unable to contact" in r.getMessage()]
     assert len(warnings) == 1, warnings
     assert slurm.jobs() == []
+
+
+def test_an_scontrol_answer_without_a_job_state_is_no_answer_and_never_the_jobs_end(
+    tmp_path: Path, slurm: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/bash\nsleep 120\n")
+    submitted = slurm.run("sbatch", "--parsable", "--job-name=mtbench-step-1", str(script))
+    job_id = submitted.strip().split(";")[0]
+    bin_dir = only_on_path(tmp_path, monkeypatch, ["sbatch", "scancel"])
+    (bin_dir / "scontrol").write_text("#!/bin/bash\necho 'No output: the site wrapper is down'\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    with pytest.raises(SlurmUnavailable, match="the site wrapper is down"):
+        asyncio.run(reap_job(job_id, 5.0))  # the reaper keeps its record: "no-slurm"
+    assert [job for job, _, _ in slurm.jobs()] == [job_id]  # neither forgotten nor cancelled
