@@ -57,6 +57,12 @@ __all__ = ["SlurmServer"]
 log = logging.getLogger(__name__)
 
 _PROBE_TIMEOUT = 5.0
+# Why a pending job waits when it waits for nothing that will come: Slurm keeps it queued forever
+# (its dependency failed, no node or partition can ever take it), and a sweep would never end.
+NEVER_RUNS = frozenset(
+    {"DependencyNeverSatisfied", "BadConstraints", "PartitionTimeLimit", "PartitionNodeLimit"}
+    | {"InvalidAccount", "InvalidQOS"}
+)
 # Jobs submitted and not yet seen gone; cancelled at interpreter exit, whatever ended the run.
 _LIVE_JOBS: set[str] = set()
 
@@ -182,6 +188,9 @@ class SlurmServer:
                 elif job is not None and job.state not in QUEUED_STATES:
                     self._ended = (await final_state(self.job_id, job)).describe(self.job_id)
                     raise self._failure("ended before it was ready")
+                elif job is not None and job.reason in NEVER_RUNS:
+                    self._ended = f"Slurm job {self.job_id} pending, reason {job.reason}"
+                    raise self._failure("can never start; check [slurm]")
                 await asyncio.sleep(POLL)
 
     async def _look(self) -> JobState | None:
