@@ -126,9 +126,13 @@ class SlurmServer:
         try:
             code, out, err = await asyncio.shield(submitted)
         except asyncio.CancelledError:
-            # The job may be in the queue already: learn its id, so that stop() cancels it.
+            # The job may be in the queue already: learn its id, so that stop() cancels it,
+            # however often the run's shutdown cancels this task meanwhile (sbatch is bounded).
+            while not submitted.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({submitted})
             with contextlib.suppress(Exception):
-                self._accept(script, arguments, *await submitted)
+                self._accept(script, arguments, *submitted.result())
             raise
         except SlurmUnavailable as exc:
             raise ServerFailed(f"{self.spec.name}: {exc}; is Slurm installed here?") from None
