@@ -54,8 +54,9 @@ exec {command}
 
 
 def output_file(directory: Path, label: str) -> str:
-    """The job's output file, as sbatch's `--output` pattern (`%j`: the job id)."""
-    return str(directory / f"{label}.slurm-%j.log")
+    """The job's output file, as sbatch's `--output` pattern (`%j`: the job id; any other `%`,
+    as in a directory named `100%`, doubled so that Slurm writes it as it stands)."""
+    return str(directory / label).replace("%", "%%") + ".slurm-%j.log"
 
 
 def address_file(directory: Path, label: str, job_id: str) -> Path:
