@@ -6,7 +6,8 @@ is asked again until it does, with one warning line for the outage, not two line
 outage is a wrapper `scontrol` on PATH that fails as Slurm's does while a flag file exists, in
 front of the real one-node cluster of tests/support/slurm_cluster.py. An scontrol that answers
 without a job state (a broken site wrapper) is no answer either: never the job's end, which would
-make the reaper forget a running job.
+make the reaper forget a running job. An sbatch that a site wraps, adding lines and answering
+`Submitted batch job N` despite --parsable, still gives the job's id (else the job ran unwatched).
 """
 
 from __future__ import annotations
@@ -102,3 +103,26 @@ def test_an_scontrol_answer_without_a_job_state_is_no_answer_and_never_the_jobs_
     with pytest.raises(SlurmUnavailable, match="the site wrapper is down"):
         asyncio.run(reap_job(job_id, 5.0))  # the reaper keeps its record: "no-slurm"
     assert [job for job, _, _ in slurm.jobs()] == [job_id]  # neither forgotten nor cancelled
+
+
+def test_an_sbatch_whose_site_wrapper_adds_lines_and_drops_parsable_still_gives_the_job_id(
+    tmp_path: Path,
+    fake: FakeServer,
+    slurm: SlurmCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config, _ = slurm_sweep(tmp_path, fake, ["step-1"], server_slots=1)
+    real = shutil.which("sbatch")
+    bin_dir = only_on_path(tmp_path, monkeypatch, ["scontrol", "scancel"])
+    (bin_dir / "sbatch").write_text(
+        "#!/bin/bash\n"
+        'echo "Welcome to the cluster: remember your quota"\n'
+        'args=(); for a in "$@"; do [ "$a" = --parsable ] || args+=("$a"); done\n'
+        f'exec {real} "${{args[@]}}"\n'
+    )
+    (bin_dir / "sbatch").chmod(0o755)
+    code, out, err = mtbench(capsys, "run", "-c", str(config))
+    assert code == 0, out + err
+    assert counts(tmp_path / "store.sqlite", "answers") == {"step-1": 4}
+    assert slurm.jobs() == []

@@ -23,6 +23,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import re
 import subprocess
 import time
 from collections import deque
@@ -57,6 +58,7 @@ __all__ = ["SlurmServer"]
 log = logging.getLogger(__name__)
 
 _PROBE_TIMEOUT = 5.0
+_JOB_ID = re.compile(r"(?P<parsable>\d+)(?:;\S+)?|Submitted batch job (?P<said>\d+)")
 # Why a pending job waits when it waits for nothing that will come: Slurm keeps it queued forever
 # (its dependency failed, no node or partition can ever take it), and a sweep would never end.
 NEVER_RUNS = frozenset(
@@ -145,8 +147,8 @@ class SlurmServer:
                 f"{self.spec.name}: sbatch refused its job ({last_line(err)}); check [slurm] "
                 f"(sbatch {' '.join(arguments)} {script})"
             )
-        job_id = out.strip().split(";")[0]
-        if not job_id.isdigit():
+        job_id = _submitted_job(out)
+        if job_id is None:
             answer = last_line(out)[:200]
             raise ServerFailed(f"{self.spec.name}: sbatch answered {answer!r}, not a job id")
         self.job_id = job_id
@@ -308,6 +310,16 @@ class SlurmServer:
             address_file(self._directory, self._label, job_id).unlink(missing_ok=True)
         if self._record is not None and self._records is not None:
             await self._records.remove(self._record)
+
+
+def _submitted_job(out: str) -> str | None:
+    """The job id in sbatch's answer: `--parsable`'s `4711` or `4711;cluster`, or the usual
+    `Submitted batch job 4711` of an sbatch wrapped by a site, after any lines it adds."""
+    for line in reversed(out.splitlines()):
+        found = _JOB_ID.fullmatch(line.strip())
+        if found:
+            return found["parsable"] or found["said"]
+    return None
 
 
 async def _answers_ok(session: aiohttp.ClientSession, url: str) -> bool:
