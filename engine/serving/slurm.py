@@ -194,6 +194,11 @@ class SlurmServer:
                 elif job is not None and job.state not in QUEUED_STATES:
                     self._ended = (await final_state(self.job_id, job)).describe(self.job_id)
                     raise self._failure("ended before it was ready")
+                elif job is not None and running_since is not None:
+                    # Requeued (preempted, a node failure): as while serving, the checkpoint
+                    # fails; its next run would report another port, and only later.
+                    self._ended = f"Slurm job {self.job_id} was requeued ({job.reason})"
+                    raise self._failure("did not get ready")
                 elif job is not None and job.reason in NEVER_RUNS:
                     self._ended = f"Slurm job {self.job_id} pending, reason {job.reason}"
                     raise self._failure("can never start; check [slurm]")
