@@ -38,6 +38,7 @@ from engine.config import (
     model_config,
     run_config,
 )
+from engine.config_judges import chosen_judges
 from engine.config_schema import JudgeMode
 from engine.config_tables import shown
 from engine.errors import ConfigError
@@ -67,7 +68,8 @@ def Model(**keys: Any) -> ModelConfig:
 
 
 def Judge(**keys: Any) -> JudgeConfig:
-    """The judge, from the keys of a `[judge]` table (`name`, `model`, `mode`, ...)."""
+    """A judge, from the keys of a `[judge]` table (`name`, `model`, `mode`, ...); give
+    `evaluate` a list of them to judge with several."""
     return judge_config(**keys)
 
 
@@ -75,7 +77,7 @@ async def evaluate_async(
     config_or_models: Models,
     *,
     command: Command = "run",
-    judge: JudgeConfig | None = None,
+    judge: JudgeConfig | Iterable[JudgeConfig] | str | None = None,
     store: str | Path | None = None,
     data: str | Path | None = None,
     bench: str | None = None,
@@ -87,6 +89,8 @@ async def evaluate_async(
     """Run `command` on a config file's path (the other arguments override its values) or on
     models (then `store` is needed, and `judge` for `run` and `judge`).
 
+    `judge` is an `engine.Judge`, a list of them (several judges, each judging every answer with
+    its own endpoint), or the name of one of the config file's judges (`--judge NAME`).
     `data` is the MT-Bench data dir, as `--data` gives it; `questions` a subset of question ids.
     Bad input raises an `InputError` before anything is sent or stored; a run whose store fails
     raises `StoreWriteError`; a run stopped through `control` raises `RunStopped`.
@@ -142,7 +146,7 @@ scores = _blocking(
 def _run_config(
     config_or_models: Models,
     *,
-    judge: JudgeConfig | None,
+    judge: object,
     store: str | Path | None,
     bench: str | None,
     questions: Iterable[int] | None,
@@ -157,19 +161,19 @@ def _run_config(
             else load_config(config_or_models)
         )
         models: tuple[ModelConfig, ...] = loaded.models
-        judge = loaded.judge if judge is None else judge
+        judges = chosen_judges(loaded.source, judge, loaded.judges, JudgeConfig)
         store = loaded.store if store is None else store
         bench = loaded.bench if bench is None else bench
         questions = loaded.questions if questions is None else questions
         server_slots = loaded.server_slots if server_slots is None else server_slots
     else:
         models = _models(config_or_models)
-    _check_judge(judge)
+        judges = _python_judges(judge)
     if store is None:
         raise ConfigError(f"{PYTHON_SOURCE}: no store; give store= the SQLite file to use")
     built = run_config(
         models,
-        judge=judge,
+        judges=judges,
         store=store,
         data=None if loaded is None else loaded.data,
         bench="mt_bench" if bench is None else bench,
@@ -199,14 +203,15 @@ def _models(given: object) -> tuple[ModelConfig, ...]:
     return models
 
 
-def _check_judge(judge: object) -> None:
-    if judge is None or isinstance(judge, JudgeConfig):
-        return
-    hint = "; scores() takes a judge's name, evaluate() an engine.Judge"
-    raise ConfigError(
-        f"{PYTHON_SOURCE}: judge = {shown(judge)}: expected an engine.Judge"
-        + (hint if isinstance(judge, str) else "")
-    )
+def _python_judges(judge: object) -> tuple[JudgeConfig, ...]:
+    """The judges given with models built in Python: a name has no config's judges to pick."""
+    if isinstance(judge, str):
+        raise ConfigError(
+            f"{PYTHON_SOURCE}: judge = {shown(judge)}: expected an engine.Judge; scores() takes "
+            "a judge's name, evaluate() an engine.Judge, a list of them, or the name of one of "
+            "a config file's judges"
+        )
+    return chosen_judges(PYTHON_SOURCE, judge, (), JudgeConfig)
 
 
 def _check_watchers(progress: object, control: object) -> None:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
 
+from engine.config_judges import both_judge_forms, judges_from_toml
 from engine.config_schema import (
     DEFAULT_REFERENCE,
     FASTCHAT_BASELINE,
@@ -146,9 +147,10 @@ class EndpointConfig:
         return self.name
 
     def snapshot(self) -> dict[str, Any]:
-        """The config as stored with a run: everything but the key itself."""
+        """The config as stored with a run: everything but the key (and where it was written)."""
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}
         del values["api_key"]
+        values.pop("table_name", None)
         if self.extra_body is not None:
             values["extra_body"] = orjson.loads(self.extra_body)
         return values
@@ -185,6 +187,8 @@ class JudgeConfig(EndpointConfig):
     baseline: str = FASTCHAT_BASELINE
     samples: int = 1  # judge every item this many times; its score is the median
     reference: str = DEFAULT_REFERENCE  # reads <bench>/reference_answer/<reference>.jsonl
+    # The table messages name: "[judge]", or "[[judge]] 'NAME'" (engine.config_judges)
+    table_name: str = field(default="[judge]", compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -192,7 +196,7 @@ class JudgeConfig(EndpointConfig):
         return f"judge {self.name}"
 
     def table(self) -> str:
-        return "[judge]"
+        return self.table_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +206,17 @@ class RunConfig:
     data: Path | None
     bench: str
     models: tuple[ModelConfig, ...]
-    judge: JudgeConfig | None
+    judges: tuple[JudgeConfig, ...]  # one per [[judge]] table (or the [judge] table)
     questions: tuple[int, ...] | None = None  # a subset of question ids; None = all
     # Model servers (`serve`) that may run at once per launcher; None: locally, as many as the
     # visible GPUs hold (`engine.serving.gpus`), one otherwise; one Slurm job.
     server_slots: int | None = None
     sweeps: tuple[CheckpointSweep, ...] = ()  # the `checkpoints` tables, for `--watch`
+
+    @property
+    def judge(self) -> JudgeConfig | None:
+        """The first judge (a [judge] table's), None without one; `judges` holds them all."""
+        return self.judges[0] if self.judges else None
 
     @property
     def source(self) -> str:
@@ -224,20 +233,24 @@ class RunConfig:
             "server_slots": self.server_slots,
             "models": [m.snapshot() for m in self.models],
             "judge": None if self.judge is None else self.judge.snapshot(),
+            "judges": [judge.snapshot() for judge in self.judges],
         }
 
 
 def read_config_toml(path: Path) -> dict[str, Any]:
     """A config file's TOML; ConfigError (one line) when it is missing, unreadable or not TOML."""
+    text = ""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        return tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config ({exc})") from None
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         # ValueError: an integer of thousands of digits, which Python refuses to convert
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        clash = both_judge_forms(str(path), text)
+        raise ConfigError(clash or f"{path}: not valid TOML ({exc})") from None
 
 
 def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
@@ -252,11 +265,8 @@ def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
     if top.get("store") is None:
         raise ConfigError(f"{path}: top-level key 'store' is missing; give the SQLite file to use")
     models, sweeps = _model_tables(path, top.get("model", []), base, watch=watch)
-    judge_table = top.get("judge")
-    judge = None
-    if judge_table is not None:
-        judge = endpoint_from_table(f"{path}: [judge]", judge_table, JudgeConfig, JUDGE_KEYS)
-    reject_duplicates(str(path), models, judge)
+    judges = judges_from_toml(str(path), top.get("judge"), JudgeConfig, JUDGE_KEYS)
+    reject_duplicates(str(path), models, judges)
     models, sweeps = _with_launchers(path, top, models, sweeps)
     data = top.get("data")
     return RunConfig(
@@ -265,7 +275,7 @@ def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
         data=None if data is None else base / Path(data).expanduser(),
         bench=top.get("bench", "mt_bench"),
         models=models,
-        judge=judge,
+        judges=judges,
         questions=None if top.get("questions") is None else tuple(top.get("questions")),
         server_slots=top.get("server_slots"),
         sweeps=sweeps,
@@ -345,7 +355,7 @@ def judge_config(**keys: Any) -> JudgeConfig:
 def run_config(
     models: Iterable[ModelConfig],
     *,
-    judge: JudgeConfig | None,
+    judges: Sequence[JudgeConfig],
     store: Path | str,
     data: Path | str | None = None,
     bench: str = "mt_bench",
@@ -363,14 +373,14 @@ def run_config(
         listed = isinstance(questions, Iterable) and not isinstance(questions, (str, bytes))
         top["questions"] = list(questions) if listed else questions
     TableChecker(f"{PYTHON_SOURCE}: top-level", top, TOP_KEYS)
-    reject_duplicates(PYTHON_SOURCE, chosen, judge)
+    reject_duplicates(PYTHON_SOURCE, chosen, judges)
     return RunConfig(
         path=None,
         store=Path(store).expanduser(),
         data=None if data is None else Path(data).expanduser(),
         bench=bench,
         models=chosen,
-        judge=judge,
+        judges=tuple(judges),
         questions=None if questions is None else tuple(top["questions"]),
         server_slots=server_slots,
     )

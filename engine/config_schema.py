@@ -382,5 +382,7 @@ TOP_KEYS: dict[str, KeySpec] = {
     "launcher": KeySpec(f"one of {', '.join(LAUNCHERS)}", lambda v: v in LAUNCHERS),
     "slurm": KeySpec("a [slurm] table of sbatch options", lambda v: isinstance(v, dict)),
     "model": KeySpec("an array of [[model]] tables", lambda v: isinstance(v, list)),
-    "judge": KeySpec("a [judge] table", lambda v: isinstance(v, dict)),
+    "judge": KeySpec(
+        "a [judge] table or [[judge]] tables", lambda v: isinstance(v, (dict, list)) and bool(v)
+    ),
 }

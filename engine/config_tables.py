@@ -268,9 +268,9 @@ def _api_key(check: TableChecker) -> str | None:
 
 
 def reject_duplicates(
-    source: str, models: Sequence[ModelConfig], judge: JudgeConfig | None
+    source: str, models: Sequence[ModelConfig], judges: Sequence[JudgeConfig]
 ) -> None:
-    """Model labels must be unique, and none may be the judge's label: results and progress
+    """Model labels must be unique, and none may be a judge's label: results and progress
     are counted per label."""
     seen: set[str] = set()
     for model in models:
@@ -279,10 +279,11 @@ def reject_duplicates(
                 f"{source}: [[model]] name {model.name!r} appears twice; labels must be unique"
             )
         seen.add(model.name)
-    if judge is not None and judge.label in seen:
-        raise ConfigError(
-            f"{source}: [[model]] name {judge.label!r} is the judge's label; rename the model"
-        )
+    for judge in judges:
+        if judge.label in seen:
+            raise ConfigError(
+                f"{source}: [[model]] name {judge.label!r} is the judge's label; rename the model"
+            )
 
 
 def expand_checkpoints(pattern: str) -> list[tuple[str, Path]]:

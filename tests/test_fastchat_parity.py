@@ -15,6 +15,7 @@ from engine.config import JudgeConfig
 from engine.interop import import_fastchat
 from engine.run.graph import build_graph
 from engine.run.judge_jobs import PairJudgeJob, SingleJudgeJob
+from engine.run.judge_setups import JudgeSetup
 from engine.store.store import open_store
 from tests.support.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
 from tests.support.runconfig import mtbench
@@ -35,7 +36,8 @@ async def judge_requests(store_path: Path, mode: str) -> dict[tuple, tuple[str, 
     )
     store = await open_store(store_path, write=False)
     try:
-        graph = await build_graph(store, bench, generate=(), judge=judge, judged_models=MODELS)
+        judges = [JudgeSetup(judge, bench, tuple(MODELS))]
+        graph = await build_graph(store, bench, generate=(), judges=judges)
     finally:
         await store.close()
     built = {}

@@ -59,6 +59,7 @@ def cmd_requests(args: argparse.Namespace) -> int:
             lambda: evaluate_async(
                 args.config,
                 command=args.command,
+                judge=getattr(args, "judge", None),
                 data=args.data,
                 progress=progress,
                 control=control,

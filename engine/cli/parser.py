@@ -24,7 +24,7 @@ _REQUEST_COMMANDS = {
     "plan": "print the requests a run would send and those already cached; send nothing",
     "generate": "generate every missing answer",
     "run": "generate and judge in one pipelined run",
-    "judge": "judge every stored answer not yet judged by this judge",
+    "judge": "judge every stored answer not yet judged by each judge (or --judge NAME)",
 }
 _Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
 
@@ -105,6 +105,10 @@ def _request_command(sub: argparse.ArgumentParser) -> None:
         type=_seconds_between(*PROGRESS_INTERVAL_RANGE),
         help="seconds between progress updates (0.1 to 86400)",
     )
+    if sub.prog.endswith((" judge", " plan")):
+        sub.add_argument(
+            "--judge", metavar="NAME", help="only this one of the config's judges (default: all)"
+        )
     if sub.prog.endswith(" run"):
         from engine.cli.watching import add_watch_arguments
 

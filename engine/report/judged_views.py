@@ -160,27 +160,32 @@ async def _recorded_pair_modes(store: Store, bench: str) -> dict[JudgeIdentity, 
     """Per judge identity, the pairwise mode of the latest run that judged with it."""
     recorded: dict[JudgeIdentity, View] = {}
     for (config,) in await store.fetch(rows.JUDGING_RUN_CONFIGS):
-        judge = _judge_of(config, bench)
-        if judge is None or judge.get("mode") not in PAIR_MODES:
-            continue
-        identity = JudgeIdentity(judge["name"], judge["model"], judge["api"])
-        baseline = judge.get("baseline") if judge["mode"] == "pairwise-baseline" else None
-        recorded.setdefault(identity, View(judge["mode"], baseline))
+        for judge in _judges_of(config, bench):
+            if judge.get("mode") not in PAIR_MODES:
+                continue
+            identity = JudgeIdentity(judge["name"], judge["model"], judge["api"])
+            baseline = judge.get("baseline") if judge["mode"] == "pairwise-baseline" else None
+            recorded.setdefault(identity, View(judge["mode"], baseline))
     return recorded
 
 
-def _judge_of(config: str | None, bench: str) -> dict[str, str] | None:
+def _judges_of(config: str | None, bench: str) -> list[dict[str, str]]:
+    """A run's judges as its config snapshot recorded them: `judges`, or (older runs) `judge`."""
     try:
         snapshot = orjson.loads(config or "null")
     except orjson.JSONDecodeError:
-        return None
+        return []
     if not isinstance(snapshot, dict) or snapshot.get("bench", bench) != bench:
-        return None
-    judge = snapshot.get("judge")
+        return []
+    judges = snapshot.get("judges")
+    if not isinstance(judges, list):
+        judges = [snapshot.get("judge")]
     keys = ("name", "model", "api")
-    if not isinstance(judge, dict) or not all(isinstance(judge.get(k), str) for k in keys):
-        return None
-    return judge
+    return [
+        judge
+        for judge in judges
+        if isinstance(judge, dict) and all(isinstance(judge.get(k), str) for k in keys)
+    ]
 
 
 async def out_of_range_counts(store: Store, bench: str, identity: JudgeIdentity) -> dict[str, int]:

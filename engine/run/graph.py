@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 from engine.bench.data import BenchData, Question
 from engine.config import JudgeConfig, ModelConfig
@@ -19,6 +20,9 @@ from engine.errors import InputError
 from engine.run.jobs import AnswerSlot, GenerationJob, Job, SlotState
 from engine.run.judge_jobs import Judging, PairJudgeJob, SingleJudgeJob
 from engine.store.store import JudgeIdentity, Store
+
+if TYPE_CHECKING:
+    from engine.run.judge_setups import JudgeSetup
 
 __all__ = ["RunGraph", "build_graph", "judge_identity", "judged_pairs", "judged_turns"]
 
@@ -51,16 +55,16 @@ async def build_graph(
     bench: BenchData,
     *,
     generate: Sequence[ModelConfig],
-    judge: JudgeConfig | None,
-    judged_models: Sequence[str],
+    judges: Sequence[JudgeSetup] = (),
     keep_thinking: frozenset[str] = frozenset(),
 ) -> RunGraph:
-    """`keep_thinking`: the models whose answers are shown with their inline thinking."""
+    """`judges`: every judge with the models it judges, each its own jobs on the same answers;
+    `keep_thinking`: the models whose answers are shown with their inline thinking."""
     answers = await store.answer_index(bench.bench)
     slots: dict[SlotKey, AnswerSlot] = {}
     jobs: list[Job] = []
     generated = {model.name for model in generate}
-    from_store = {m for m in judged_models if m not in generated}
+    from_store = {m for setup in judges for m in setup.judged if m not in generated}
     imported = {
         m for (m, _, _, s), (_, source) in answers.items() if source == "imported" and s == 0
     }
@@ -89,8 +93,8 @@ async def build_graph(
                 else:
                     slot.fill(text)
 
-    if judge is not None:
-        jobs.extend(await _judge_jobs(store, bench, judge, judged_models, slots))
+    for setup in judges:
+        jobs.extend(await _judge_jobs(store, setup.bench, setup.judge, setup.judged, slots))
     return RunGraph(jobs)
 
 
@@ -145,5 +149,5 @@ def check_baseline(judge: JudgeConfig | None, available: Sequence[str], store_pa
         return
     raise InputError(
         f"{store_path}: baseline {judge.baseline!r} has no answers in the store; add it as a "
-        "[[model]], import its FastChat answers, or set [judge] baseline"
+        f"[[model]], import its FastChat answers, or set {judge.table()} baseline"
     )

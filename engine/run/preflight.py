@@ -105,8 +105,8 @@ def _check_something_to_judge(config: RunConfig, judge: JudgeConfig, judged: Seq
         )
     if judge.mode != "single" and not judged_pairs(judge, judged):
         raise ConfigError(
-            f"{config.source}: [judge] key 'mode' = {judge.mode!r}: nothing to compare among "
-            f"{', '.join(judged)}; add models, or use mode = 'single'"
+            f"{config.source}: {judge.table()} key 'mode' = {judge.mode!r}: nothing to compare "
+            f"among {', '.join(judged)}; add models, or use mode = 'single'"
         )
 
 

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,16 +26,16 @@ from typing import TypeVar
 import orjson
 
 from engine import __version__
-from engine.bench.data import REFERENCE_MODEL, BenchData, load_bench, resolve_data_dir
+from engine.bench.data import BenchData, resolve_data_dir
 from engine.config import EndpointConfig, RunConfig
 from engine.endpoints.pool import EndpointPool
 from engine.errors import MtbenchError
 from engine.run.control import RunControl, RunStopped, settled, to_the_end
 from engine.run.graph import RunGraph, build_graph
-from engine.run.preflight import preflight
+from engine.run.judge_setups import JudgeSetup, judge_setups, load_benches, preflight_judges
 from engine.run.progress import ProgressSampler, ProgressView, report_progress
 from engine.run.scheduler import Pipeline
-from engine.run.scope import Command, Scope, command_scope, judged_models, selected_questions
+from engine.run.scope import Command, Scope, command_scope
 from engine.run.tally import EndpointCounts, FailureRecord, RunSummary, RunTally
 from engine.serving.server_records import StoreServerRecords, reap_leftover_servers
 from engine.serving.sweep import ServerFleet
@@ -104,20 +104,14 @@ async def _execute(
 ) -> RunResult:
     scope = command_scope(config, command)
     data_dir = resolve_data_dir(data_flag, config.data)
-    reference = scope.judge.reference if scope.judge is not None else REFERENCE_MODEL
-    loaded = await _off_loop(
-        lambda: load_bench(
-            data_dir, config.bench, need_judging=scope.judge is not None, reference=reference
-        )
-    )
-    bench = selected_questions(config, loaded)
-    judged = judged_models(config, scope, command)
-    notes = preflight(config, bench, generate=scope.generate, judge=scope.judge, judged=judged)
+    bench, benches = await _off_loop(lambda: load_benches(data_dir, config, scope.judges))
+    judges = judge_setups(config, scope, command, benches)
+    notes = preflight_judges(config, bench, scope, judges)
     if command == "plan":
-        return replace(await _plan(config, scope, bench, judged, options.started), notes=notes)
+        return replace(await _plan(config, scope, bench, judges, options.started), notes=notes)
     store = await open_store(config.store, write=True)
     try:
-        graph = await _graph(store, bench, scope, judged)
+        graph = await _graph(store, bench, scope, judges)
     except BaseException:
         await store.close(discard=True)  # nothing ran: a store this call created goes again
         raise
@@ -129,14 +123,11 @@ async def _execute(
         await store.close()
 
 
-async def _graph(store: Store, bench: BenchData, scope: Scope, judged: list[str]) -> RunGraph:
+async def _graph(
+    store: Store, bench: BenchData, scope: Scope, judges: Sequence[JudgeSetup]
+) -> RunGraph:
     return await build_graph(
-        store,
-        bench,
-        generate=scope.generate,
-        judge=scope.judge,
-        judged_models=judged,
-        keep_thinking=scope.keep_thinking,
+        store, bench, generate=scope.generate, judges=judges, keep_thinking=scope.keep_thinking
     )
 
 
@@ -164,13 +155,13 @@ async def _off_loop(read: Callable[[], T]) -> T:
 
 
 async def _plan(
-    config: RunConfig, scope: Scope, bench: BenchData, judged: list[str], started: float
+    config: RunConfig, scope: Scope, bench: BenchData, judges: Sequence[JudgeSetup], started: float
 ) -> RunResult:
     store = await (
         open_store(config.store, write=False) if config.store.exists() else _empty_store()
     )
     try:
-        graph = await _graph(store, bench, scope, judged)
+        graph = await _graph(store, bench, scope, judges)
         estimates = await store.completion_estimates()
         tally = await Pipeline(
             store,
@@ -306,8 +297,8 @@ def _endpoints(
     for model in scope.generate:
         lifecycle = servers.lifecycle(model) if model.serve else None
         pools[model] = EndpointPool(model, lifecycle=lifecycle)
-    if scope.judge is not None:
-        pools[scope.judge] = EndpointPool(scope.judge)
+    for judge in scope.judges:  # each judge its own limits, 429 pauses, prices and tally
+        pools[judge] = EndpointPool(judge)
     return pools
 
 

@@ -1,4 +1,4 @@
-"""What a command covers: the models it generates, the judge and what it judges, the questions.
+"""What a command covers: the models it generates, the judges and what they judge, the questions.
 
 `plan`, `generate`, `run` and `judge` read one config but do different parts of it; this module
 turns (config, command) into that part, and refuses a command the config cannot serve (no models to
@@ -25,10 +25,10 @@ COMMANDS: tuple[Command, ...] = get_args(Command)
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What a command does: which models it generates, whether and what it judges."""
+    """What a command does: which models it generates, which judges judge and what."""
 
     generate: tuple[ModelConfig, ...]
-    judge: JudgeConfig | None
+    judges: tuple[JudgeConfig, ...]
     judged_from_config: tuple[str, ...]
     keep_thinking: frozenset[str]  # models whose answers are shown with their inline thinking
 
@@ -42,20 +42,14 @@ def command_scope(config: RunConfig, command: Command) -> Scope:
         raise ConfigError(
             f"{config.source}: no [[model]] tables; `{command}` needs models to answer"
         )
-    if command in ("run", "judge") and config.judge is None:
+    if command in ("run", "judge") and not config.judges:
         raise ConfigError(f"{config.source}: no [judge] table; `{command}` needs a judge")
     if command == "plan":
-        command = (
-            "run"
-            if config.judge is not None and models
-            else "judge"
-            if config.judge
-            else "generate"
-        )
+        command = "run" if config.judges and models else "judge" if config.judges else "generate"
     generate = models if command in ("generate", "run") else ()
-    judge = config.judge if command in ("run", "judge") else None
+    judges = config.judges if command in ("run", "judge") else ()
     kept = frozenset(m.name for m in models if m.keep_thinking)
-    return Scope(generate, judge, tuple(m.name for m in models), kept)
+    return Scope(generate, judges, tuple(m.name for m in models), kept)
 
 
 def selected_questions(config: RunConfig, bench: BenchData) -> BenchData:
@@ -73,10 +67,11 @@ def selected_questions(config: RunConfig, bench: BenchData) -> BenchData:
     return replace(bench, questions=questions)
 
 
-def judged_models(config: RunConfig, scope: Scope, command: Command) -> list[str]:
-    """Models to judge: the config's, else (for `judge`) everything answered in the store."""
-    if scope.judge is None:
-        return []
+def judged_models(
+    config: RunConfig, scope: Scope, command: Command, judge: JudgeConfig
+) -> list[str]:
+    """Models `judge` judges: the config's, else (for `judge`) everything answered in the store;
+    its pairwise baseline too."""
     stored = stored_models(config.store, config.bench)
     if command == "judge" and not stored:
         raise StoreError(
@@ -84,7 +79,7 @@ def judged_models(config: RunConfig, scope: Scope, command: Command) -> list[str
             f"`store` in {config.source}, or generate or import answers first"
         )
     judged = list(scope.judged_from_config) or stored
-    check_baseline(scope.judge, [*stored, *(m.name for m in scope.generate)], config.store)
-    if scope.judge.mode == "pairwise-baseline" and scope.judge.baseline not in judged:
-        judged.append(scope.judge.baseline)
+    check_baseline(judge, [*stored, *(m.name for m in scope.generate)], config.store)
+    if judge.mode == "pairwise-baseline" and judge.baseline not in judged:
+        judged.append(judge.baseline)
     return judged

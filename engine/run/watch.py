@@ -208,7 +208,7 @@ class _Watcher:
 
     async def _score(self, fixed: list[ModelConfig], due: list[_Checkpoint]) -> None:
         models = (*fixed, *(checkpoint.model for checkpoint in due))
-        reject_duplicates(self.config.source, models, self.config.judge)
+        reject_duplicates(self.config.source, models, self.config.judges)
         result = await execute(
             replace(self.config, models=models),
             self.command,

@@ -35,12 +35,13 @@ def write_config(
     *,
     models: Sequence[dict[str, Any]] = (),
     judge: dict[str, Any] | None = None,
+    judges: Sequence[dict[str, Any]] = (),
     name: str = "run.toml",
     **top: Any,
 ) -> Path:
     """A config file; `store` defaults to store.sqlite beside it, `data` to the shared data.
 
-    A top-level value of None leaves the key out.
+    A top-level value of None leaves the key out; `judges` are written as [[judge]] tables.
     """
     top.setdefault("store", str(directory / "store.sqlite"))
     top.setdefault("data", str(MTBENCH_DATA))
@@ -51,6 +52,9 @@ def write_config(
     if judge is not None:
         lines.append("\n[judge]")
         lines.extend(f"{key} = {toml_value(value)}" for key, value in judge.items())
+    for table in judges:
+        lines.append("\n[[judge]]")
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in table.items())
     path = directory / name
     path.write_text("\n".join(lines) + "\n")
     return path
