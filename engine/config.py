@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from engine.config_panel import PanelConfig, panel_from_table
 from engine.config_schema import (
     DEFAULT_REFERENCE,
     FASTCHAT_BASELINE,
@@ -208,6 +209,7 @@ class RunConfig:
     # visible GPUs hold (`engine.serving.gpus`), one otherwise; one Slurm job.
     server_slots: int | None = None
     sweeps: tuple[CheckpointSweep, ...] = ()  # the `checkpoints` tables, for `--watch`
+    panel: PanelConfig | None = None  # judges pooled into one leaderboard (`[panel]`)
 
     @property
     def source(self) -> str:
@@ -224,6 +226,7 @@ class RunConfig:
             "server_slots": self.server_slots,
             "models": [m.snapshot() for m in self.models],
             "judge": None if self.judge is None else self.judge.snapshot(),
+            **({} if self.panel is None else {"panel": self.panel.snapshot()}),
         }
 
 
@@ -257,6 +260,7 @@ def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
     if judge_table is not None:
         judge = endpoint_from_table(f"{path}: [judge]", judge_table, JudgeConfig, JUDGE_KEYS)
     reject_duplicates(str(path), models, judge)
+    panel = panel_from_table(str(path), top.get("panel"), [] if judge is None else [judge.name])
     models, sweeps = _with_launchers(path, top, models, sweeps)
     data = top.get("data")
     return RunConfig(
@@ -269,6 +273,7 @@ def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
         questions=None if top.get("questions") is None else tuple(top.get("questions")),
         server_slots=top.get("server_slots"),
         sweeps=sweeps,
+        panel=panel,
     )
 
 

@@ -383,4 +383,5 @@ TOP_KEYS: dict[str, KeySpec] = {
     "slurm": KeySpec("a [slurm] table of sbatch options", lambda v: isinstance(v, dict)),
     "model": KeySpec("an array of [[model]] tables", lambda v: isinstance(v, list)),
     "judge": KeySpec("a [judge] table", lambda v: isinstance(v, dict)),
+    "panel": KeySpec("a [panel] table", lambda v: isinstance(v, dict)),
 }

@@ -23,8 +23,8 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
 
+from engine.config_panel import AGGREGATES, Aggregate
 from engine.scoring.summaries import MISSING_SCORE, PairMatch, SingleScore, median_score
 
 __all__ = [
@@ -38,8 +38,6 @@ __all__ = [
     "panel_scores",
 ]
 
-Aggregate = Literal["mean", "median"]
-AGGREGATES: tuple[Aggregate, ...] = get_args(Aggregate)
 TIE = "tie"
 ERROR = "error"
 
