@@ -4,11 +4,12 @@ before anything is created or sent."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from engine.config import load_config
+from engine.config import load_config, read_config_toml
 from engine.config_panel import PanelConfig, panel_from_table
 from engine.errors import ConfigError
 from tests.support.runconfig import mtbench, toml_value, write_config
@@ -70,3 +71,13 @@ def test_a_panel_table_that_is_not_a_table_is_refused(tmp_path: Path) -> None:
     config = write_config(tmp_path, judge=JUDGE, panel="a,b")
     with pytest.raises(ConfigError, match=r"key 'panel' = 'a,b': expected a \[panel\] table"):
         load_config(config)
+
+
+def test_the_readme_panel_example_is_a_valid_panel(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n### Panels\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```toml\n(.*?)```", section, re.S)
+    (tmp_path / "panel.toml").write_text(block)
+    table = read_config_toml(tmp_path / "panel.toml")["panel"]
+    panel = panel_from_table("README.md", table, table["judges"])
+    assert panel == PanelConfig(("gpt-4o", "claude", "llama"), "median", "jury")

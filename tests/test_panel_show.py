@@ -241,3 +241,13 @@ def test_pairwise_panel_majority_per_game_then_fastchats_rates(
     code, out, _ = mtbench(capsys, "show", "--store", str(store))
     assert code == 0 and "majority verdict per game (no majority: a tie)" in out
     assert "left out: matches not every judge of the panel gave a verdict in both games" in out
+
+
+def test_the_python_api_gives_the_panel_board_show_prints(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import engine
+
+    board = engine.scores(store, panel=["a", "b"], aggregate="median")
+    shown = _show_json(capsys, "--store", str(store), "--panel", "a,b", "--aggregate", "median")
+    assert board.as_dict() == shown
