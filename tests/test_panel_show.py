@@ -251,3 +251,20 @@ def test_the_python_api_gives_the_panel_board_show_prints(
     board = engine.scores(store, panel=["a", "b"], aggregate="median")
     shown = _show_json(capsys, "--store", str(store), "--panel", "a,b", "--aggregate", "median")
     assert board.as_dict() == shown
+
+
+def test_a_panel_of_judges_with_no_leaderboard_in_common_is_refused_or_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = build_store(tmp_path / "single")
+    pairs = tmp_path / "pairs" / "model_judgment"
+    pairs.mkdir(parents=True)
+    _write(pairs / "p_pair.jsonl", [_pair_line("p", m, g) for m, g in VERDICTS["a"].items()])
+    asyncio.run(import_fastchat(store, pairs.parent))
+    code, out, err = mtbench(capsys, "show", "--store", str(store), "--panel", "a,p")
+    assert (code, out) == (2, "")
+    assert "no leaderboard for --panel" in err and "judge 'p' has pairwise" in err
+    _record(store, PanelConfig(("a", "p"), "mean", "mixed"))
+    shown = _show_json(capsys, "--store", str(store))
+    assert shown["panels"] == []
+    assert any(note.startswith("panel 'mixed' not shown: ") for note in shown["not_shown"])
