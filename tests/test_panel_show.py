@@ -268,3 +268,26 @@ def test_a_panel_of_judges_with_no_leaderboard_in_common_is_refused_or_named(
     shown = _show_json(capsys, "--store", str(store))
     assert shown["panels"] == []
     assert any(note.startswith("panel 'mixed' not shown: ") for note in shown["not_shown"])
+
+
+def test_a_judge_with_several_samples_enters_the_panel_with_its_own_median(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = store.parent / "samples" / "model_judgment"
+    extra.mkdir(parents=True)
+    lines = [{**_single_line("a", "x", 81, 1, score), "sample": sample}
+             for sample, score in ((1, 10), (2, 3))]  # fmt: skip
+    _write(extra / "a_single.jsonl", lines)
+    asyncio.run(import_fastchat(store, extra.parent))
+    (panel,) = _show_json(capsys, "--store", str(store), "--panel", "a,b,c")["panels"]
+    x = next(entry for entry in panel["models"] if entry["model"] == "x")
+    # a's x q81 turn 1: median of its samples 8, 10, 3 = 8 -> the panel's (8+6+7)/3 = 7 as before;
+    # turn 1 = mean(7, 4) = 5.5. Had the samples been pooled as judges, the mean would move.
+    assert x["turn_1"] == pytest.approx(5.5)
+    lines = [{**_single_line("a", "x", 81, 1, 10), "sample": 3}]
+    _write(extra / "a_single.jsonl", lines)
+    asyncio.run(import_fastchat(store, extra.parent))
+    (panel,) = _show_json(capsys, "--store", str(store), "--panel", "a,b,c")["panels"]
+    x = next(entry for entry in panel["models"] if entry["model"] == "x")
+    # a's samples 8, 10, 3, 10: median 9 -> (9+6+7)/3 = 22/3; turn 1 = (22/3 + 4) / 2
+    assert x["turn_1"] == pytest.approx((22 / 3 + 4) / 2)
