@@ -69,3 +69,12 @@ def test_the_panel_board_renders_with_its_judges_and_shows_numbers(
     assert note == (
         "panel 'waiting' not shown: judge 'later' has no judgments for bench mt_bench yet"
     )
+
+
+def test_a_panel_name_with_markup_is_written_as_text(tmp_path: Path) -> None:
+    store = build_store(tmp_path)
+    name = "<img src=x onerror=alert(1)>"
+    _record(store, PanelConfig(("a", "b"), "mean", name))
+    page = asyncio.run(write_report(store, tmp_path / "report.html")).read_text()
+    assert name not in page
+    assert "Panel &lt;img src=x onerror=alert(1)&gt;" in page
