@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +39,7 @@ from engine.config import (
     run_config,
 )
 from engine.config_judges import chosen_judges
+from engine.config_panel import Aggregate
 from engine.config_schema import JudgeMode
 from engine.config_tables import shown
 from engine.errors import ConfigError
@@ -115,10 +116,21 @@ async def scores_async(
     mode: JudgeMode | None = None,
     baseline: str | None = None,
     bench: str = "mt_bench",
+    panel: str | Sequence[str] | None = None,
+    aggregate: Aggregate | None = None,
 ) -> Scoreboard:
-    """Every judge's leaderboard in the store (or `judge`'s), in `mode` against `baseline`;
-    `Scoreboard.as_dict()` is exactly what `mtbench show --json` prints."""
-    return await leaderboards(Path(store), bench, judge=judge, mode=mode, baseline=baseline)
+    """Every judge's leaderboard in the store (or `judge`'s), in `mode` against `baseline`, and
+    the recorded judge panels' (or the panel of the judge labels `panel` names, pooled by
+    `aggregate`); `Scoreboard.as_dict()` is exactly what `mtbench show --json` prints."""
+    return await leaderboards(
+        Path(store),
+        bench,
+        judge=judge,
+        mode=mode,
+        baseline=baseline,
+        panel=panel,
+        aggregate=aggregate,
+    )
 
 
 def _blocking(function: Callable[P, Coroutine[Any, Any, T]], name: str, doc: str) -> Callable[P, T]:
@@ -180,8 +192,9 @@ def _run_config(
         questions=questions,
         server_slots=server_slots,
     )
-    # A file's config with the caller's overrides is still named by its file in messages.
-    return built if loaded is None else replace(built, path=loaded.path)
+    # A file's config with the caller's overrides is still named by its file in messages, and
+    # keeps its judge panel.
+    return built if loaded is None else replace(built, path=loaded.path, panel=loaded.panel)
 
 
 def _models(given: object) -> tuple[ModelConfig, ...]:

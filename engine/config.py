@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import orjson
 
 from engine.config_judges import both_judge_forms, judges_from_toml
+from engine.config_panel import PanelConfig, panel_from_table
 from engine.config_schema import (
     DEFAULT_REFERENCE,
     FASTCHAT_BASELINE,
@@ -212,6 +213,7 @@ class RunConfig:
     # visible GPUs hold (`engine.serving.gpus`), one otherwise; one Slurm job.
     server_slots: int | None = None
     sweeps: tuple[CheckpointSweep, ...] = ()  # the `checkpoints` tables, for `--watch`
+    panel: PanelConfig | None = None  # judges pooled into one leaderboard (`[panel]`)
 
     @property
     def judge(self) -> JudgeConfig | None:
@@ -234,6 +236,7 @@ class RunConfig:
             "models": [m.snapshot() for m in self.models],
             "judge": None if self.judge is None else self.judge.snapshot(),
             "judges": [judge.snapshot() for judge in self.judges],
+            **({} if self.panel is None else {"panel": self.panel.snapshot()}),
         }
 
 
@@ -267,6 +270,7 @@ def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
     models, sweeps = _model_tables(path, top.get("model", []), base, watch=watch)
     judges = judges_from_toml(str(path), top.get("judge"), JudgeConfig, JUDGE_KEYS)
     reject_duplicates(str(path), models, judges)
+    panel = panel_from_table(str(path), top.get("panel"), [judge.name for judge in judges])
     models, sweeps = _with_launchers(path, top, models, sweeps)
     data = top.get("data")
     return RunConfig(
@@ -279,6 +283,7 @@ def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
         questions=None if top.get("questions") is None else tuple(top.get("questions")),
         server_slots=top.get("server_slots"),
         sweeps=sweeps,
+        panel=panel,
     )
 
 

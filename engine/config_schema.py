@@ -385,4 +385,5 @@ TOP_KEYS: dict[str, KeySpec] = {
     "judge": KeySpec(
         "a [judge] table or [[judge]] tables", lambda v: isinstance(v, (dict, list)) and bool(v)
     ),
+    "panel": KeySpec("a [panel] table", lambda v: isinstance(v, dict)),
 }

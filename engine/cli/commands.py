@@ -111,11 +111,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     from engine.report.show import format_scoreboard
 
     if wants_sweep(args):
+        if args.panel is not None or args.aggregate is not None:
+            raise InputError("mtbench show: --sweep shows each judge's grades; drop --panel")
         return cmd_show_sweep(args)
 
     scoreboard = run_result(
         scores_async(
-            args.store, judge=args.judge, mode=args.mode, baseline=args.baseline, bench=args.bench
+            args.store,
+            judge=args.judge,
+            mode=args.mode,
+            baseline=args.baseline,
+            bench=args.bench,
+            panel=args.panel,
+            aggregate=args.aggregate,
         )
     )
     if args.json:

@@ -131,6 +131,12 @@ def _show(subcommands: _Commands) -> None:
     show.add_argument(
         "--baseline", help="for --mode pairwise-baseline (default: the baseline judged against)"
     )
+    show.add_argument(
+        "--panel", metavar="A,B,...", help="a judge panel of these stored judges, pooled (ad hoc)"
+    )
+    show.add_argument(
+        "--aggregate", choices=("mean", "median"), help="how --panel pools ratings (default mean)"
+    )
     show.add_argument("--json", action="store_true", help="machine-readable output")
     _sweep_flags(show)
     show.add_argument("--csv", action="store_true", help="--sweep as CSV, for spreadsheets")

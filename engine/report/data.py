@@ -12,7 +12,7 @@ and their thinking, inline or from a field of its own, beside them.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -22,6 +22,7 @@ from engine.bench.thinking import split_thinking
 from engine.errors import InputError
 from engine.report.judged_views import JudgeViews, judge_views, judges_named
 from engine.report.notes import judge_details
+from engine.report.panel_data import PanelBoards, panel_boards
 from engine.report.results import (
     UNKNOWN_CATEGORY,
     LastRun,
@@ -127,6 +128,7 @@ class ReportData:
     judges: tuple[JudgeReport, ...]
     last_run: LastRun | None
     sweeps: tuple[SweepBoard, ...] = ()  # score against step, per sweep and judge
+    panels: PanelBoards = field(default_factory=PanelBoards)  # recorded judge panels
 
 
 async def gather_report(store_path: Path, bench: str, *, judge: str | None = None) -> ReportData:
@@ -143,6 +145,7 @@ async def gather_report(store_path: Path, bench: str, *, judge: str | None = Non
         questions = await _questions(store, bench)
         latest = await last_run(store)
         sweeps = (await gather_sweeps(store, store_path, bench, judge, None))[0] if reports else []
+        panels = await panel_boards(store, store_path, bench, judge=judge)
     finally:
         await store.close()
     if not texts and not reports:
@@ -166,6 +169,7 @@ async def gather_report(store_path: Path, bench: str, *, judge: str | None = Non
         judges=tuple(reports),
         last_run=latest,
         sweeps=tuple(sweeps),
+        panels=panels,
     )
 
 

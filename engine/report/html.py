@@ -24,6 +24,7 @@ from engine.report.data import JudgeReport, ReportData, gather_report
 from engine.report.destination import refuse_output_over_a_store, write_output
 from engine.report.markup import FALLBACK_COLOR, escape, model_cell, number, swatch, table
 from engine.report.notes import ci_text, last_run_failures
+from engine.report.panel_html import panel_nav, panel_section
 from engine.report.reliability_section import reliability_section
 from engine.report.svg import TURN_COLORS, RadarSeries, ci_bar, model_colors, radar_chart, turn_bars
 from engine.report.sweep_html import SWEEP_ANCHOR, sweep_section
@@ -91,6 +92,7 @@ def render_report(data: ReportData, *, texts: bool = True) -> str:
     judged = ", ".join(escape(j.label) for j in data.judges) or "none yet"
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(data.created))
     nav = [(f"judge-{i}", f"Judge {j.name}") for i, j in enumerate(data.judges)]
+    nav += panel_nav(data.panels)
     nav += [(SWEEP_ANCHOR, "Score vs step")] if data.sweeps else []
     nav += [("reliability", "Judge reliability"), ("questions", "Questions")]
     body = [
@@ -106,6 +108,7 @@ def render_report(data: ReportData, *, texts: bool = True) -> str:
     if not data.judges:
         body.append('<p class="note">No judgments in this store yet: run `mtbench judge`.</p>')
     body += [_judge_section(i, j, colors) for i, j in enumerate(data.judges)]
+    body.append(panel_section(data.panels, colors))
     body.append(sweep_section(data.sweeps))
     body.append(reliability_section(data.judges))
     body.append(browser_section())

@@ -10,7 +10,7 @@ mode asked for is named under the tables. Names are escaped for the terminal.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from engine.report.judged_views import (
     unavailable,
 )
 from engine.report.notes import ci_text, judge_details, last_run_failures
+from engine.report.panel_data import PanelBoard, adhoc_panel, panel_boards
+from engine.report.panel_show import format_panel, panel_json
 from engine.report.results import (
     LastRun,
     StoredJudge,
@@ -105,6 +107,7 @@ class Scoreboard:
     boards: tuple[Leaderboard, ...]
     last_run: LastRun | None
     skipped: tuple[str, ...] = ()  # judges without the mode asked for, and what they have
+    panels: tuple[PanelBoard, ...] = ()  # judge panels' boards (`engine.report.panel_data`)
 
     def as_dict(self) -> dict[str, Any]:
         """What `mtbench show --json` prints."""
@@ -118,9 +121,12 @@ async def leaderboards(
     judge: str | None = None,
     mode: str | None = None,
     baseline: str | None = None,
+    panel: str | Sequence[str] | None = None,
+    aggregate: str | None = None,
 ) -> Scoreboard:
     if baseline is not None and mode not in (None, "pairwise-baseline"):
         raise InputError(f"--baseline goes with --mode pairwise-baseline, not --mode {mode}")
+    adhoc = adhoc_panel(panel, aggregate)
     store = await open_store(store_path, write=False)
     try:
         judges = await select_judges(store, store_path, bench, judge)
@@ -146,10 +152,13 @@ async def leaderboards(
                 )
             )
         latest = await last_run(store)
+        panels = await panel_boards(
+            store, store_path, bench, judge=judge, adhoc=adhoc, mode=mode, baseline=baseline
+        )
     finally:
         await store.close()
     skipped = tuple(_skipped(views, mode, baseline) for views, view in chosen if view is None)
-    return Scoreboard(tuple(boards), latest, skipped)
+    return Scoreboard(tuple(boards), latest, (*skipped, *panels.not_shown), panels.boards)
 
 
 def _skipped(views: JudgeViews, mode: str | None, baseline: str | None) -> str:
@@ -212,7 +221,9 @@ def _title(board: Leaderboard) -> str:
 
 
 def format_scoreboard(scoreboard: Scoreboard) -> str:
-    text = "\n\n".join(_format_board(board) for board in scoreboard.boards)
+    text = "\n\n".join(
+        [*map(_format_board, scoreboard.boards), *map(format_panel, scoreboard.panels)]
+    )
     for note in scoreboard.skipped:
         text += f"\n\n{terminal_text(note)}"
     failures = last_run_failures(scoreboard.last_run, _name)
@@ -304,6 +315,7 @@ def scoreboard_json(scoreboard: Scoreboard) -> dict[str, Any]:
     run = scoreboard.last_run
     return {
         "leaderboards": [_board_json(board) for board in scoreboard.boards],
+        "panels": [panel_json(board) for board in scoreboard.panels],
         "not_shown": list(scoreboard.skipped),
         "last_run": None
         if run is None

@@ -39,6 +39,7 @@ from engine.run.scope import Command, Scope, command_scope
 from engine.run.tally import EndpointCounts, FailureRecord, RunSummary, RunTally
 from engine.serving.server_records import StoreServerRecords, reap_leftover_servers
 from engine.serving.sweep import ServerFleet
+from engine.store.panels import record_panel
 from engine.store.store import Store, open_store
 from engine.store.writer import StoreWriter
 
@@ -198,6 +199,8 @@ async def _run(
         await store.record_questions(bench)
         run_id = await store.begin_run(command, _snapshot(config))
         try:
+            if config.panel is not None and scope.judges:
+                await record_panel(store, bench.bench, config.panel, run_id)
             pools = _endpoints(scope, config, StoreServerRecords(store))
             tally = await _drive(store, graph, run_id, pools, options)
         except MtbenchError as error:

@@ -20,6 +20,7 @@ __all__ = [
     "JobServerRow",
     "JudgeIdentity",
     "JudgmentRow",
+    "PanelRow",
     "QuestionRow",
     "ResponseRow",
     "ServerRow",
@@ -213,6 +214,21 @@ class JobServerRow:
     started: float
 
 
+@dataclass(frozen=True, slots=True)
+class PanelRow:
+    """A judge panel's definition: its judge labels (JSON list) and how ratings are pooled."""
+
+    bench: str
+    name: str
+    judges: str
+    aggregate: str
+    run_id: int | None
+    created: float
+
+    def write(self) -> Write:
+        return UPSERT_PANEL, params(self)
+
+
 INSERT_RESPONSE = _insert("INSERT OR IGNORE", "responses", ResponseRow)
 UPSERT_ANSWER = _insert("INSERT OR REPLACE", "answers", AnswerRow)
 UPSERT_JUDGMENT = _insert("INSERT OR REPLACE", "judgments", JudgmentRow)
@@ -220,6 +236,8 @@ INSERT_FAILURE = _insert("INSERT", "failures", FailureRow)
 UPSERT_QUESTION = _insert("INSERT OR REPLACE", "questions", QuestionRow)
 INSERT_SERVER = _insert("INSERT", "servers", ServerRow)
 INSERT_JOB_SERVER = _insert("INSERT", "servers", JobServerRow)
+UPSERT_PANEL = _insert("INSERT OR REPLACE", "panels", PanelRow)
+STORED_PANELS = "SELECT name, judges, aggregate FROM panels WHERE bench = :bench ORDER BY name"
 
 # Runs
 INSERT_RUN = (

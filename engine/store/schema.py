@@ -121,6 +121,19 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE responses ADD COLUMN reasoning_tokens INTEGER;
     ALTER TABLE judgments ADD COLUMN judge_settings TEXT;  -- JSON, e.g. {"thinking": 4096}
     """,
+    # 5: judge panels, as the latest run or judge with a [panel] defined them, so `show` and
+    # `report` show a panel's leaderboard without the config
+    """
+    CREATE TABLE panels (
+        bench TEXT NOT NULL,
+        name TEXT NOT NULL,
+        judges TEXT NOT NULL,           -- JSON list of judge labels
+        aggregate TEXT NOT NULL,        -- 'mean' | 'median' (ratings; verdicts: majority)
+        run_id INTEGER,
+        created REAL NOT NULL,
+        PRIMARY KEY (bench, name)
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
