@@ -43,8 +43,8 @@ PAIRWISE_GUIDE = (
     "disagree are a tie; a game without verdict leaves the match out). Cohen's kappa corrects "
     "agreement for chance (above 0.6 substantial, 0.4-0.6 moderate, below 0.2 slight). Agreement "
     "is FastChat's compute_agreement ratio; 'without ties' leaves out every pair where either "
-    "judge said tie, so it counts only clear verdicts and is usually higher (FastChat reports GPT-4 vs "
-    "humans at 66% with ties, 85% without)."
+    "judge said tie, so it counts only clear verdicts and is usually higher (the MT-Bench paper "
+    "has GPT-4 vs human experts at 66% with ties, 85% without)."
 )
 
 

@@ -25,7 +25,7 @@ from engine.scoring.summaries import PairMatch
 
 __all__ = ["BT_NOTE", "bt_html", "bt_json", "bt_text", "pairwise_all_ratings"]
 
-HEADERS = ("model", "rating", "95% CI", "battles")
+HEADERS = ("#", "model", "rating", "95% CI", "battles")  # ranked, as the report's tables
 BT_NOTE = (
     "Bradley-Terry ratings (arena-hard's way): every game is a battle, a tie half a win each; "
     "Elo scale, mean 1000; the 95% interval is a bootstrap over battles "
@@ -54,15 +54,15 @@ def bt_text(board: BradleyTerryBoard | None) -> str:
     if board is None:
         return ""
     rows = [
-        [terminal_text(r.model, name=True), format_number(r.rating, 1), _ci(r), r.battles]
-        for r in board.ratings
+        [rank, terminal_text(r.model, name=True), format_number(r.rating, 1), _ci(r), r.battles]
+        for rank, r in enumerate(board.ratings, 1)
     ]
     separated = f"\n{SEPARATED_NOTE}" if board.separated else ""
     title = (
         f"Bradley-Terry ratings from {board.battles} games (a tie half a win; Elo scale, "
         f"mean 1000; 95% CI: {board.rounds} bootstrap resamples, seeded)"
     )
-    return f"\n\n{title}\n{format_table(HEADERS, rows)}{separated}"
+    return f"\n\n{title}\n{format_table(HEADERS, rows, left_columns=2)}{separated}"
 
 
 def bt_json(board: BradleyTerryBoard | None) -> dict[str, Any] | None:
