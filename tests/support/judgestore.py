@@ -73,11 +73,11 @@ RULES: dict[str, dict[str, Callable[[int, Row], Row | None]]] = {
 }
 
 
-def derived_rows(label: str, kind: str) -> list[Row]:
-    """The reference's judgment rows changed by `label`'s rule, relabelled."""
+def derived_rows(label: str, kind: str, rule: str | None = None) -> list[Row]:
+    """The reference's judgment rows changed by `rule`'s rule (default `label`'s), relabelled."""
     rows = []
     for index, row in enumerate(reference_rows(kind)):
-        changed = RULES[label][kind](index, row)
+        changed = RULES[rule or label][kind](index, row)
         if changed is not None:
             changed["judge"] = [label, changed["judge"][1]]
             rows.append(changed)
@@ -89,13 +89,15 @@ def judgment_rows(label: str, kind: str) -> list[Row]:
     return reference_rows(kind) if label == REFERENCE else derived_rows(label, kind)
 
 
-def write_judge(root: Path, label: str, kinds: tuple[str, ...] = ("single", "pair")) -> Path:
-    """A FastChat folder holding `label`'s judgment files."""
-    folder = root / label / "model_judgment"
+def write_judge(
+    root: Path, label: str, kinds: tuple[str, ...] = ("single", "pair"), rule: str | None = None
+) -> Path:
+    """A FastChat folder holding `label`'s judgment files (made by `rule`'s rule, if given)."""
+    folder = root / f"judge-{len(list(root.glob('judge-*')))}" / "model_judgment"
     folder.mkdir(parents=True)
     for kind in kinds:
-        rows = derived_rows(label, kind)
-        (folder / f"{label}_{kind}.jsonl").write_bytes(
+        rows = derived_rows(label, kind, rule)
+        (folder / f"judge_{kind}.jsonl").write_bytes(
             b"".join(orjson.dumps(r) + b"\n" for r in rows)
         )
     return folder.parent
