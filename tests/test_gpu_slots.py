@@ -236,3 +236,23 @@ def test_serving_keys_and_slurm_options_are_checked_at_load(
         load_config(config)
     message = str(error.value)
     assert "\n" not in message and all(word in message for word in words), message
+
+
+def test_a_repeated_gpu_in_the_outer_mask_is_one_gpu_and_never_two_slots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "6,6, 7,7")
+    model, events = served_model(tmp_path, ["step-1", "step-2"])
+    config = write_config(tmp_path, models=[model], questions=[81])
+    code, out, _ = mtbench(capsys, "generate", "-c", str(config))
+    assert code == 0, out
+    assert sorted(e["cuda"] for e in read_events(events) if e["event"] == "start") == ["6", "7"]
+    with pytest.raises(ConfigError, match=r"need 2, and 1 GPU\(s\) \(6\) are"):
+        local_slot_gpus(
+            "c", load_config(config).models, 2, visible_gpus({"CUDA_VISIBLE_DEVICES": "6,6"})
+        )
+
+
+def test_an_outer_mask_entry_cuda_rejects_ends_the_list_as_it_does_for_cuda() -> None:
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "NoDevFiles"}, listed=["0"]) == ()
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "MIG-4a1f,1,gpu0,2"}) == ("MIG-4a1f", "1")

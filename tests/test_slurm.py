@@ -119,7 +119,8 @@ def test_a_four_checkpoint_sweep_on_two_slurm_slots_is_stored_whole_and_leaves_n
 def test_a_job_that_fails_to_start_fails_only_its_checkpoint_with_its_output_tail(
     tmp_path: Path, fake: FakeServer, slurm: SlurmCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shared = {"time": "2:00", "directory": "shared"}  # relative to the config file
+    # Relative to the config file; a space and a `%j` in it that sbatch must not expand.
+    shared = {"time": "2:00", "directory": "shared 100%j"}
     config, _ = slurm_sweep(tmp_path, fake, ["step-1", "step-2-broken", "step-3"], slurm=shared)
     code, out, err = mtbench(capsys, "run", "-c", str(config))
     assert code == 1, out + err
@@ -131,7 +132,7 @@ def test_a_job_that_fails_to_start_fails_only_its_checkpoint_with_its_output_tai
         failed = {model for (model,) in db.execute("SELECT DISTINCT model FROM failures")}
     assert failed == {"step-2-broken"}
     assert slurm.jobs() == []
-    broken = list((tmp_path / "shared").glob("step-2-broken.slurm-*.log"))
+    broken = list((tmp_path / "shared 100%j").glob("step-2-broken.slurm-*.log"))
     assert len(broken) == 1 and str(broken[0]) in out
     assert not list((tmp_path / "servers").glob("*.slurm-*"))
 

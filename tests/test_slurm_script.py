@@ -58,3 +58,19 @@ def test_sbatch_asks_for_the_servers_gpus_unless_the_slurm_table_does() -> None:
     assert chosen[-1] == "--exclusive"
     none = sbatch_arguments(SlurmOptions(), job_name="mtbench-a", output="o", gpus_per_server=0)
     assert not any("gpu" in a for a in none)
+
+
+def test_a_model_name_with_quotes_backticks_or_newlines_is_echoed_as_text_not_run(
+    tmp_path: Path,
+) -> None:
+    name = 'step "1 `echo INJECTED` $HOME\nsecond line'
+    spec = ServerSpec("printf '%s\\n' {name}", path="/ckpt", name=name, num_gpus=0)
+    script = tmp_path / "job.sh"
+    script.write_text(job_script(spec, tmp_path, "step-1"))
+    env = {**os.environ, "SLURM_JOB_ID": "7", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        ["bash", str(script)], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"mtbench: serving {name} on ")
+    assert done.stdout.endswith(f"GPUs: none\n{name}\n")

@@ -26,6 +26,8 @@ __all__ = ["carve_slots", "local_slot_gpus", "nvidia_smi_gpus", "visible_gpus"]
 
 _NVIDIA_SMI_LINE = re.compile(r"^GPU (\d+):", re.MULTILINE)
 _GPU_PLACEHOLDERS = ("{gpus}", "{num_gpus}")
+# What CUDA takes in CUDA_VISIBLE_DEVICES: an index, or a GPU's or MIG instance's UUID.
+_CUDA_DEVICE = re.compile(r"\d+|(?:GPU|MIG)-\S+")
 _IDS_SHOWN = 16
 
 
@@ -46,17 +48,18 @@ def visible_gpus(
     environ: Mapping[str, str] | None = None, listed: Sequence[str] | None = None
 ) -> tuple[str, ...]:
     """The GPUs this process may use: `CUDA_VISIBLE_DEVICES` when set (empty or -1: none),
-    else the machine's (`listed`, by default from nvidia-smi)."""
+    else the machine's (`listed`, by default from nvidia-smi). Each GPU once: a repeated id
+    (`0,0,1,1`) is one GPU, and two slots holding it would put two servers on it."""
     environ = os.environ if environ is None else environ
     mask = environ.get("CUDA_VISIBLE_DEVICES")
     if mask is None:
-        return tuple(nvidia_smi_gpus() if listed is None else listed)
-    ids = []
+        return tuple(dict.fromkeys(nvidia_smi_gpus() if listed is None else listed))
+    ids: dict[str, None] = {}
     for raw in mask.split(","):
         gpu = raw.strip()
-        if not gpu or gpu.startswith("-"):
-            break  # CUDA stops at the first invalid entry, and so do we
-        ids.append(gpu)
+        if not _CUDA_DEVICE.fullmatch(gpu):
+            break  # CUDA stops at the first invalid entry (-1, NoDevFiles...), and so do we
+        ids.setdefault(gpu)
     return tuple(ids)
 
 

@@ -20,7 +20,11 @@ from engine.config import ModelConfig, RunConfig
 from engine.errors import ConfigError
 from engine.serving.gpus import local_slot_gpus, visible_gpus
 
-__all__ = ["SlotPlan", "SlotPool", "launcher_of", "plan_slots"]
+__all__ = ["SLURM_COMMANDS", "SlotPlan", "SlotPool", "launcher_of", "plan_slots"]
+
+# What the Slurm launcher runs: sbatch submits a job, scontrol watches it, scancel ends it. Without
+# any one of them a job would be submitted and then never seen running, or never cancelled.
+SLURM_COMMANDS = ("sbatch", "scontrol", "scancel")
 
 
 def launcher_of(model: ModelConfig) -> str:
@@ -48,11 +52,12 @@ def plan_slots(
     if gpus is None:
         gpus = visible_gpus() if local else ()
     slurm_slots = config.server_slots or 1
-    if on_slurm and shutil.which("sbatch") is None:
+    missing = [name for name in SLURM_COMMANDS if shutil.which(name) is None]
+    if on_slurm and missing:
         raise ConfigError(
             f"{config.source}: [[model]] {on_slurm[0].name!r} key 'launcher' = \"slurm\": "
-            "sbatch is not on PATH; run mtbench where Slurm's commands are, or use the local "
-            "launcher"
+            f"{' and '.join(missing)} not on PATH; run mtbench where Slurm's commands are, or "
+            "use the local launcher"
         )
     for model in on_slurm:
         if model.replicas > slurm_slots:

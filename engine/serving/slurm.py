@@ -23,6 +23,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import re
 import subprocess
 import time
 from collections import deque
@@ -57,6 +58,13 @@ __all__ = ["SlurmServer"]
 log = logging.getLogger(__name__)
 
 _PROBE_TIMEOUT = 5.0
+_JOB_ID = re.compile(r"(?P<parsable>\d+)(?:;\S+)?|Submitted batch job (?P<said>\d+)")
+# Why a pending job waits when it waits for nothing that will come: Slurm keeps it queued forever
+# (its dependency failed, no node or partition can ever take it), and a sweep would never end.
+NEVER_RUNS = frozenset(
+    {"DependencyNeverSatisfied", "BadConstraints", "PartitionTimeLimit", "PartitionNodeLimit"}
+    | {"InvalidAccount", "InvalidQOS"}
+)
 # Jobs submitted and not yet seen gone; cancelled at interpreter exit, whatever ended the run.
 _LIVE_JOBS: set[str] = set()
 
@@ -84,6 +92,7 @@ class SlurmServer:
         self._stopping: asyncio.Future[None] | None = None
         self._phase = "submitting"  # then queued, starting, serving
         self._where = ""  # why it waits (Slurm's reason), or the node it runs on
+        self._unanswered = False  # the last look at the job got no answer from Slurm
 
     @property
     def status(self) -> str:
@@ -119,9 +128,13 @@ class SlurmServer:
         try:
             code, out, err = await asyncio.shield(submitted)
         except asyncio.CancelledError:
-            # The job may be in the queue already: learn its id, so that stop() cancels it.
+            # The job may be in the queue already: learn its id, so that stop() cancels it,
+            # however often the run's shutdown cancels this task meanwhile (sbatch is bounded).
+            while not submitted.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({submitted})
             with contextlib.suppress(Exception):
-                self._accept(script, arguments, *await submitted)
+                self._accept(script, arguments, *submitted.result())
             raise
         except SlurmUnavailable as exc:
             raise ServerFailed(f"{self.spec.name}: {exc}; is Slurm installed here?") from None
@@ -134,8 +147,8 @@ class SlurmServer:
                 f"{self.spec.name}: sbatch refused its job ({last_line(err)}); check [slurm] "
                 f"(sbatch {' '.join(arguments)} {script})"
             )
-        job_id = out.strip().split(";")[0]
-        if not job_id.isdigit():
+        job_id = _submitted_job(out)
+        if job_id is None:
             answer = last_line(out)[:200]
             raise ServerFailed(f"{self.spec.name}: sbatch answered {answer!r}, not a job id")
         self.job_id = job_id
@@ -181,16 +194,30 @@ class SlurmServer:
                 elif job is not None and job.state not in QUEUED_STATES:
                     self._ended = (await final_state(self.job_id, job)).describe(self.job_id)
                     raise self._failure("ended before it was ready")
+                elif job is not None and running_since is not None:
+                    # Requeued (preempted, a node failure): as while serving, the checkpoint
+                    # fails; its next run would report another port, and only later.
+                    self._ended = f"Slurm job {self.job_id} was requeued ({job.reason})"
+                    raise self._failure("did not get ready")
+                elif job is not None and job.reason in NEVER_RUNS:
+                    self._ended = f"Slurm job {self.job_id} pending, reason {job.reason}"
+                    raise self._failure("can never start; check [slurm]")
                 await asyncio.sleep(POLL)
 
     async def _look(self) -> JobState | None:
         """The job's state; None when Slurm did not answer this time (it may, next time)."""
         assert self.job_id is not None
         try:
-            return await job_state(self.job_id)
+            job = await job_state(self.job_id)
         except SlurmUnavailable as exc:
-            log.warning("%s: %s; asking again", self.spec.name, exc)
+            if not self._unanswered:  # one line per outage, not two a second while it lasts
+                log.warning("%s: %s; asking again until it answers", self.spec.name, exc)
+            self._unanswered = True
             return None
+        if self._unanswered:
+            log.info("%s: Slurm answers again about job %s", self.spec.name, self.job_id)
+        self._unanswered = False
+        return job
 
     def _log_state(self, job: JobState) -> None:
         if job.state in QUEUED_STATES:
@@ -288,6 +315,16 @@ class SlurmServer:
             address_file(self._directory, self._label, job_id).unlink(missing_ok=True)
         if self._record is not None and self._records is not None:
             await self._records.remove(self._record)
+
+
+def _submitted_job(out: str) -> str | None:
+    """The job id in sbatch's answer: `--parsable`'s `4711` or `4711;cluster`, or the usual
+    `Submitted batch job 4711` of an sbatch wrapped by a site, after any lines it adds."""
+    for line in reversed(out.splitlines()):
+        found = _JOB_ID.fullmatch(line.strip())
+        if found:
+            return found["parsable"] or found["said"]
+    return None
 
 
 async def _answers_ok(session: aiohttp.ClientSession, url: str) -> bool:

@@ -105,8 +105,10 @@ async def job_state(job_id: str) -> JobState:
             return JobState(GONE)
         raise SlurmUnavailable(f"scontrol show job {job_id}: {last_line(err)}")
     fields = dict(_FIELD.findall(out))
+    if "JobState" not in fields:  # not an answer about the job: never take it for its end
+        raise SlurmUnavailable(f"scontrol show job {job_id} answered {last_line(out)[:200]!r}")
     return JobState(
-        fields.get("JobState", "UNKNOWN"),
+        fields["JobState"],
         fields.get("Reason", ""),
         fields.get("BatchHost", ""),
         fields.get("ExitCode", ""),

@@ -27,7 +27,7 @@ _GPUS = "MTBENCHGPUSxq7"
 _SHELL_VALUES = {_PORT: '"$port"', _GPUS: '"$gpus"'}
 
 _TEMPLATE = """#!/bin/bash
-# Written by mtbench: serves {name} as Slurm job $SLURM_JOB_ID. Safe to delete.
+# Written by mtbench: serves {comment} as Slurm job $SLURM_JOB_ID. Safe to delete.
 set -u
 address_file={address}
 # Below the ephemeral range, where no client socket is ever given a port: only listeners count.
@@ -48,14 +48,15 @@ fi
 gpus="${{CUDA_VISIBLE_DEVICES:-}}"
 printf '%s %s\\n' "$(hostname)" "$port" > "$address_file.tmp"
 mv "$address_file.tmp" "$address_file"
-echo "mtbench: serving {name} on $(hostname) port $port, GPUs: ${{gpus:-none}}"
+echo "mtbench: serving "{name}" on $(hostname) port $port, GPUs: ${{gpus:-none}}"
 exec {command}
 """
 
 
 def output_file(directory: Path, label: str) -> str:
-    """The job's output file, as sbatch's `--output` pattern (`%j`: the job id)."""
-    return str(directory / f"{label}.slurm-%j.log")
+    """The job's output file, as sbatch's `--output` pattern (`%j`: the job id; any other `%`,
+    as in a directory named `100%`, doubled so that Slurm writes it as it stands)."""
+    return str(directory / label).replace("%", "%%") + ".slurm-%j.log"
 
 
 def address_file(directory: Path, label: str, job_id: str) -> Path:
@@ -67,7 +68,8 @@ def job_script(spec: ServerSpec, directory: Path, label: str) -> str:
     words = spec.argv(_PORT, gpus=_GPUS)
     address = shlex.quote(str(directory / f"{label}.slurm-")) + '"$SLURM_JOB_ID".address'
     return _TEMPLATE.format(
-        name=spec.name.replace("\n", " "),
+        comment=" ".join(spec.name.split()),  # one comment line, whatever the name holds
+        name=shlex.quote(spec.name),  # a word of its own: quotes or backticks in it stay text
         address=address,
         command=" ".join(_shell_word(word) for word in words),
     )
