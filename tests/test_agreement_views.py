@@ -227,7 +227,7 @@ def test_judges_with_nothing_in_common_are_named_not_dropped(
         (["--against", REFERENCE], "--against goes with --agreement"),
         (["--judge", REFERENCE, "--judge", "judge-b"], "give --judge once"),
         (["--agreement", "--mode", "single"], "drop --mode/--baseline"),
-        (["--agreement", "--judge", "judge-b"], "agreement needs two judges"),
+        (["--agreement", "--judge", "judge-b"], "name two or more with --judge"),
     ],
 )
 def test_a_bad_agreement_request_is_one_line_and_exit_2(
@@ -245,3 +245,19 @@ def test_agreement_values_are_finite_or_null(store: Path, capsys: pytest.Capture
         for figure in ("krippendorff_alpha", "spearman", "kendall_tau"):
             value = row[figure]["value"]
             assert value is None or math.isfinite(value)
+
+
+def test_a_store_with_one_judge_says_how_to_get_another(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from engine.interop import import_fastchat
+    from tests.support.paths import FASTCHAT_REFERENCE
+
+    store = tmp_path / "one.sqlite"
+    asyncio.run(import_fastchat(store, FASTCHAT_REFERENCE))
+    code, out, err = mtbench(capsys, "show", "--store", str(store), "--agreement")
+    assert code == 2 and out == ""
+    assert "agreement needs two judges" in err and "(judges in the store: 'gpt-4')" in err
+    assert "mtbench import" in err and len(err.strip().splitlines()) == 1

@@ -249,10 +249,15 @@ def _chosen(
                 chosen.append(view)
     if len(chosen) < 2:
         held = ", ".join(sorted({repr(view.name) for view in every}))
+        advice = (
+            "name two or more with --judge"
+            if len(every) > 1
+            else "judge again with another [judge] table (`mtbench judge -c`) or import a "
+            "FastChat judgment file (`mtbench import`)"
+        )
         raise InputError(
-            f"{store_path}: agreement needs two judges for bench {bench}, the store has {held}; "
-            "judge again with another [judge] table (`mtbench judge -c`) or import a FastChat "
-            "judgment file (`mtbench import`)"
+            f"{store_path}: agreement needs two judges for bench {bench} "
+            f"(judges in the store: {held}); {advice}"
         )
     if against is not None and sum(view.name == against for view in chosen) > 1:
         raise InputError(
