@@ -107,9 +107,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     import orjson
 
     from engine.api import scores_async
+    from engine.cli.agreement_commands import cmd_show_agreement, single_judge, wants_agreement
     from engine.cli.sweep_commands import cmd_show_sweep, wants_sweep
     from engine.report.show import format_scoreboard
 
+    if wants_agreement(args):
+        return cmd_show_agreement(args)
+    args.judge = single_judge(args.judge)
     if wants_sweep(args):
         if args.panel is not None or args.aggregate is not None:
             raise InputError("mtbench show: --sweep shows each judge's grades; drop --panel")

@@ -122,7 +122,11 @@ def _show(subcommands: _Commands) -> None:
     show = subcommands.add_parser("show", help="leaderboards from the stored judgments")
     show.add_argument("--store", required=True, help="the SQLite store")
     show.add_argument("--bench", default="mt_bench")
-    show.add_argument("--judge", help="only this judge label (default: every judge in the store)")
+    show.add_argument(
+        "--judge",
+        action="append",
+        help="only this judge label (default: every judge); with --agreement, may be repeated",
+    )
     show.add_argument(
         "--mode",
         choices=JUDGE_MODES,
@@ -140,6 +144,10 @@ def _show(subcommands: _Commands) -> None:
     show.add_argument("--json", action="store_true", help="machine-readable output")
     _sweep_flags(show)
     show.add_argument("--csv", action="store_true", help="--sweep as CSV, for spreadsheets")
+    show.add_argument(
+        "--agreement", action="store_true", help="how much the judges agree, pair by pair"
+    )
+    show.add_argument("--against", metavar="LABEL", help="with --agreement: every judge vs LABEL")
     show.set_defaults(handler=commands.cmd_show)
 
 

@@ -20,6 +20,8 @@ import orjson
 from engine.bench.judge import rating_in_range
 from engine.bench.thinking import split_thinking
 from engine.errors import InputError
+from engine.report.agreement_data import JudgeAgreement, gather_agreement
+from engine.report.bt_table import pairwise_all_ratings
 from engine.report.judged_views import JudgeViews, judge_views, judges_named
 from engine.report.notes import judge_details
 from engine.report.panel_data import PanelBoards, panel_boards
@@ -32,6 +34,7 @@ from engine.report.results import (
     load_single_scores,
 )
 from engine.report.sweep_data import SweepBoard, gather_sweeps
+from engine.scoring.bradley_terry import BradleyTerryBoard
 from engine.scoring.reliability import (
     JudgeReliability,
     consistency,
@@ -107,6 +110,7 @@ class JudgeReport:
     judgments: tuple[JudgmentText, ...]
     samples: int  # most judge samples stored for one item (1 unless run with `samples`)
     settings: tuple[str, ...] = ()  # reasoning settings (JSON) its judgments were made with
+    bradley_terry: BradleyTerryBoard | None = None  # all-pairs judgments: ratings from every game
 
     @property
     def name(self) -> str:
@@ -129,6 +133,7 @@ class ReportData:
     last_run: LastRun | None
     sweeps: tuple[SweepBoard, ...] = ()  # score against step, per sweep and judge
     panels: PanelBoards = field(default_factory=PanelBoards)  # recorded judge panels
+    agreement: JudgeAgreement | None = None  # how much the judges agree, with two or more
 
 
 async def gather_report(store_path: Path, bench: str, *, judge: str | None = None) -> ReportData:
@@ -146,6 +151,7 @@ async def gather_report(store_path: Path, bench: str, *, judge: str | None = Non
         latest = await last_run(store)
         sweeps = (await gather_sweeps(store, store_path, bench, judge, None))[0] if reports else []
         panels = await panel_boards(store, store_path, bench, judge=judge)
+        agreement = await gather_agreement(store, bench, judges) if len(judges) > 1 else None
     finally:
         await store.close()
     if not texts and not reports:
@@ -170,6 +176,7 @@ async def gather_report(store_path: Path, bench: str, *, judge: str | None = Non
         last_run=latest,
         sweeps=tuple(sweeps),
         panels=panels,
+        agreement=agreement,
     )
 
 
@@ -245,6 +252,7 @@ async def _judge_report(
         judgments=judgments,
         samples=max((j.sample for j in judgments), default=0) + 1,
         settings=stored.settings,
+        bradley_terry=pairwise_all_ratings(matches) if pairwise and baseline is None else None,
     )
 
 

@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import InputError
+from engine.report.agreement_html import AGREEMENT_ANCHOR, agreement_section
 from engine.report.assets import REPORT_CSS, REPORT_JS
 from engine.report.browser import browser_payload, browser_section, embed_json
+from engine.report.bt_table import bt_html
 from engine.report.data import JudgeReport, ReportData, gather_report
 from engine.report.destination import refuse_output_over_a_store, write_output
 from engine.report.markup import FALLBACK_COLOR, escape, model_cell, number, swatch, table
@@ -94,6 +96,7 @@ def render_report(data: ReportData, *, texts: bool = True) -> str:
     nav = [(f"judge-{i}", f"Judge {j.name}") for i, j in enumerate(data.judges)]
     nav += panel_nav(data.panels)
     nav += [(SWEEP_ANCHOR, "Score vs step")] if data.sweeps else []
+    nav += [(AGREEMENT_ANCHOR, "Judge agreement")] if data.agreement else []
     nav += [("reliability", "Judge reliability"), ("questions", "Questions")]
     body = [
         '<header class="top"><h1>MT-Bench report</h1>',
@@ -110,6 +113,7 @@ def render_report(data: ReportData, *, texts: bool = True) -> str:
     body += [_judge_section(i, j, colors) for i, j in enumerate(data.judges)]
     body.append(panel_section(data.panels, colors))
     body.append(sweep_section(data.sweeps))
+    body.append(agreement_section(data.agreement))
     body.append(reliability_section(data.judges))
     body.append(browser_section())
     body.append("</main>")
@@ -170,6 +174,7 @@ def _judge_section(index: int, judge: JudgeReport, colors: dict[str, str]) -> st
             "out (errors). The interval is of the adjusted win rate.</p>"
         )
         parts.append(_pair_table(judge, colors))
+        parts.append(bt_html(judge.bradley_terry, colors))
     parts.append("</section>")
     return "".join(parts)
 

@@ -18,6 +18,7 @@ from typing import Any
 from engine.display import format_dollars, format_number, format_table, terminal_text
 from engine.errors import InputError
 from engine.reasoning import stored_settings
+from engine.report.bt_table import bt_json, bt_text, pairwise_all_ratings
 from engine.report.judged_views import (
     JudgeViews,
     View,
@@ -41,6 +42,7 @@ from engine.report.results import (
     load_single_samples,
     load_single_scores,
 )
+from engine.scoring.bradley_terry import BradleyTerryBoard
 from engine.scoring.summaries import (
     PairModelSummary,
     SampleSpread,
@@ -84,6 +86,7 @@ class Leaderboard:
     settings: tuple[str, ...] = ()  # the judge's reasoning settings (JSON), part of who judged
     judge_reasoning: int | None = None  # reasoning tokens of these judgments, where reported
     generation_reasoning: tuple[tuple[str, int], ...] = ()  # model -> its answers' reasoning
+    bradley_terry: BradleyTerryBoard | None = None  # pairwise-all: ratings from every game
 
     def cost_of(self, model: str) -> float | None:
         return dict(self.generation_cost).get(model)
@@ -194,6 +197,7 @@ async def _leaderboard(store: Any, bench: str, stored: StoredJudge, view: View) 
         pairwise=summarize_pairwise(matches, baseline=chosen),
         prompts=stored.prompts["pair"],
         samples=stored.samples,
+        bradley_terry=pairwise_all_ratings(matches) if mode == "pairwise-all" else None,
     )
 
 
@@ -232,7 +236,7 @@ def format_scoreboard(scoreboard: Scoreboard) -> str:
 
 def _format_board(board: Leaderboard) -> str:
     if board.mode != "single":
-        return f"{_title(board)}\n{_pair_table(board)}"
+        return f"{_title(board)}\n{_pair_table(board)}{bt_text(board.bradley_terry)}"
     turn_order = ", ".join(_name(s.model) for s in rank_by_turn(board.single, 1))
     return (
         f"{_title(board)}\n{_single_table(board)}{_out_of_range_note(board)}\n\n"
@@ -369,4 +373,6 @@ def _board_json(board: Leaderboard) -> dict[str, Any]:
             }
             for s in board.pairwise
         ]
+        if board.mode == "pairwise-all":
+            head["bradley_terry"] = bt_json(board.bradley_terry)
     return head
