@@ -20,6 +20,7 @@ from pathlib import Path
 from engine.errors import InputError
 from engine.report.agreement_html import AGREEMENT_ANCHOR, agreement_section
 from engine.report.assets import REPORT_CSS, REPORT_JS
+from engine.report.board_rows import pair_row_start
 from engine.report.browser import browser_payload, browser_section, embed_json
 from engine.report.bt_table import bt_html
 from engine.report.data import JudgeReport, ReportData, gather_report
@@ -240,15 +241,9 @@ def _radar_block(summaries: Sequence[SingleModelSummary], colors: dict[str, str]
 
 
 def _pair_table(judge: JudgeReport, colors: dict[str, str]) -> str:
-    rows = []
-    for rank, s in enumerate(judge.pairwise, 1):
-        bar = "" if s.ci is None else ci_bar(s.win_rate_adjusted, s.ci.low, s.ci.high, (0.0, 1.0))
-        rows.append(
-            f'<tr data-model="{escape(s.model)}"><td class="rank">{rank}</td>'
-            f"{model_cell(s.model, colors)}"
-            f"<td>{s.win}</td><td>{s.loss}</td><td>{s.tie}</td><td>{number(s.win_rate)}</td>"
-            f"<td>{number(s.loss_rate)}</td><td>{number(s.win_rate_adjusted)}</td>"
-            f'<td>{ci_text(s)}</td><td class="ci-cell">{bar}</td><td>{s.errors}</td></tr>'
-        )
+    rows = [
+        pair_row_start(rank, s, colors) + f"<td>{s.errors}</td></tr>"
+        for rank, s in enumerate(judge.pairwise, 1)
+    ]
     headers = ["#", "model", "win", "loss", "tie", "win_rate", "loss_rate", "win_rate_adjusted"]
     return table([*headers, "95% CI", "CI (0–1)", "errors"], rows)

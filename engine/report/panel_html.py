@@ -8,6 +8,7 @@ HTML-escaped: labels come from configs and imported files.
 
 from __future__ import annotations
 
+from engine.report.board_rows import pair_row_start
 from engine.report.markup import escape, model_cell, number, table
 from engine.report.notes import ci_text, judge_details
 from engine.report.panel_data import PanelBoard, PanelBoards
@@ -69,14 +70,7 @@ def _single_table(board: PanelBoard, colors: dict[str, str]) -> str:
 def _pair_table(board: PanelBoard, colors: dict[str, str]) -> str:
     rows = []
     for rank, s in enumerate(board.pairwise, 1):
-        bar = "" if s.ci is None else ci_bar(s.win_rate_adjusted, s.ci.low, s.ci.high, (0.0, 1.0))
-        rows.append(
-            f'<tr data-model="{escape(s.model)}"><td class="rank">{rank}</td>'
-            f"{model_cell(s.model, colors)}"
-            f"<td>{s.win}</td><td>{s.loss}</td><td>{s.tie}</td><td>{number(s.win_rate)}</td>"
-            f"<td>{number(s.loss_rate)}</td><td>{number(s.win_rate_adjusted)}</td>"
-            f'<td class="ci">{ci_text(s)}</td><td class="ci-cell">{bar}</td>'
-            f'<td class="left-out">{board.left_out_of(s.model)}</td></tr>'
-        )
+        left_out = board.left_out_of(s.model)
+        rows.append(pair_row_start(rank, s, colors) + f'<td class="left-out">{left_out}</td></tr>')
     headers = ["#", "model", "win", "loss", "tie", "win_rate", "loss_rate", "win_rate_adjusted"]
     return table([*headers, "95% CI", "CI (0–1)", "left out"], rows)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.display import format_number, format_table, terminal_text
+from engine.report.board_rows import pairwise_json, single_json
 from engine.report.notes import ci_text, judge_details
 from engine.report.panel_data import PanelBoard
 
@@ -100,11 +101,7 @@ def panel_json(board: PanelBoard) -> dict[str, Any]:
     if board.mode == "single":
         head["models"] = [
             {
-                "model": s.model,
-                "score": s.score,
-                "turn_1": s.turn_1,
-                "turn_2": s.turn_2,
-                "ci_95": None if s.ci is None else [s.ci.low, s.ci.high],
+                **single_json(s),
                 "items": s.rows,
                 "left_out": board.left_out_of(s.model),
                 "categories": {c.category: c.score for c in s.categories},
@@ -114,14 +111,7 @@ def panel_json(board: PanelBoard) -> dict[str, Any]:
     else:
         head["models"] = [
             {
-                "model": s.model,
-                "win": s.win,
-                "loss": s.loss,
-                "tie": s.tie,
-                "win_rate": s.win_rate,
-                "loss_rate": s.loss_rate,
-                "win_rate_adjusted": s.win_rate_adjusted,
-                "ci_95": None if s.ci is None else [s.ci.low, s.ci.high],
+                **pairwise_json(s),
                 "left_out": board.left_out_of(s.model),
             }
             for s in board.pairwise

@@ -18,6 +18,7 @@ from typing import Any
 from engine.display import format_dollars, format_number, format_table, terminal_text
 from engine.errors import InputError
 from engine.reasoning import stored_settings
+from engine.report.board_rows import pairwise_json, single_json
 from engine.report.bt_table import bt_json, bt_text, pairwise_all_ratings
 from engine.report.judged_views import (
     JudgeViews,
@@ -342,11 +343,7 @@ def _board_json(board: Leaderboard) -> dict[str, Any]:
     if board.mode == "single":
         head["models"] = [
             {
-                "model": s.model,
-                "score": s.score,
-                "turn_1": s.turn_1,
-                "turn_2": s.turn_2,
-                "ci_95": None if s.ci is None else [s.ci.low, s.ci.high],
+                **single_json(s),
                 "missing": s.missing,
                 "out_of_range": board.out_of_range_of(s.model),
                 "unjudged": board.unjudged(s),
@@ -361,14 +358,7 @@ def _board_json(board: Leaderboard) -> dict[str, Any]:
     else:
         head["models"] = [
             {
-                "model": s.model,
-                "win": s.win,
-                "loss": s.loss,
-                "tie": s.tie,
-                "win_rate": s.win_rate,
-                "loss_rate": s.loss_rate,
-                "win_rate_adjusted": s.win_rate_adjusted,
-                "ci_95": None if s.ci is None else [s.ci.low, s.ci.high],
+                **pairwise_json(s),
                 "errors": s.errors,
             }
             for s in board.pairwise
