@@ -88,7 +88,10 @@ def _revisions(scenarios: Mapping[str, dict[str, Any]]) -> str:
 
 
 def _section(heading: str, entry: dict[str, Any]) -> str:
-    scenarios = {name: entry["scenarios"][name] for name in SCENARIOS if name in entry["scenarios"]}
+    # The harness's own scenario order first; scenarios from other modules (tail, report) after.
+    order = [name for name in SCENARIOS if name in entry["scenarios"]]
+    order += [name for name in entry["scenarios"] if name not in order]
+    scenarios = {name: entry["scenarios"][name] for name in order}
     outcomes = {
         name: Outcome([Figure(**f) for f in data["figures"]]) for name, data in scenarios.items()
     }

@@ -1,6 +1,6 @@
 """Throughput benchmarks of the engine, one command: figures, targets, PASS/FAIL, RESULTS.md.
 
-    python benchmarks/throughput.py                        # all six scenarios, ~6 min
+    python benchmarks/throughput.py                        # all seven scenarios, ~7 min
     python benchmarks/throughput.py --scenario pipeline    # one scenario (repeatable)
     python benchmarks/throughput.py --quick                # scaled-down smoke run, ~30 s
     python benchmarks/throughput.py --heading "After optimisation"
@@ -27,12 +27,14 @@ import time
 from pathlib import Path
 
 from bench_env import BENCHMARKS, engine_revision, machine_info
+from bench_html_report import QUICK_NOTE as REPORT_QUICK_NOTE
+from bench_html_report import report
 from bench_report import format_table, passed_all, save
 from bench_scenarios import QUICK, SCENARIOS, Figure, Outcome, ScenarioError, Settings
 from bench_tail import QUICK_NOTE, tail
 
-SCENARIOS = {**SCENARIOS, "tail": tail}
-QUICK = {**QUICK, "tail": QUICK_NOTE}
+SCENARIOS = {**SCENARIOS, "tail": tail, "report": report}
+QUICK = {**QUICK, "tail": QUICK_NOTE, "report": REPORT_QUICK_NOTE}
 
 DEFAULT_DATA = BENCHMARKS.parent.parent / "shared" / "mtbench-data"
 DURATION = {
@@ -42,6 +44,7 @@ DURATION = {
     "resume": "1 min",
     "memory": "1 min",
     "tail": "1 min",
+    "report": "1 min",
 }
 
 

@@ -35,15 +35,16 @@ from engine.config_schema import (
     EndpointRole,
     JudgeMode,
 )
+from engine.config_sweeps import SWEEP_KEYS, CheckpointSweep
 from engine.config_tables import (
     JUDGE_MAX_TOKENS,
     MODEL_MAX_TOKENS,
     SlurmOptions,
     TableChecker,
     endpoint_from_table,
-    models_from_table,
     reject_duplicates,
     slurm_options,
+    sweep_from_table,
 )
 from engine.errors import ConfigError
 
@@ -67,9 +68,11 @@ __all__ = [
     "judge_config",
     "load_config",
     "model_config",
+    "read_config_toml",
     "run_config",
 ]
 
+MODEL_TABLE_KEYS = {**MODEL_KEYS, **SWEEP_KEYS}  # a [[model]] table's, sweeps' keys included
 # Where a config built in Python (engine.evaluate, engine.Model) is named in messages.
 PYTHON_SOURCE = "engine.evaluate"
 
@@ -204,6 +207,7 @@ class RunConfig:
     # Model servers (`serve`) that may run at once per launcher; None: locally, as many as the
     # visible GPUs hold (`engine.serving.gpus`), one otherwise; one Slurm job.
     server_slots: int | None = None
+    sweeps: tuple[CheckpointSweep, ...] = ()  # the `checkpoints` tables, for `--watch`
 
     @property
     def source(self) -> str:
@@ -223,11 +227,10 @@ class RunConfig:
         }
 
 
-def load_config(path: Path | str) -> RunConfig:
-    """Read and validate a run config; raise ConfigError with one line on the first problem."""
-    path = Path(path)
+def read_config_toml(path: Path) -> dict[str, Any]:
+    """A config file's TOML; ConfigError (one line) when it is missing, unreadable or not TOML."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -236,23 +239,25 @@ def load_config(path: Path | str) -> RunConfig:
         # ValueError: an integer of thousands of digits, which Python refuses to convert
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
+
+def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
+    """Read and validate a run config; raise ConfigError with one line on the first problem.
+
+    With `watch`, sweeps are not expanded (a glob may match nothing yet): `engine.run.watch`
+    expands them as checkpoints land."""
+    path = Path(path)
+    raw = read_config_toml(path)
     top = TableChecker(f"{path}: top-level", raw, TOP_KEYS)
     base = path.resolve().parent
     if top.get("store") is None:
         raise ConfigError(f"{path}: top-level key 'store' is missing; give the SQLite file to use")
-    models = tuple(
-        model
-        for i, table in enumerate(top.get("model", []))
-        for model in models_from_table(
-            f"{path}: [[model]] #{i + 1}", table, base, ModelConfig, MODEL_KEYS
-        )
-    )
+    models, sweeps = _model_tables(path, top.get("model", []), base, watch=watch)
     judge_table = top.get("judge")
     judge = None
     if judge_table is not None:
         judge = endpoint_from_table(f"{path}: [judge]", judge_table, JudgeConfig, JUDGE_KEYS)
     reject_duplicates(str(path), models, judge)
-    models = _with_launchers(path, top, models)
+    models, sweeps = _with_launchers(path, top, models, sweeps)
     data = top.get("data")
     return RunConfig(
         path=path,
@@ -263,26 +268,32 @@ def load_config(path: Path | str) -> RunConfig:
         judge=judge,
         questions=None if top.get("questions") is None else tuple(top.get("questions")),
         server_slots=top.get("server_slots"),
+        sweeps=sweeps,
     )
 
 
 def _with_launchers(
-    path: Path, top: TableChecker, models: tuple[ModelConfig, ...]
-) -> tuple[ModelConfig, ...]:
-    """Each served model's launcher and sbatch options: its own, else the top level's."""
+    path: Path,
+    top: TableChecker,
+    models: tuple[ModelConfig, ...],
+    sweeps: tuple[CheckpointSweep, ...],
+) -> tuple[tuple[ModelConfig, ...], tuple[CheckpointSweep, ...]]:
+    """Each served model's launcher and sbatch options: its own, else the top level's; a
+    sweep's template too, so checkpoints a watcher finds later are launched the same way."""
     launcher = top.get("launcher", "local")
     table = top.get("slurm")
     slurm = None if table is None else slurm_options(f"{path}: [slurm]", table)
     base = path.resolve().parent
-    return tuple(
-        replace(
-            model,
-            launcher=model.launcher or launcher,
-            slurm=_resolved(model.slurm or slurm, base),
-        )
-        if model.serve
-        else model
-        for model in models
+
+    def launched(model: ModelConfig) -> ModelConfig:
+        if not model.serve:
+            return model
+        options = _resolved(model.slurm or slurm, base)
+        return replace(model, launcher=model.launcher or launcher, slurm=options)
+
+    return (
+        tuple(launched(model) for model in models),
+        tuple(replace(sweep, template=launched(sweep.template)) for sweep in sweeps),
     )
 
 
@@ -291,6 +302,26 @@ def _resolved(slurm: SlurmOptions | None, base: Path) -> SlurmOptions | None:
     if slurm is None or slurm.directory is None:
         return slurm
     return replace(slurm, directory=str(base / Path(slurm.directory).expanduser()))
+
+
+def _model_tables(
+    path: Path, tables: list[Any], base: Path, *, watch: bool
+) -> tuple[tuple[ModelConfig, ...], tuple[CheckpointSweep, ...]]:
+    """The models, with every sweep's matches among them (with `watch`, the sweeps' models are
+    left to the watcher, which expands the globs at every poll), and the sweeps."""
+    models: list[ModelConfig] = []
+    sweeps: list[CheckpointSweep] = []
+    keys = MODEL_TABLE_KEYS
+    for i, table in enumerate(tables):
+        where = f"{path}: [[model]] #{i + 1}"
+        sweep = sweep_from_table(where, table, base, ModelConfig, keys)
+        if sweep is None:
+            models.append(endpoint_from_table(where, table, ModelConfig, keys))
+            continue
+        sweeps.append(sweep)
+        if not watch:
+            models.extend(sweep.expand())
+    return tuple(models), tuple(sweeps)
 
 
 def model_config(**keys: Any) -> ModelConfig:
@@ -303,7 +334,7 @@ def model_config(**keys: Any) -> ModelConfig:
             "engine.Model key 'checkpoints': a sweep is written in a TOML config; from Python, "
             "give one engine.Model per checkpoint"
         )
-    return endpoint_from_table("engine.Model", keys, ModelConfig, MODEL_KEYS)
+    return endpoint_from_table("engine.Model", keys, ModelConfig, MODEL_TABLE_KEYS)
 
 
 def judge_config(**keys: Any) -> JudgeConfig:

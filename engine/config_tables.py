@@ -10,11 +10,10 @@ glob becomes one model per match.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -27,6 +26,13 @@ from engine.config_schema import (
     api_key_problem,
     redact_url_credentials,
     serve_problem,
+)
+from engine.config_sweeps import (
+    DEFAULT_CHECKPOINT_ATTEMPTS,
+    DEFAULT_SETTLE,
+    SWEEP_KEYS,
+    CheckpointSweep,
+    checkpoint_matches,
 )
 from engine.errors import ConfigError
 from engine.redact import register_secret
@@ -45,6 +51,7 @@ __all__ = [
     "models_from_table",
     "reject_duplicates",
     "slurm_options",
+    "sweep_from_table",
 ]
 
 MODEL_MAX_TOKENS = 1024
@@ -63,7 +70,7 @@ _FLOAT_KEYS = (
     "price_out",
     "ready_timeout",
 )
-_NOT_OPTIONS = ("name", "base_url", "base_urls", "checkpoints")
+_NOT_OPTIONS = ("name", "base_url", "base_urls", "checkpoints", *SWEEP_KEYS)
 _SERVING_KEYS = ("gpus_per_server", "replicas", "launcher", "slurm")
 Endpoint = TypeVar("Endpoint", bound="EndpointConfig")
 # An unknown key named like one of these holds a secret (`api_key=` as the OpenAI SDK takes it):
@@ -139,9 +146,17 @@ def models_from_table(
     where: str, table: Any, base: Path, cls: type[ModelConfig], keys: dict[str, KeySpec]
 ) -> list[ModelConfig]:
     """One model, or one per checkpoint the `checkpoints` glob matches (label from the path)."""
+    sweep = sweep_from_table(where, table, base, cls, keys)
+    return [endpoint_from_table(where, table, cls, keys)] if sweep is None else sweep.expand()
+
+
+def sweep_from_table(
+    where: str, table: Any, base: Path, cls: type[ModelConfig], keys: dict[str, KeySpec]
+) -> CheckpointSweep | None:
+    """The sweep a `[[model]]` with `checkpoints` describes, checked; None for a plain model."""
     pattern = table.get("checkpoints") if isinstance(table, dict) else None
     if pattern is None:
-        return [endpoint_from_table(where, table, cls, keys)]
+        return None
     if "serve" not in table:
         raise ConfigError(
             f"{where} key 'checkpoints' = {shown(pattern)}: needs 'serve', the command "
@@ -152,21 +167,17 @@ def models_from_table(
             f"{where} key 'step' = {shown(table['step'])}: a sweep's steps are read from its "
             "checkpoints' labels; give step only to a model without checkpoints"
         )
-    prefix = f"{table['name']}-" if table.get("name") else ""
     template = endpoint_from_table(where, {"name": "checkpoint", **table}, cls, keys)
-    try:
-        found = expand_checkpoints(str(base / pattern))
-    except ConfigError as error:
-        raise ConfigError(f"{where} key 'checkpoints': {error}") from None
-    return [
-        replace(
-            template,
-            name=prefix + label,
-            model=table.get("model", prefix + label),
-            checkpoint=str(checkpoint),
-        )
-        for label, checkpoint in found
-    ]
+    return CheckpointSweep(
+        where=where,
+        pattern=str(base / pattern),
+        template=template,
+        prefix=f"{table['name']}-" if table.get("name") else "",
+        model=table.get("model"),
+        ready_marker=table.get("ready_marker"),
+        settle=float(table.get("settle", DEFAULT_SETTLE)),
+        max_attempts=table.get("max_checkpoint_attempts", DEFAULT_CHECKPOINT_ATTEMPTS),
+    )
 
 
 def endpoint_from_table(
@@ -175,6 +186,9 @@ def endpoint_from_table(
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table, got {shown(table)}")
     check = TableChecker(where, table, keys)
+    if "checkpoints" not in table:
+        for key in sorted(SWEEP_KEYS.keys() & table.keys()):
+            check.fail(key, table[key], "only a sweep takes it; add 'checkpoints' or remove it")
     name = check.get("name") or check.get("model")
     judging = cls.role == "judge"
     if name is None:
@@ -272,31 +286,8 @@ def reject_duplicates(
 
 
 def expand_checkpoints(pattern: str) -> list[tuple[str, Path]]:
-    """(label, path) for every file or directory the glob matches, in natural order.
-
-    The label is the file's stem or the directory's name, so `ckpt/step-1000` runs as
-    `step-1000`; natural order puts step-200 before step-1000. Two matches with the same label
-    would store their answers under one model name, so that is an error.
-    """
-    matches = sorted(glob.glob(os.path.expanduser(pattern)), key=_natural_key)
-    if not matches:
+    """(label, path) for every match of the glob (`checkpoint_matches`); none is an error."""
+    checkpoints = checkpoint_matches(pattern)
+    if not checkpoints:
         raise ConfigError(f"checkpoints {pattern!r}: no file or directory matches")
-    seen: dict[str, Path] = {}
-    checkpoints = []
-    for match in matches:
-        path = Path(match)
-        label = path.name if path.is_dir() else path.stem
-        if label in seen:
-            raise ConfigError(
-                f"checkpoints {pattern!r}: {seen[label]} and {path} would both be labelled "
-                f"{label!r}; use a pattern that tells them apart"
-            )
-        seen[label] = path
-        checkpoints.append((label, path))
     return checkpoints
-
-
-def _natural_key(text: str) -> list[tuple[int, int, str]]:
-    return [
-        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)
-    ]

@@ -49,6 +49,9 @@ async def cell():
 try:
     asyncio.new_event_loop().run_until_complete(cell())
 except KeyboardInterrupt:
+    for thread in threading.enumerate():  # a closed connection's thread may be a moment from its
+        if thread is not threading.main_thread():  # end; one still going in 5 s was left running
+            thread.join(timeout=5)
     print("interrupted", [t.name for t in threading.enumerate()])
 with sqlite3.connect(store) as db:
     print("runs", db.execute("SELECT status FROM runs").fetchall())

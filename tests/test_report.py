@@ -24,11 +24,13 @@ from typing import Any
 import orjson
 import pytest
 
+from benchmarks.chromium import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
 from engine.errors import InputError
 from engine.interop import import_fastchat, record_questions
 from engine.report.browser import embed_json
 from engine.report.data import gather_report
 from engine.report.html import write_report
+from engine.report.packing import unpack
 from tests.support.paths import FASTCHAT_REFERENCE, MTBENCH_DATA
 
 try:
@@ -41,20 +43,6 @@ try:
 except ImportError:  # reported by the `browser` fixture as a failure, not a skip
     webdriver = None  # type: ignore[assignment]
 
-CHROMIUM = Path(os.environ.get("MTBENCH_CHROMIUM", "/usr/bin/chromium"))
-CHROMEDRIVER = Path(os.environ.get("MTBENCH_CHROMEDRIVER", "/usr/bin/chromedriver"))
-# The network is closed here and must stay unused: no background fetches, no component updates.
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,900",
-)
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "docs" / "report.png"
 MODELS = ("fake-alpha", "fake-beta", "fake-gamma")
@@ -174,6 +162,13 @@ def _open(driver: WebDriver, report: Path, fragment: str = "") -> list[dict[str,
         lambda d: d.execute_script("return document.body.dataset.ready === '1'")
     )
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def report_payload(page: str) -> dict[str, Any]:
+    """The report's data block (its question texts still packed)."""
+    start = page.index('<script type="application/json" id="report-data">')
+    block = page[page.index(">", start) + 1 : page.index("</script>", start)]
+    return orjson.loads(block)
 
 
 def _view_text(driver: WebDriver) -> str:
@@ -370,7 +365,10 @@ def test_the_published_31_models_fit_in_one_page_with_each_answer_once(
         MTBENCH_DATA / "published_pregenerated" / "mt_bench" / "model_answer" / "gpt-4.jsonl"
     )
     answer = gpt4[0]["choices"][0]["turns"][0]
-    assert page.count(embed_json(answer)[1:-1]) == 1
+    packed = report_payload(page)["questionTexts"]
+    unpacked = orjson.dumps([unpack(packed[question]) for question in sorted(packed)]).decode()
+    assert unpacked.count(orjson.dumps(answer).decode()) == 1
+    assert answer[:40] not in page  # texts are packed, for the page's size
     assert _open(browser, report, f"#q-{gpt4[0]['question_id']}") == []
     assert len(browser.find_elements(By.CSS_SELECTOR, "article.answer-card")) == 31
 

@@ -160,3 +160,54 @@ def test_a_bad_step_is_refused_by_show_and_run_alike(tmp_path: Path) -> None:
         tmp_path, models=[{"name": "m", "base_url": "http://h/v1", "step": 7}], name="g.toml"
     )
     assert load_config(good).models[0].step == 7
+
+
+def test_csv_names_a_spreadsheet_would_run_as_formulas_start_with_a_quote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evil = {"=cmd|'calc'!A0-step-100": BEST, "=cmd|'calc'!A0-step-200": EARLY}
+    store = sweep_store(tmp_path, {**evil, "@SUM(1)-5": BEST, "@SUM(1)-6": NEAR})
+    code, out, _ = mtbench(capsys, "show", "--store", str(store), "--sweep", "--csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {r["sweep"] for r in rows} == {"'=cmd|'calc'!A0-step-*", "'@SUM(1)-*"}
+    assert "'=cmd|'calc'!A0-step-100" in [r["checkpoint"] for r in rows]
+    assert all(not cell.startswith(("=", "@")) for r in rows for cell in r.values())
+    assert float(next(r for r in rows if r["vs_best"])["vs_best"]) < 0  # numbers stay numbers
+    (json_sweep, _) = _json(capsys, "--store", str(store))["sweeps"]
+    assert json_sweep["sweep"] == "=cmd|'calc'!A0-step-*"  # JSON carries names as they are
+
+
+def test_a_configured_sweeps_name_is_taken_literally_not_as_a_glob(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = sweep_store(
+        tmp_path, {"run[7]-step-100": BEST, "run[7]-step-200": EARLY, "run7-step-300": NEAR}
+    )
+    config = write_config(
+        tmp_path,
+        models=[
+            {
+                "name": "run[7]",
+                "serve": "vllm serve {path} --port {port}",
+                "checkpoints": "c/step-*",
+            }
+        ],
+    )
+    (sweep,) = _json(capsys, "--store", str(store), "-c", str(config))["sweeps"]
+    assert sweep["sweep"] == "run[7]"
+    assert [c["label"] for c in sweep["checkpoints"]] == ["run[7]-step-100", "run[7]-step-200"]
+
+
+def test_the_per_category_table_names_checkpoints_that_share_a_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = sweep_store(tmp_path, {"step-100": BEST, "step-0100": EARLY, "step-200": NEAR})
+    code, out, _ = mtbench(capsys, "show", "--store", str(store), "--sweep")
+    assert code == 0
+    per_category = out.split("Per category")[1].splitlines()
+    assert per_category[1].split()[:2] == ["step", "checkpoint"]
+    assert [line.split()[:2] for line in per_category[2:4]] == [
+        ["100", "step-0100"],
+        ["100", "step-100"],
+    ]

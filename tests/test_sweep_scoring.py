@@ -26,6 +26,25 @@ def test_the_step_is_the_last_integer_of_the_label(label: str, step: int | None)
     assert parse_step(label) == step
 
 
+@pytest.mark.parametrize(
+    "label",
+    [
+        "step-\u0661\u0660\u0660",  # Arabic-Indic digits: int() reads 100
+        "step-\uff11\uff10\uff10",  # fullwidth digits
+        f"step-{2**63}",  # beyond a signed 64-bit integer: W&B, MLflow and JSON readers refuse it
+        "step-" + "9" * 5000,  # beyond what int() converts at all
+    ],
+)
+def test_a_label_without_an_ascii_step_a_tracker_takes_has_no_step(label: str) -> None:
+    assert parse_step(label) is None
+    assert label_pattern(label) is None
+    assert sweeps_by_pattern([label, "step-100"]) == {}
+
+
+def test_the_largest_step_is_the_largest_signed_64_bit_integer() -> None:
+    assert parse_step(f"step-000{2**63 - 1}") == 2**63 - 1
+
+
 def test_a_labels_pattern_replaces_only_its_last_integer() -> None:
     assert label_pattern("run7-step-1200") == "run7-step-*"
     assert label_pattern("iter_0001200") == "iter_*"
@@ -129,3 +148,11 @@ def test_the_sweep_marks_the_best_and_compares_each_checkpoint_with_it() -> None
     assert by_label["step-200"].category("math") is not None
     assert by_label["step-100"].category("math").score is None  # type: ignore[union-attr]
     assert by_label["step-300"].turn_2.score is None
+
+
+def test_one_shared_question_gives_a_difference_but_no_interval_and_no_verdict() -> None:
+    # Every draw of one question is that question: a zero-width interval, "distinguishable".
+    found = paired_difference({81: (9.0, 1)}, {81: (6.0, 2), 82: (10.0, 2)})
+    assert found is not None
+    assert found.difference == pytest.approx(6.0)
+    assert found.ci is None and not found.distinguishable and found.questions == 1

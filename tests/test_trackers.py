@@ -6,6 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +198,221 @@ def test_a_tracker_that_refuses_is_one_line_and_exit_1(
     assert (code, out) == (1, "")
     (line,) = err.strip().splitlines()
     assert line.startswith("mtbench: error: W&B could not open run mtb-")
+
+
+SHARED_STEP = {
+    "step-100": flat_ratings(5.0),
+    "step-0100": flat_ratings(6.0),  # the same step, zero-padded: which one is step 100?
+    "step-200": flat_ratings(7.0),
+}
+
+
+def test_checkpoints_sharing_a_step_are_left_out_of_both_trackers_and_named(
+    tmp_path: Path, offline_wandb: Path, mlflow_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = sweep_store(tmp_path, SHARED_STEP)
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert code == 0, err
+    assert "1 checkpoints logged, 0 already there" in out
+    assert "left out, sharing a step: step-0100, step-100" in out
+    _, history = _wandb_history(offline_wandb)
+    assert sorted(history) == [200]
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--mlflow", mlflow_uri)
+    assert code == 0, err
+    assert "left out, sharing a step: step-0100, step-100" in out
+    client, run = _mlflow_run(mlflow_uri, store)
+    assert _mlflow_history(client, run.info.run_id, "mtbench/overall") == [(200, 7.0)]
+
+
+def test_an_mlflow_sqlite_file_that_cannot_be_opened_is_one_line_and_exit_1_at_once(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
+    (tmp_path / "a-file").write_text("not a directory")
+    for uri in (f"sqlite:///{tmp_path}/a-file/mlflow.db", f"sqlite:///{tmp_path}"):
+        started = time.monotonic()
+        code, out, err = mtbench(capsys, "export", "--store", str(store), "--mlflow", uri)
+        assert (code, out) == (1, ""), err
+        (line,) = err.strip().splitlines()  # no MLflow retry lines, no traceback
+        assert line.startswith(f"mtbench: error: MLflow at {uri}: cannot open")
+        assert time.monotonic() - started < 10  # MLflow alone retries for over a minute
+
+
+def test_an_unreachable_mlflow_server_is_one_line_and_exit_1_within_seconds(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens once it is closed
+    started = time.monotonic()
+    uri = f"http://127.0.0.1:{port}"
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--mlflow", uri)
+    assert (code, out) == (1, "")
+    (line,) = err.strip().splitlines()  # no urllib3 retry warnings
+    assert line.startswith(f"mtbench: error: MLflow at {uri}: ")
+    assert time.monotonic() - started < 30  # MLflow alone retries for minutes
+
+
+def test_a_wandb_offline_folder_that_cannot_be_written_is_one_line_and_exit_1(
+    store: Path, offline_wandb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    offline_wandb.write_text("a file where the wandb folder goes")
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert (code, out) == (1, "")
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"mtbench: error: W&B offline: cannot create {offline_wandb}")
+
+
+def test_a_read_only_wandb_dir_is_refused_not_swapped_for_the_temporary_directory(
+    store: Path,
+) -> None:
+    # W&B alone warns, writes the run under /tmp and exits 0: the user's $WANDB_DIR never
+    # holds it, and the next export, looking there, logs every step again.
+    pytest.importorskip("wandb", reason="the [wandb] extra is not installed")
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot test as an unprivileged user")
+        prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    with tempfile.TemporaryDirectory() as root_dir:
+        root = Path(root_dir)
+        root.chmod(0o755)
+        readable = root / "store.sqlite"
+        shutil.copy(store, readable)
+        readable.chmod(0o644)
+        locked = root / "locked"
+        locked.mkdir(mode=0o555)
+        locked.chmod(0o555)
+        home = root / "home"
+        home.mkdir()
+        home.chmod(0o777)
+        env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(locked), "HOME": str(home)}
+        for variable in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "TMPDIR"):
+            env[variable] = str(home)
+        env.pop("WANDB_API_KEY", None)
+        command = [*prefix, sys.executable, "-m", "engine", "export", "--store", str(readable)]
+        done = subprocess.run(
+            [*command, "--wandb", "p"],
+            cwd=home,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith(f"mtbench: error: W&B offline: cannot create {locked}/wandb")
+        assert not list(home.glob("**/offline-run-*"))
+
+
+@pytest.mark.parametrize("tracker", ["wandb", "mlflow"])
+def test_a_tracker_library_that_fails_to_import_is_one_line_and_exit_2(
+    tracker: str,
+    store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    broken = tmp_path / "site" / tracker
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('cannot import name builder')\n")
+    monkeypatch.syspath_prepend(str(broken.parent))
+    monkeypatch.delitem(sys.modules, tracker, raising=False)
+    target = "p" if tracker == "wandb" else f"sqlite:///{tmp_path / 'm.db'}"
+    code, out, err = mtbench(capsys, "export", "--store", str(store), f"--{tracker}", target)
+    assert (code, out) == (2, "")
+    (line,) = err.strip().splitlines()
+    assert f"{tracker} is installed but cannot be imported (ImportError: cannot import" in line
+    assert f"mtbench-engine[{tracker}]" in line
+
+
+def test_a_checkpoint_completed_behind_the_last_wandb_step_is_said_left_out_not_there(
+    tmp_path: Path, offline_wandb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    early = {"step-100": flat_ratings(5.0), "step-300": flat_ratings(6.0)}
+    store = sweep_store(tmp_path, {**early, "step-200": {(81, 1): 9.0}})  # step-200 partial
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert code == 0 and "2 checkpoints logged, 0 already there" in out, err
+    files = write_sweep_files(tmp_path / "late", {"step-200": flat_ratings(7.0)})
+    argv = ["import", "--store", str(store), "--fastchat", str(files), "--force"]
+    assert _quiet_main(*argv, "--data", str(MTBENCH_DATA)) == 0
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert code == 0, err
+    assert "0 checkpoints logged, 2 already there; 1 left out: before the run's last step" in out
+    _, history = _wandb_history(offline_wandb)
+    assert sorted(history) == [100, 300]
+
+
+def test_a_second_wandb_project_gets_every_checkpoint_not_the_first_projects_steps(
+    store: Path, offline_wandb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for project in ("first", "second"):
+        code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", project)
+        assert code == 0, err
+        assert "3 checkpoints logged, 0 already there" in out
+    code, out, _ = mtbench(capsys, "export", "--store", str(store), "--wandb", "second")
+    assert code == 0 and "0 checkpoints logged, 3 already there" in out
+    runs = [read_offline_run(p) for p in sorted(offline_wandb.glob("offline-run-*/*.wandb"))]
+    logged = {
+        p: sorted(s for r in runs if r.project == p for s in r.history) for p in ("first", "second")
+    }
+    assert logged == {"first": [100, 200, 300], "second": [100, 200, 300]}
+
+
+@pytest.mark.parametrize("tracker", ["wandb", "mlflow"])
+def test_an_empty_tracker_target_is_refused_before_anything_is_written(
+    tracker: str, store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = sorted(tmp_path.rglob("*"))
+    code, out, err = mtbench(capsys, "export", "--store", str(store), f"--{tracker}", " ")
+    assert (code, out) == (2, "")
+    assert err.strip().endswith("not an empty string")
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_an_earlier_wandb_folder_left_empty_is_skipped_not_a_crash(
+    store: Path, offline_wandb: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert code == 0, err
+    (written,) = offline_wandb.glob("offline-run-*/*.wandb")
+    written.write_bytes(b"")  # what a full disk leaves
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert code == 0, err
+    assert "3 checkpoints logged, 0 already there" in out
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs, nearly filled: needs root and mount(8), else the test is skipped."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a full disk needs root to mount a small tmpfs")
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        (mount / "filler").write_bytes(b"\0" * 56 * 1024)
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_wandb_offline_run_lost_to_a_full_disk_is_one_line_and_exit_1(
+    store: Path,
+    offline_wandb: Path,
+    full_disk: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # W&B's service alone leaves an empty run file, and the export said it logged everything.
+    monkeypatch.setenv("WANDB_DIR", str(full_disk))
+    code, out, err = mtbench(capsys, "export", "--store", str(store), "--wandb", "p")
+    assert (code, out) == (1, "")
+    (line,) = err.strip().splitlines()
+    assert line.startswith("mtbench: error: W&B offline: ")
+    assert "lacks 3 of the 3 steps logged" in line

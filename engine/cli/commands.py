@@ -45,6 +45,12 @@ def cmd_requests(args: argparse.Namespace) -> int:
             f"--progress {args.progress} writes text to stderr, where --json writes JSON lines; "
             "use --progress json or --quiet"
         )
+    if hasattr(args, "watch"):  # `run` takes the watch flags
+        from engine.cli.watching import watched
+
+        code = watched(args)
+        if code is not None:
+            return code
     mode = "quiet" if args.quiet else args.progress or ("json" if args.json else "auto")
     control = SignalControl(resume=f"mtbench {args.command} -c {args.config}")
     progress = progress_view(mode, args.progress_interval)
@@ -123,7 +129,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from engine.report.html import report_page, save_report
 
     out = Path(args.output)
-    page = run_result(report_page(Path(args.store), out, bench=args.bench, judge=args.judge))
+    page = run_result(
+        report_page(
+            Path(args.store), out, bench=args.bench, judge=args.judge, texts=not args.no_texts
+        )
+    )
     save_report(out, page)  # off the event loop: a signal ends a wait for a pipe's reader
     print(f"report: {terminal_text(out)}")
     return 0

@@ -105,6 +105,10 @@ def _request_command(sub: argparse.ArgumentParser) -> None:
         type=_seconds_between(*PROGRESS_INTERVAL_RANGE),
         help="seconds between progress updates (0.1 to 86400)",
     )
+    if sub.prog.endswith(" run"):
+        from engine.cli.watching import add_watch_arguments
+
+        add_watch_arguments(sub, _seconds_between)
     sub.set_defaults(handler=commands.cmd_requests)
 
 
@@ -175,6 +179,11 @@ def _report(subcommands: _Commands) -> None:
     report.add_argument("-o", "--output", required=True, help="the HTML file to write")
     report.add_argument("--bench", default="mt_bench")
     report.add_argument("--judge", help="only this judge label (default: every judge in the store)")
+    report.add_argument(
+        "--no-texts",
+        action="store_true",
+        help="leave answers and judge replies out (scores stay): a small file to share",
+    )
     report.set_defaults(handler=commands.cmd_report)
 
 

@@ -71,6 +71,10 @@ def cmd_export_trackers(args: argparse.Namespace) -> int:
     if args.fastchat is not None:
         raise InputError("mtbench export: -c/--config goes with --wandb or --mlflow")
     tracker = "wandb" if args.wandb is not None else "mlflow"
+    if not (args.wandb if tracker == "wandb" else args.mlflow).strip():
+        # W&B would log to its default project, MLflow to ./mlflow.db: not what was meant.
+        what = "PROJECT" if tracker == "wandb" else "URI"
+        raise InputError(f"mtbench export --{tracker}: give a {what}, not an empty string")
     problem = tracker_problem(tracker)
     if problem is not None:
         raise InputError(f"mtbench export --{tracker}: {problem}")
@@ -87,6 +91,21 @@ def cmd_export_trackers(args: argparse.Namespace) -> int:
         print(
             f"{tracker} run {terminal_text(run.run_id)} ({terminal_text(run.sweep)}, judge "
             f"{terminal_text(run.judge)}): {run.logged} checkpoints logged, "
-            f"{run.skipped} already there"
+            f"{run.skipped} already there" + _behind(run.behind) + _left_out(run.shared)
         )
     return 0
+
+
+def _left_out(shared: tuple[str, ...]) -> str:
+    from engine.display import terminal_text
+
+    if not shared:
+        return ""
+    names = ", ".join(terminal_text(label, name=True) for label in shared)
+    return f"; left out, sharing a step: {names} (a tracker holds one point per step)"
+
+
+def _behind(behind: int) -> str:
+    if not behind:
+        return ""
+    return f"; {behind} left out: before the run's last step (W&B takes steps in order)"

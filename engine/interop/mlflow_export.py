@@ -6,10 +6,21 @@ is found again by it in the `mtbench` experiment. The steps it already holds are
 order, so a checkpoint judged late still lands). Params are set once, when the run is created
 (MLflow refuses to change one); the engine version and the best checkpoint are tags, updated on
 every export. Any tracking URI MLflow takes works: `http://host:5000`, `sqlite:///mlflow.db`.
+
+A tracker that refuses is one line: MLflow retries an unreachable server for minutes and a SQLite
+file it cannot open for over a minute, logging each try to stderr, and raises SQLAlchemy's and
+requests' errors as well as its own. So its loggers are quiet during the export, its HTTP retries
+are few unless the user's environment says otherwise, a SQLite file is opened once up front, and
+any error becomes a `TrackerError` with its first line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from engine import __version__
@@ -29,13 +40,75 @@ EXPERIMENT = "mtbench"
 RUN_KEY_TAG = "mtbench.run_key"
 
 
+# Unless set: ~5 s against an unreachable server instead of MLflow's 7 retries over minutes.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+_NOISY_LOGGERS = ("mlflow", "urllib3", "alembic", "sqlalchemy")
+
+
 def export_sweep(tracked: TrackedSweep, uri: str) -> ExportedRun:
     from mlflow.exceptions import MlflowException
 
+    _open_sqlite(uri)
     try:
-        return _export(tracked, uri)
+        with _quiet_and_brief():
+            return _export(tracked, uri)
     except MlflowException as exc:
-        raise TrackerError(f"MLflow at {uri}: {exc.message}") from None
+        raise TrackerError(f"MLflow at {uri}: {_reason(exc, exc.message)}") from None
+    except Exception as exc:  # SQLAlchemy's, requests' and the filesystem's errors
+        raise TrackerError(f"MLflow at {uri}: {_reason(exc, str(exc))}") from None
+
+
+def _reason(exc: BaseException, message: str) -> str:
+    """The database's own error when SQLAlchemy wrapped one (its message starts with advice
+    about autoflush), else the message's first line."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        original = getattr(seen, "orig", None)
+        if isinstance(original, Exception):
+            return f"{type(original).__name__}: {original}"
+        seen = seen.__cause__ or seen.__context__
+    return (message.strip().splitlines() or ["failed"])[0]
+
+
+def _open_sqlite(uri: str) -> None:
+    """A `sqlite:///PATH` store that cannot be opened or written fails now, in one line, not
+    after MLflow's retries or halfway through."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = uri.removeprefix("sqlite:///")
+    if path in ("", ":memory:"):
+        return
+    try:
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)  # as MLflow does
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as connection:
+            connection.execute("BEGIN IMMEDIATE")  # takes the write lock: a read-only file fails
+            connection.execute("ROLLBACK")
+    except (OSError, sqlite3.Error) as exc:
+        raise TrackerError(f"MLflow at {uri}: cannot open {path} ({exc})") from None
+
+
+@contextlib.contextmanager
+def _quiet_and_brief() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    unset = [key for key in _HTTP_DEFAULTS if key not in os.environ]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    os.environ.update({key: _HTTP_DEFAULTS[key] for key in unset})
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+        for key in unset:
+            os.environ.pop(key, None)
 
 
 def _export(tracked: TrackedSweep, uri: str) -> ExportedRun:
@@ -60,7 +133,9 @@ def _export(tracked: TrackedSweep, uri: str) -> ExportedRun:
     tags.update({f"mtbench.{key}": str(value) for key, value in best_summary(tracked).items()})
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
-    return ExportedRun(run_id, tracked.sweep, tracked.judge.name, logged, skipped)
+    return ExportedRun(
+        run_id, tracked.sweep, tracked.judge.name, logged, skipped, tuple(tracked.sharing_a_step())
+    )
 
 
 def _params(tracked: TrackedSweep) -> list[tuple[str, Any]]:

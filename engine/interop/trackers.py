@@ -4,7 +4,8 @@ One tracker run per sweep and judge, found again by a key derived from the store
 identity and the sweep's name, so exporting again (as checkpoints keep landing) adds only the
 checkpoints not logged yet and never duplicates a point. Each checkpoint's scores (overall, turn
 1/2, per category, each with its 95% interval's bounds) are logged at its training step; only
-complete checkpoints are logged (one still being judged would freeze a partial score). The
+complete checkpoints are logged (one still being judged would freeze a partial score). Two
+checkpoints at one step (`step-100`, `step-0100`) are both left out and named. The
 judge's identity, the sweep, the store and the engine's version are the run's config (W&B) or
 params (MLflow); the best checkpoint goes in the summary (W&B) or tags (MLflow). The numbers are
 those `mtbench show --sweep --json` prints: the same `SweepSummary`. The libraries are optional
@@ -14,6 +15,7 @@ extras (`pip install 'mtbench-engine[wandb]'`, `[mlflow]`) and imported only her
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import re
 from collections.abc import Sequence
@@ -74,11 +76,25 @@ class TrackedSweep:
         return f"{self.sweep} · {self.judge.name}"
 
     def complete_checkpoints(self) -> list[CheckpointSummary]:
-        """Scored and fully judged checkpoints, in step order."""
+        """Scored and fully judged checkpoints, in step order, each alone at its step."""
         summary = self.summary
+        shared = set(self.sharing_a_step())
         return [
-            c for c in summary.checkpoints if c.overall.score is not None and summary.complete(c)
+            c
+            for c in summary.checkpoints
+            if c.overall.score is not None and summary.complete(c) and c.label not in shared
         ]
+
+    def sharing_a_step(self) -> list[str]:
+        """Labels of checkpoints at a step another checkpoint has (`step-100`, `step-0100`).
+
+        A tracker holds one point per step: logging one of them would be a guess, and both
+        would be two points at one step (MLflow) or one dropped as 'already there' (W&B).
+        """
+        by_step: dict[int, list[str]] = {}
+        for checkpoint in self.summary.checkpoints:
+            by_step.setdefault(checkpoint.step, []).append(checkpoint.label)
+        return [label for labels in by_step.values() if len(labels) > 1 for label in labels]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +104,23 @@ class ExportedRun:
     judge: str
     logged: int  # checkpoints logged by this export
     skipped: int  # complete checkpoints the run already had (W&B: or steps behind its last)
+    shared: tuple[str, ...] = ()  # checkpoints left out: another one has their step
+    behind: int = 0  # W&B: complete checkpoints left out, before a step the run already holds
 
 
 def tracker_problem(tracker: str) -> str | None:
-    """Why the tracker's library cannot be used (not installed), or None."""
+    """Why the tracker's library cannot be used (not installed, or broken: a dependency of the
+    wrong version fails its import), or None."""
     module, extra = _EXTRAS[tracker]
     if importlib.util.find_spec(module) is None:
         return f"{module} is not installed; pip install 'mtbench-engine[{extra}]'"
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # ImportError, or whatever its own imports raise
+        return (
+            f"{module} is installed but cannot be imported ({type(exc).__name__}: {exc}); "
+            f"reinstall it: pip install --force-reinstall 'mtbench-engine[{extra}]'"
+        )
     return None
 
 

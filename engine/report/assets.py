@@ -207,6 +207,30 @@ REPORT_JS = r"""
     return card;
   }
 
+  // A question's answers and judgments, packed (gzip, base64) and unpacked when first shown.
+  const unpacked = new Map();
+  const NO_ROWS = { answers: [], thinking: [], single: [], pair: [] };
+  const LEFT_OUT = "(text left out of this report: it was written with --no-texts)";
+
+  function unpack(id) {
+    const packed = data.questionTexts[id];
+    if (!packed) return Promise.resolve(NO_ROWS);
+    return Promise.resolve().then(() => {  // a browser without DecompressionStream: a rejection
+      const bytes = Uint8Array.from(atob(packed), (c) => c.charCodeAt(0));
+      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+      return new Response(stream).text();
+    }).then((text) => {
+      const rows = JSON.parse(text);
+      unpacked.set(id, rows);
+      return rows;
+    });
+  }
+
+  function textBlock(className, text) {
+    if (text === false) return node("p", "empty", LEFT_OUT);
+    return node("div", className, text);
+  }
+
   function thinkingBlock(text) {
     const details = node("details", "thinking");
     details.appendChild(node("summary", null, "Thinking (not part of the answer)"));
@@ -230,7 +254,7 @@ REPORT_JS = r"""
       "parse: " + status));
     box.appendChild(head);
     if (thinking) box.appendChild(thinkingBlock(thinking));
-    box.appendChild(node("div", "text reasoning", text));
+    box.appendChild(textBlock("text reasoning", text));
     return box;
   }
 
@@ -252,7 +276,7 @@ REPORT_JS = r"""
       } else {
         const thought = thoughts ? thoughts[t - 1] : null;
         if (thought) block.appendChild(thinkingBlock(thought));
-        block.appendChild(node("div", "text answer-text", text));
+        block.appendChild(textBlock("text answer-text", text));
       }
       judged.filter((row) => row[2] === t).forEach((row) => block.appendChild(judgmentBlock(row)));
       card.appendChild(block);
@@ -292,7 +316,7 @@ REPORT_JS = r"""
         const block = turnBlock(gameName(g) + " (A = " + data.models[first] + ", B = " +
           data.models[second] + ") → " + winnerName(g[5], m1, m2) + ", parse: " + g[6]);
         if (g[9]) block.appendChild(thinkingBlock(g[9]));
-        block.appendChild(node("div", "text reasoning", g[7]));
+        block.appendChild(textBlock("text reasoning", g[7]));
         details.appendChild(block);
       });
       section.appendChild(details);
@@ -300,17 +324,30 @@ REPORT_JS = r"""
     return section;
   }
 
+  let shownRequest = 0;  // a question unpacked late is not drawn over a later choice
+
   function render(id) {
-    view.replaceChildren();
+    const request = ++shownRequest;
     if (id === null) {
-      view.appendChild(node("p", "empty", "No questions in this store."));
-      return;
+      view.replaceChildren(node("p", "empty", "No questions in this store."));
+      return Promise.resolve();
     }
+    const draw = (rows) => { if (request === shownRequest) drawQuestion(id, rows); };
+    if (unpacked.has(id)) return Promise.resolve(draw(unpacked.get(id)));
+    return unpack(id).then(draw, (error) => {
+      if (request !== shownRequest) return;
+      view.replaceChildren(node("p", "empty",
+        "This browser could not unpack the question's texts (" + error + ")."));
+    });
+  }
+
+  function drawQuestion(id, rows) {
+    view.replaceChildren();
     const q = questions[position.get(id)];
     view.appendChild(questionCard(q));
-    const answers = data.answers[id] || [];
-    const thinking = data.thinking[id] || [];
-    const singles = data.single[id] || [];
+    const answers = rows.answers;
+    const thinking = rows.thinking;
+    const singles = rows.single;
     const chosen = filter.value === "" ? null : Number(filter.value);
     let shown = 0;
     data.models.forEach((model, m) => {
@@ -322,14 +359,14 @@ REPORT_JS = r"""
       shown += 1;
     });
     if (!shown) view.appendChild(node("p", "empty", "No answers stored for this question."));
-    const pairs = pairSection(data.pair[id] || [], chosen);
+    const pairs = pairSection(rows.pair, chosen);
     if (pairs) view.appendChild(pairs);
   }
 
   function show() {
     const id = currentId();
     if (id !== null) select.value = id;
-    render(id);
+    return render(id);
   }
 
   function step(delta) {
@@ -342,8 +379,9 @@ REPORT_JS = r"""
   byId("previous-question").addEventListener("click", () => step(-1));
   byId("next-question").addEventListener("click", () => step(1));
   window.addEventListener("hashchange", show);
-  show();
-  if (/^#q-\d+$/.test(window.location.hash)) byId("questions").scrollIntoView();
-  document.body.setAttribute("data-ready", "1");
+  show().then(() => {
+    if (/^#q-\d+$/.test(window.location.hash)) byId("questions").scrollIntoView();
+    document.body.setAttribute("data-ready", "1");
+  });
 })();
 """

@@ -14,9 +14,10 @@ from typing import Any
 
 import orjson
 
-from engine.report.data import AnswerText, ReportData
+from engine.report.data import AnswerText, JudgmentText, ReportData
+from engine.report.packing import pack
 
-__all__ = ["browser_payload", "browser_section", "embed_json"]
+__all__ = ["QuestionRows", "browser_payload", "browser_section", "embed_json"]
 
 
 def embed_json(value: Any) -> str:
@@ -39,38 +40,32 @@ def browser_section() -> str:
     )
 
 
-def browser_payload(data: ReportData, colors: dict[str, str]) -> dict[str, Any]:
+def browser_payload(
+    data: ReportData, colors: dict[str, str], *, texts: bool = True
+) -> dict[str, Any]:
     """Indexes instead of repeated names; each answer and judge reply appears exactly once.
 
-    The rows the script (`REPORT_JS`) reads, keyed by question id:
-    answers[q][model] = [turn 1 text, turn 2 text] or null;
-    thinking[q][model] = [turn 1 thinking, turn 2 thinking] or null (only answers that thought);
-    single[q] = [[judge, model, turn, score, parse_status, text, sample, thinking], ...];
-    pair[q] = [[judge, model_1, model_2, turn, game, winner, parse_status, text, sample,
+    What the script (`REPORT_JS`) reads: models, colors, judges and questions, and per question
+    id, `questionTexts[q]`, that question's rows packed by `engine.report.packing` (gzip, then
+    base64; the script unpacks a question when it is shown, so a report of 50 checkpoints opens
+    as fast as one of 2). A packed question holds:
+    answers[model] = [turn 1 text, turn 2 text] or null;
+    thinking[model] = [turn 1 thinking, turn 2 thinking] or null (only answers that thought);
+    single = [[judge, model, turn, score, parse_status, text, sample, thinking], ...];
+    pair = [[judge, model_1, model_2, turn, game, winner, parse_status, text, sample,
     thinking], ...].
+    Without `texts` (`report --no-texts`), every answer and judge reply is `false` and no
+    thinking is kept (scores and parse statuses stay), and `textsLeftOut` is true.
     """
     model_index = {model: i for i, model in enumerate(data.models)}
-    answers: dict[str, list[list[str | None] | None]] = {}
-    thinking: dict[str, list[list[str | None] | None]] = {}
+    rows: dict[int, QuestionRows] = {}
     for answer in data.answers:
-        _put_turn(answers, model_index, answer, answer.text)
-        if answer.thinking is not None:
-            _put_turn(thinking, model_index, answer, answer.thinking)
-    single: dict[str, list[list[Any]]] = {}
-    pair: dict[str, list[list[Any]]] = {}
+        question = rows.setdefault(answer.question_id, QuestionRows(len(model_index)))
+        question.put_answer(model_index[answer.model], answer, texts=texts)
     for j_index, judge in enumerate(data.judges):
         for j in judge.judgments:
-            key = str(j.question_id)
-            if j.kind == "single":
-                single.setdefault(key, []).append(
-                    [j_index, model_index[j.model], j.turn, _score(j.score), j.parse_status,
-                     j.text, j.sample, j.thinking]
-                )  # fmt: skip
-            else:
-                pair.setdefault(key, []).append(
-                    [j_index, model_index[j.model], model_index[j.opponent], j.turn, j.game,
-                     j.winner, j.parse_status, j.text, j.sample, j.thinking]
-                )  # fmt: skip
+            question = rows.setdefault(j.question_id, QuestionRows(len(model_index)))
+            question.put_judgment(j_index, model_index, j, texts=texts)
     return {
         "models": list(data.models),
         "colors": [colors[model] for model in data.models],
@@ -84,24 +79,57 @@ def browser_payload(data: ReportData, colors: dict[str, str]) -> dict[str, Any]:
             }
             for q in data.questions
         ],
-        "answers": answers,
-        "thinking": thinking,
-        "single": single,
-        "pair": pair,
+        "questionTexts": {str(qid): pack(question.as_dict()) for qid, question in rows.items()},
+        "textsLeftOut": not texts,
     }
 
 
+class QuestionRows:
+    """One question's answers and judgments, as the script reads them once unpacked."""
+
+    def __init__(self, models: int) -> None:
+        self.models = models
+        self.answers: list[list[str | bool | None] | None] = [None] * models
+        self.thinking: list[list[str | bool | None] | None] = [None] * models
+        self.single: list[list[Any]] = []
+        self.pair: list[list[Any]] = []
+
+    def put_answer(self, model: int, answer: AnswerText, *, texts: bool) -> None:
+        _put_turn(self.answers, model, answer.turn, answer.text if texts else False)
+        if answer.thinking is not None and texts:
+            _put_turn(self.thinking, model, answer.turn, answer.thinking)
+
+    def put_judgment(
+        self, judge: int, model_index: dict[str, int], j: JudgmentText, *, texts: bool
+    ) -> None:
+        text, thinking = (j.text, j.thinking) if texts else (False, None)
+        if j.kind == "single":
+            self.single.append(
+                [judge, model_index[j.model], j.turn, _score(j.score), j.parse_status, text,
+                 j.sample, thinking]
+            )  # fmt: skip
+        else:
+            self.pair.append(
+                [judge, model_index[j.model], model_index[j.opponent], j.turn, j.game, j.winner,
+                 j.parse_status, text, j.sample, thinking]
+            )  # fmt: skip
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "answers": self.answers,
+            "thinking": self.thinking,
+            "single": self.single,
+            "pair": self.pair,
+        }
+
+
 def _put_turn(
-    rows: dict[str, list[list[str | None] | None]],
-    model_index: dict[str, int],
-    answer: AnswerText,
-    text: str,
+    rows: list[list[str | bool | None] | None], model: int, turn: int, text: str | bool
 ) -> None:
-    row = rows.setdefault(str(answer.question_id), [None] * len(model_index))
-    turns = row[model_index[answer.model]] or []
-    turns.extend([None] * (answer.turn - len(turns)))
-    turns[answer.turn - 1] = text
-    row[model_index[answer.model]] = turns
+    turns = rows[model] or []
+    turns.extend([None] * (turn - len(turns)))
+    turns[turn - 1] = text
+    rows[model] = turns
 
 
 def _score(score: float | None) -> float | str | None:

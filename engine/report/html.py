@@ -43,16 +43,22 @@ async def write_report(
 
 
 async def report_page(
-    store_path: Path, out: Path, *, bench: str = "mt_bench", judge: str | None = None
+    store_path: Path,
+    out: Path,
+    *,
+    bench: str = "mt_bench",
+    judge: str | None = None,
+    texts: bool = True,
 ) -> bytes:
-    """The store's report as bytes, once `out` is known not to be a store.
+    """The store's report as bytes, once `out` is known not to be a store; without `texts`,
+    the question browser shows scores but no answer or judge reply (`report --no-texts`).
 
     `out` may not be the store itself, by any name, nor its journal or lock, nor any other SQLite
     database: a report written there would destroy every answer paid for.
     """
     refuse_output_over_a_store(out, store_path)
     data = await gather_report(store_path, bench, judge=judge)
-    page = await asyncio.to_thread(render_report, data)
+    page = await asyncio.to_thread(render_report, data, texts=texts)
     return page.encode("utf-8")
 
 
@@ -79,7 +85,7 @@ def _csp() -> str:
     )
 
 
-def render_report(data: ReportData) -> str:
+def render_report(data: ReportData, *, texts: bool = True) -> str:
     """The whole page as one string: markup from trusted numbers, escaped text, then the data."""
     colors = model_colors(data.models)
     judged = ", ".join(escape(j.label) for j in data.judges) or "none yet"
@@ -113,7 +119,7 @@ def render_report(data: ReportData) -> str:
         f"<style>{REPORT_CSS}</style></head><body>"
         + "\n".join(body)
         + '\n<script type="application/json" id="report-data">'
-        + embed_json(browser_payload(data, colors))
+        + embed_json(browser_payload(data, colors, texts=texts))
         + f"</script>\n<script>{REPORT_JS}</script></body></html>\n"
     )
 

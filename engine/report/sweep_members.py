@@ -12,21 +12,23 @@ Without a config, every group of two or more stored labels that differ only in t
 from __future__ import annotations
 
 import fnmatch
+import glob
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
+from engine.config import read_config_toml
 from engine.config_schema import MODEL_KEYS, TOP_KEYS
 from engine.config_tables import TableChecker
 from engine.errors import ConfigError
 from engine.scoring.steps import SweepMember, in_step_order, parse_step, sweeps_by_pattern
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 __all__ = ["ConfiguredSweep", "Sweep", "configured_sweeps", "find_sweeps"]
 
@@ -63,7 +65,7 @@ def find_sweeps(labels: Sequence[str], configured: Sequence[ConfiguredSweep] | N
 
 def configured_sweeps(path: PurePath) -> tuple[ConfiguredSweep, ...]:
     """The sweeps a run config defines; ConfigError (one line) for a config `run` would refuse."""
-    raw = _read_toml(path)
+    raw = read_config_toml(Path(path))
     top = TableChecker(f"{path}: top-level", raw, TOP_KEYS)
     sweeps: list[ConfiguredSweep] = []
     explicit: list[SweepMember] = []
@@ -90,20 +92,8 @@ def configured_sweeps(path: PurePath) -> tuple[ConfiguredSweep, ...]:
 
 def _checkpoint_sweep(table: dict[str, Any], pattern: str) -> ConfiguredSweep:
     # A checkpoint's label is its directory's name or its file's stem (config_tables), with the
-    # table's name as prefix.
-    prefix = f"{table['name']}-" if table.get("name") else ""
+    # table's name as prefix: taken literally (`run[7]` is no character class matching `run7`).
+    prefix = glob.escape(f"{table['name']}-") if table.get("name") else ""
     last = PurePath(pattern).name
     patterns = {prefix + last, prefix + PurePath(last).stem}
     return ConfiguredSweep(str(table.get("name") or pattern), tuple(sorted(patterns)))
-
-
-def _read_toml(path: PurePath) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as file:
-            return tomllib.load(file)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from None
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None

@@ -3,8 +3,10 @@
 Checkpoints are listed in step order with overall, turn 1, turn 2 and per-category means, each
 with its 95% bootstrap interval; the best is marked, and every other checkpoint says whether it is
 distinguishable from the best by the paired bootstrap (`engine.scoring.paired`), not by whether
-two marginal intervals overlap. Names are escaped for the terminal; JSON and CSV carry them as
-they are. The JSON is also what the trackers log (`engine.interop.trackers`).
+two marginal intervals overlap. Names are escaped for the terminal; JSON carries them as they
+are, and CSV too, except that a text cell a spreadsheet would run as a formula (`=HYPERLINK(...)`,
+`@SUM(...)`) starts with a `'`, OWASP's defence against CSV injection. The JSON is also what the
+trackers log (`engine.interop.trackers`).
 """
 
 from __future__ import annotations
@@ -72,8 +74,9 @@ def _format_board(board: SweepBoard) -> str:
     ]
     headers = ["step", "checkpoint", "turn 1", "turn 2", "overall", "95% CI"]
     headers += ["vs best", "95% CI (paired)", "distinguishable", "rows"]
-    categories = [
-        [c.step, *[_category_cell(c.category(name)) for name in summary.categories]]
+    category_headers = ["step", "checkpoint", *[_name(n) for n in summary.categories]]
+    categories = [  # the label too: two checkpoints can share a step (step-100, step-0100)
+        [c.step, _name(c.label), *[_category_cell(c.category(name)) for name in summary.categories]]
         for c in summary.checkpoints
     ]
     return (
@@ -82,7 +85,7 @@ def _format_board(board: SweepBoard) -> str:
         "checkpoint; 'distinguishable': the paired bootstrap over the questions both were "
         "graded on puts the difference's 95% CI away from 0\n\n"
         "Per category (mean [95% CI])\n"
-        f"{format_table(['step', *[_name(n) for n in summary.categories]], categories)}"
+        f"{format_table(category_headers, categories)}"
     )
 
 
@@ -182,11 +185,22 @@ def sweeps_csv(boards: SweepBoards) -> str:
     header += ["vs_best", "vs_best_ci_low", "vs_best_ci_high", "distinguishable_from_best"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
+    writer.writerow(_inert(header))
     for board in boards.boards:
         for checkpoint in board.summary.checkpoints:
-            writer.writerow(_csv_row(board, checkpoint, categories))
+            writer.writerow(_inert(_csv_row(board, checkpoint, categories)))
     return out.getvalue()
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(row: list[Any]) -> list[Any]:
+    """Text cells a spreadsheet would evaluate get a leading `'`; numbers stay numbers."""
+    return [
+        f"'{cell}" if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS) else cell
+        for cell in row
+    ]
 
 
 def _csv_row(board: SweepBoard, checkpoint: CheckpointSummary, categories: list[str]) -> list[Any]:

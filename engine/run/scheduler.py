@@ -330,7 +330,9 @@ class Pipeline:
         message = redact(message)
         self._tally(job).failed += 1
         self.tally.failures.append(
-            FailureRecord(job.describe(), job.endpoint.label, error_class, attempts, message)
+            FailureRecord(
+                job.describe(), job.endpoint.label, error_class, attempts, message, job.model
+            )
         )
         if self.writer is not None and self.run_id is not None:
             failure = FailureRow(

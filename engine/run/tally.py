@@ -78,6 +78,7 @@ class FailureRecord:
     error_class: str
     attempts: int
     message: str
+    model: str = ""  # the model whose answer or judgment failed (a pair's first model)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,8 @@ from engine.scoring.summaries import (
     MISSING_SCORE,
     ConfidenceInterval,
     SingleScore,
-    _bootstrap_ratio,
-    _ordered_groups,
+    bootstrap_ratio,
+    ordered_groups,
     percentile,
 )
 
@@ -77,7 +77,7 @@ def mean_interval(
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> ConfidenceInterval | None:
     """The bootstrap interval of one mean, exactly as `show` computes a model's overall CI."""
-    return _bootstrap_ratio(_ordered_groups(totals), resamples, seed, confidence)
+    return bootstrap_ratio(ordered_groups(totals), resamples, seed, confidence)
 
 
 def resample_draws(size: int, resamples: int, seed: int) -> tuple[tuple[int, ...], ...]:
@@ -98,13 +98,17 @@ def paired_difference(
 ) -> PairedDifference | None:
     """A minus B over their shared questions (in question-id order), or None if they share none.
 
-    `draws` (indices into the shared questions) replaces the seeded resampling.
+    `draws` (indices into the shared questions) replaces the seeded resampling. One shared
+    question has no interval: every draw repeats it, so its width would be 0 and any difference
+    "distinguishable", though one question says nothing about the judge's noise.
     """
     shared = sorted(set(a) & set(b))
     if not shared:
         return None
     pairs = [(a[qid], b[qid]) for qid in shared]
     difference = _difference(pairs, range(len(pairs)))
+    if len(shared) < 2:
+        return PairedDifference(difference, None, len(shared))
     if draws is None:
         draws = resample_draws(len(pairs), resamples, seed) if resamples > 0 else ()
     if not draws:

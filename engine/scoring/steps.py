@@ -5,7 +5,9 @@ Trainers name checkpoints after their step in many ways (`step-1200`, `checkpoin
 integer. Two labels that differ only in that integer (`run7/step-200`, `run7/step-1000`) belong to
 one sweep, whose name is the label with the step replaced by `*`, so `step-*` reads like the glob
 that found the checkpoints; a number followed by a letter (`llama-2-7b-chat`) is a model's size,
-so such labels form no sweep. Pure functions: no store, no config.
+so such labels form no sweep. Only ASCII digits make a step (`step-١٠٠` is no `step-100`), and
+only one a signed 64-bit integer holds, what W&B, MLflow and JSON readers take (a longer run of
+digits is a hash or an id, not a step). Pure functions: no store, no config.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ __all__ = [
 ]
 
 STEP_WILDCARD = "*"
-_LAST_INTEGER = re.compile(r"(\d+)(?!.*\d)", re.DOTALL)
+STEP_MAX = 2**63 - 1  # as the config's `step` key: what trackers and JSON readers take
+_LAST_INTEGER = re.compile(r"([0-9]+)(?!.*[0-9])", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +39,27 @@ class SweepMember:
     step: int
 
 
+def _last_integer(label: str) -> re.Match[str] | None:
+    """Where the step is: the last run of ASCII digits, if it is at most STEP_MAX."""
+    found = _LAST_INTEGER.search(label)
+    if found is None:
+        return None
+    digits = found.group(1).lstrip("0")
+    # Compared as text first: int() refuses more than 4300 digits.
+    if len(digits) > len(str(STEP_MAX)) or int(digits or "0") > STEP_MAX:
+        return None
+    return found
+
+
 def parse_step(label: str) -> int | None:
     """The last integer in the label (`iter_0001200` -> 1200), or None when it has none."""
-    found = _LAST_INTEGER.search(label)
+    found = _last_integer(label)
     return None if found is None else int(found.group(1))
 
 
 def label_pattern(label: str) -> str | None:
     """The label with its step replaced by `*` (`run7-step-1200` -> `run7-step-*`), or None."""
-    found = _LAST_INTEGER.search(label)
+    found = _last_integer(label)
     if found is None:
         return None
     return label[: found.start()] + STEP_WILDCARD + label[found.end() :]

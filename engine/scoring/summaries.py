@@ -29,10 +29,12 @@ __all__ = [
     "SampleSpread",
     "SingleModelSummary",
     "SingleScore",
+    "bootstrap_ratio",
     "category_names",
     "majority_winner",
     "match_result",
     "median_score",
+    "ordered_groups",
     "percentile",
     "rank_by_turn",
     "sample_spread",
@@ -216,7 +218,7 @@ def _single_summary(
         rows=len(scored),
         missing=len(rows) - len(scored),
         categories=_category_scores(scored),
-        ci=_bootstrap_ratio(_ordered_groups(per_question), resamples, seed, confidence),
+        ci=bootstrap_ratio(ordered_groups(per_question), resamples, seed, confidence),
     )
 
 
@@ -272,16 +274,16 @@ def _pair_summary(
         loss_rate=loss / total if total else None,
         win_rate_adjusted=(win + 0.5 * tie) / total if total else None,
         errors=errors,
-        ci=_bootstrap_ratio(_ordered_groups(adjusted), resamples, seed, confidence),
+        ci=bootstrap_ratio(ordered_groups(adjusted), resamples, seed, confidence),
     )
 
 
-def _ordered_groups(per_question: Mapping[int, Sequence[float]]) -> list[tuple[float, float]]:
+def ordered_groups(per_question: Mapping[int, Sequence[float]]) -> list[tuple[float, float]]:
     # Sorting by question id makes the resamples independent of the input row order.
     return [(float(part), float(whole)) for _, (part, whole) in sorted(per_question.items())]
 
 
-def _bootstrap_ratio(
+def bootstrap_ratio(
     groups: Sequence[tuple[float, float]], resamples: int, seed: int, confidence: float
 ) -> ConfidenceInterval | None:
     """Percentile interval of sum(part)/sum(whole) over questions drawn with replacement."""

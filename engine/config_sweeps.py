@@ -1,0 +1,143 @@
+"""Checkpoint sweeps as configured: the glob, the model each match becomes, when a match is ready.
+
+A `[[model]]` with `checkpoints` is a sweep: one model per matching file or directory. A plain
+run expands the glob once, when the config is loaded (`engine.config`); `mtbench run --watch`
+keeps the sweep itself and expands it again at every poll (`engine.run.watch`), taking a match
+only once it is complete: its `ready_marker` exists and its files have stopped changing for
+`settle` seconds. The sweep keys (`ready_marker`, `settle`, `max_checkpoint_attempts`) are
+checked here, with the same one-line refusals as every other key.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from engine.config_schema import MAX_ATTEMPTS, MAX_SECONDS, KeySpec
+from engine.errors import ConfigError
+
+if TYPE_CHECKING:
+    from engine.config import ModelConfig
+
+__all__ = [
+    "DEFAULT_CHECKPOINT_ATTEMPTS",
+    "DEFAULT_SETTLE",
+    "SWEEP_KEYS",
+    "CheckpointSweep",
+    "checkpoint_matches",
+]
+
+DEFAULT_SETTLE = 60.0  # seconds a checkpoint's files must stay unchanged before it is scored
+DEFAULT_CHECKPOINT_ATTEMPTS = 3
+
+
+def _marker_problem(marker: str) -> str | None:
+    if "\x00" in marker:
+        return "it contains a NUL character, which no file name can hold"
+    path = PurePosixPath(marker)
+    if path.is_absolute() or ".." in path.parts:
+        return "give a path inside the checkpoint (or beside a checkpoint file), e.g. config.json"
+    return None
+
+
+def _is_marker(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _is_settle(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 <= value <= MAX_SECONDS
+    )
+
+
+def _is_attempts(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ATTEMPTS
+
+
+# Keys a [[model]] takes only with `checkpoints` (engine.config_tables refuses them without).
+SWEEP_KEYS: dict[str, KeySpec] = {
+    "ready_marker": KeySpec(
+        "a file name such as config.json ({name} is the checkpoint's label)",
+        _is_marker,
+        _marker_problem,
+    ),
+    "settle": KeySpec(f"a number of seconds from 0 to {MAX_SECONDS:.0f}", _is_settle),
+    "max_checkpoint_attempts": KeySpec(f"an integer from 1 to {MAX_ATTEMPTS}", _is_attempts),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointSweep:
+    """One `[[model]]` with `checkpoints`: what every match becomes, and when it is ready."""
+
+    where: str  # the table, as messages name it
+    pattern: str  # the glob, absolute
+    template: ModelConfig  # every checkpoint's settings; name, model and checkpoint set per match
+    prefix: str  # the table's `name` and a dash, before each label
+    model: str | None  # the table's `model` string, else each checkpoint's label
+    ready_marker: str | None = None
+    settle: float = DEFAULT_SETTLE
+    max_attempts: int = DEFAULT_CHECKPOINT_ATTEMPTS
+
+    def matches(self) -> list[tuple[str, Path]]:
+        """(label, path) of every match now, in natural order; none is not an error here."""
+        return [(self.prefix + label, path) for label, path in checkpoint_matches(self.pattern)]
+
+    def expand(self) -> list[ModelConfig]:
+        """A model per match, for a run that takes the sweep as it is now (not `--watch`)."""
+        try:
+            found = self.matches()
+        except ConfigError as error:
+            raise ConfigError(f"{self.where} key 'checkpoints': {error}") from None
+        if not found:
+            raise ConfigError(
+                f"{self.where} key 'checkpoints': checkpoints {self.pattern!r}: no file or "
+                "directory matches"
+            )
+        return [self.model_for(label, path) for label, path in found]
+
+    def model_for(self, label: str, path: Path) -> ModelConfig:
+        return replace(self.template, name=label, model=self.model or label, checkpoint=str(path))
+
+    def marker_path(self, label: str, path: Path) -> Path | None:
+        """The file whose presence says the checkpoint is whole: inside a checkpoint directory,
+        beside a checkpoint file; `{name}` is its label (without the table's prefix)."""
+        if self.ready_marker is None:
+            return None
+        marker = self.ready_marker.replace("{name}", label.removeprefix(self.prefix))
+        return (path if path.is_dir() else path.parent) / marker
+
+
+def checkpoint_matches(pattern: str) -> list[tuple[str, Path]]:
+    """(label, path) for every file or directory the glob matches, in natural order.
+
+    The label is the file's stem or the directory's name, so `ckpt/step-1000` runs as
+    `step-1000`; natural order puts step-200 before step-1000. Two matches with the same label
+    would store their answers under one model name, so that is an error.
+    """
+    matches = sorted(glob.glob(os.path.expanduser(pattern)), key=_natural_key)
+    seen: dict[str, Path] = {}
+    checkpoints = []
+    for match in matches:
+        path = Path(match)
+        label = path.name if path.is_dir() else path.stem
+        if label in seen:
+            raise ConfigError(
+                f"checkpoints {pattern!r}: {seen[label]} and {path} would both be labelled "
+                f"{label!r}; use a pattern that tells them apart"
+            )
+        seen[label] = path
+        checkpoints.append((label, path))
+    return checkpoints
+
+
+def _natural_key(text: str) -> list[tuple[int, int, str]]:
+    return [
+        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)
+    ]

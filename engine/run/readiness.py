@@ -1,0 +1,87 @@
+"""Is a checkpoint complete? Its marker exists and its files have stopped changing.
+
+A training job writes a checkpoint over seconds or minutes: shards appear one by one, grow, and a
+last small file (`config.json`, an index, a `STABLE` file) says it is done. Serving it before then
+fails, or worse, scores half a model. So the watcher (`engine.run.watch`) takes a match only once
+its sweep's `ready_marker` exists and nothing in it has changed for `settle` seconds: the files'
+names, sizes, modification and change times are the same as they were `settle` seconds ago, or
+the newest change time (which no copy tool can set back, unlike a modification time) is that old.
+The second rule lets a restarted watcher take checkpoints written long ago at once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.config_sweeps import CheckpointSweep
+
+__all__ = ["ReadinessTracker"]
+
+Fingerprint = tuple[tuple[str, int, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    fingerprint: Fingerprint
+    since: float  # monotonic time it was first seen like this
+
+
+class ReadinessTracker:
+    """Remembers what each checkpoint looked like, to tell when it stopped changing."""
+
+    def __init__(
+        self,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._monotonic, self._wall = monotonic, wall
+        self._seen: dict[str, _Seen] = {}
+
+    def waiting_for(self, sweep: CheckpointSweep, label: str, path: Path) -> str | None:
+        """None if the checkpoint is complete, else what it is waiting for, in a few words."""
+        marker = sweep.marker_path(label, path)
+        if marker is not None and not marker.exists():
+            return f"no {marker.name} yet"
+        try:
+            fingerprint, newest_change = _fingerprint(path)
+        except OSError as error:  # a file removed while we looked: it is still changing
+            self._seen.pop(label, None)
+            return f"changing ({error.strerror or error})"
+        now = self._monotonic()
+        seen = self._seen.get(label)
+        if seen is None or seen.fingerprint != fingerprint:
+            seen = self._seen[label] = _Seen(fingerprint, now)
+        quiet = max(now - seen.since, self._wall() - newest_change)
+        if quiet >= sweep.settle:
+            return None
+        return f"settling, {math.ceil(sweep.settle - quiet)} s"
+
+    def forget(self, label: str) -> None:
+        self._seen.pop(label, None)
+
+
+def _fingerprint(path: Path) -> tuple[Fingerprint, float]:
+    """(name, size, mtime, ctime) of every file and directory under `path`, and the newest
+    change time among them."""
+    entries = [_entry(path, ".")]
+    if path.is_dir():
+        for folder, dirs, files in os.walk(path, onerror=_raise):
+            for name in (*dirs, *files):
+                full = os.path.join(folder, name)
+                entries.append(_entry(Path(full), os.path.relpath(full, path)))
+    entries.sort()
+    return tuple(entries), max(entry[3] for entry in entries) / 1e9
+
+
+def _entry(path: Path, name: str) -> tuple[str, int, int, int]:
+    status = path.lstat()
+    return name, status.st_size, status.st_mtime_ns, status.st_ctime_ns
+
+
+def _raise(error: OSError) -> None:
+    raise error

@@ -1,0 +1,262 @@
+"""Watch mode: score each checkpoint of a sweep as soon as training has finished writing it.
+
+`mtbench run -c sweep.toml --watch` polls every sweep's `checkpoints` glob. A match that is
+complete (`engine.run.readiness`) and not yet scored goes, with the others found in the same
+poll, through the ordinary run (`engine.run.runner.execute`: servers, slots, the judge pipelined),
+so an already-scored checkpoint costs nothing but a look at the store, and a restarted watcher
+picks up where the last one stopped. Checkpoints that complete while a run goes are taken by the
+next one, started as soon as that run ends. A checkpoint whose run failed (its server would not
+start, its answers or judgments failed) is tried again a poll later, up to its sweep's
+`max_checkpoint_attempts`, and then left failed with its reason.
+
+The watcher ends when no new checkpoint has appeared and no run has ended for `until_idle`
+seconds, or when `stop_file` exists; a stop through the `RunControl` (the CLI's Ctrl-C) ends a
+run as it ends any run, and the sleep between polls at once. `show` is handed a `WatchStatus`
+at every poll with nothing to run, to say what the watcher is waiting for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from engine.config import ModelConfig, RunConfig
+from engine.config_sweeps import CheckpointSweep
+from engine.config_tables import reject_duplicates
+from engine.run.control import RunControl
+from engine.run.progress import ProgressView
+from engine.run.readiness import ReadinessTracker
+from engine.run.runner import Command, RunResult, execute
+
+__all__ = [
+    "CheckpointOutcome",
+    "Waiting",
+    "WatchOptions",
+    "WatchResult",
+    "WatchStatus",
+    "watch",
+]
+
+# "gone": no longer matched (a trainer deleting old checkpoints) before it could be scored
+Outcome = Literal["scored", "failed", "retrying", "waiting", "gone"]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchOptions:
+    poll: float = 60.0  # seconds between looks at the globs
+    until_idle: float | None = None  # end after this long with no new checkpoint and no run
+    stop_file: Path | None = None  # end once this exists
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    label: str
+    reason: str  # "no config.json yet", "settling, 12 s", "failed 1 of 3, retry in 40 s"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchStatus:
+    """What the watcher has done and is waiting for, at one poll."""
+
+    scored: tuple[str, ...]
+    failed: tuple[str, ...]  # failed for good
+    waiting: tuple[Waiting, ...]
+    idle: float  # seconds with no new checkpoint and no run
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointOutcome:
+    label: str
+    outcome: Outcome
+    attempts: int
+    reason: str  # why it failed, or what it waits for; "" once scored
+
+
+@dataclass(frozen=True, slots=True)
+class WatchResult:
+    runs: tuple[RunResult, ...]
+    checkpoints: tuple[CheckpointOutcome, ...]
+    ended_by: Literal["idle", "stop file"]
+    failed_models: tuple[str, ...] = ()  # models that are not checkpoints whose run failed
+
+    @property
+    def ok(self) -> bool:
+        """Every model run is fine: no checkpoint's last attempt failed, no other model failed
+        (checkpoints still waiting for their marker or to settle are not failures)."""
+        failed = any(c.outcome in ("failed", "retrying") for c in self.checkpoints)
+        return not failed and not self.failed_models
+
+
+@dataclass(slots=True)
+class _Checkpoint:
+    model: ModelConfig
+    sweep: CheckpointSweep
+    attempts: int = 0
+    scored: bool = False
+    failure: str = ""
+    retry_at: float = 0.0
+
+    @property
+    def given_up(self) -> bool:
+        return not self.scored and self.attempts >= self.sweep.max_attempts
+
+
+@dataclass(slots=True)
+class _State:
+    checkpoints: dict[str, _Checkpoint] = field(default_factory=dict)
+    waiting: dict[str, str] = field(default_factory=dict)  # label -> what it waits for
+    present: set[str] = field(default_factory=set)  # labels the last look matched
+    runs: list[RunResult] = field(default_factory=list)
+    failed_models: set[str] = field(default_factory=set)  # not checkpoints
+
+
+async def watch(
+    config: RunConfig,
+    command: Command,
+    *,
+    options: WatchOptions,
+    data_flag: str | None = None,
+    progress: ProgressView | None = None,
+    control: RunControl | None = None,
+    show: Callable[[WatchStatus], None] | None = None,
+) -> WatchResult:
+    """Score the config's sweeps as their checkpoints land (see the module docstring);
+    `config.models` (models that are not checkpoints) run with the first batch."""
+    watcher = _Watcher(config, command, options, data_flag, progress, control or RunControl())
+    return await watcher.run(show or _ignore)
+
+
+def _ignore(status: WatchStatus) -> None:
+    pass
+
+
+class _Watcher:
+    def __init__(
+        self,
+        config: RunConfig,
+        command: Command,
+        options: WatchOptions,
+        data_flag: str | None,
+        progress: ProgressView | None,
+        control: RunControl,
+    ) -> None:
+        self.config, self.command, self.options = config, command, options
+        self.data_flag, self.progress, self.control = data_flag, progress, control
+        self.readiness = ReadinessTracker()
+        self.state = _State()
+
+    async def run(self, show: Callable[[WatchStatus], None]) -> WatchResult:
+        fixed = list(self.config.models)
+        active = time.monotonic()  # when a checkpoint last appeared or a run last ended
+        while True:
+            if self.options.stop_file is not None and self.options.stop_file.exists():
+                return self._result("stop file")
+            due, appeared = self._look()
+            if appeared:
+                active = time.monotonic()
+            if due or fixed:
+                await self._score(fixed, due)
+                fixed = []
+                active = time.monotonic()
+                continue  # checkpoints may have landed while it ran
+            idle = time.monotonic() - active
+            show(self._status(idle))
+            until_idle = self.options.until_idle
+            if until_idle is not None and idle >= until_idle:
+                return self._result("idle")
+            pause = self.options.poll
+            if until_idle is not None:
+                pause = min(pause, until_idle - idle)
+            await asyncio.sleep(pause)
+
+    def _look(self) -> tuple[list[_Checkpoint], bool]:
+        """The checkpoints to run now, and whether any match was seen for the first time."""
+        due: list[_Checkpoint] = []
+        appeared = False
+        now = time.monotonic()
+        self.state.waiting.clear()
+        self.state.present.clear()
+        for sweep in self.config.sweeps:
+            for label, path in sweep.matches():
+                self.state.present.add(label)
+                checkpoint = self.state.checkpoints.get(label)
+                if checkpoint is None:
+                    appeared = True
+                    checkpoint = _Checkpoint(sweep.model_for(label, path), sweep)
+                    self.state.checkpoints[label] = checkpoint
+                if checkpoint.scored or checkpoint.given_up:
+                    continue
+                reason = self._waiting_for(checkpoint, label, path, now)
+                if reason is None:
+                    due.append(checkpoint)
+                else:
+                    self.state.waiting[label] = reason
+        return due, appeared
+
+    def _waiting_for(
+        self, checkpoint: _Checkpoint, label: str, path: Path, now: float
+    ) -> str | None:
+        reason = self.readiness.waiting_for(checkpoint.sweep, label, path)
+        if reason is not None or checkpoint.retry_at <= now:
+            return reason
+        attempts = f"failed {checkpoint.attempts} of {checkpoint.sweep.max_attempts}"
+        return f"{attempts}, retry in {checkpoint.retry_at - now:.0f} s"
+
+    async def _score(self, fixed: list[ModelConfig], due: list[_Checkpoint]) -> None:
+        models = (*fixed, *(checkpoint.model for checkpoint in due))
+        reject_duplicates(self.config.source, models, self.config.judge)
+        result = await execute(
+            replace(self.config, models=models),
+            self.command,
+            data_flag=self.data_flag,
+            progress=self.progress,
+            control=self.control,
+        )
+        self.state.runs.append(result)
+        failures: dict[str, str] = {}
+        for failure in result.failures:
+            failures.setdefault(failure.model, f"{failure.error_class}: {failure.message}")
+        self.state.failed_models.update(model.name for model in fixed if model.name in failures)
+        retry_at = time.monotonic() + self.options.poll
+        for checkpoint in due:
+            checkpoint.attempts += 1
+            reason = failures.get(checkpoint.model.name)
+            checkpoint.scored = reason is None
+            checkpoint.failure = reason or ""
+            checkpoint.retry_at = retry_at
+            self.readiness.forget(checkpoint.model.name)
+
+    def _status(self, idle: float) -> WatchStatus:
+        checkpoints = self.state.checkpoints
+        return WatchStatus(
+            scored=tuple(label for label, c in checkpoints.items() if c.scored),
+            failed=tuple(label for label, c in checkpoints.items() if c.given_up),
+            waiting=tuple(Waiting(label, why) for label, why in self.state.waiting.items()),
+            idle=idle,
+        )
+
+    def _result(self, ended_by: Literal["idle", "stop file"]) -> WatchResult:
+        outcomes = [
+            _outcome(label, checkpoint, self.state.waiting.get(label), label in self.state.present)
+            for label, checkpoint in self.state.checkpoints.items()
+        ]
+        failed = tuple(sorted(self.state.failed_models))
+        return WatchResult(tuple(self.state.runs), tuple(outcomes), ended_by, failed)
+
+
+def _outcome(
+    label: str, checkpoint: _Checkpoint, waiting: str | None, present: bool
+) -> CheckpointOutcome:
+    if checkpoint.scored:
+        return CheckpointOutcome(label, "scored", checkpoint.attempts, "")
+    if checkpoint.given_up:
+        return CheckpointOutcome(label, "failed", checkpoint.attempts, checkpoint.failure)
+    if checkpoint.attempts:
+        return CheckpointOutcome(label, "retrying", checkpoint.attempts, checkpoint.failure)
+    if not present:
+        return CheckpointOutcome(label, "gone", 0, "no longer matches the checkpoints glob")
+    return CheckpointOutcome(label, "waiting", 0, waiting or "")
