@@ -46,6 +46,7 @@ from engine.serving.slurm_jobs import (
     job_state,
     last_line,
     node_address,
+    requeued,
     run_command,
 )
 from engine.serving.slurm_script import address_file, job_script, output_file, sbatch_arguments
@@ -61,6 +62,7 @@ _PROBE_TIMEOUT = 5.0
 _JOB_ID = re.compile(r"(?P<parsable>\d+)(?:;\S+)?|Submitted batch job (?P<said>\d+)")
 # Why a pending job waits when it waits for nothing that will come: Slurm keeps it queued forever
 # (its dependency failed, no node or partition can ever take it), and a sweep would never end.
+# Never BeginTime: that passes (`--begin`, or Slurm's delay before a requeued job runs again).
 NEVER_RUNS = frozenset(
     {"DependencyNeverSatisfied", "BadConstraints", "PartitionTimeLimit", "PartitionNodeLimit"}
     | {"InvalidAccount", "InvalidQOS"}
@@ -93,6 +95,8 @@ class SlurmServer:
         self._phase = "submitting"  # then queued, starting, serving
         self._where = ""  # why it waits (Slurm's reason), or the node it runs on
         self._unanswered = False  # the last look at the job got no answer from Slurm
+        self._seen_running = False  # a look found it RUNNING: pending again is a requeue
+        self._requeued = False
 
     @property
     def status(self) -> str:
@@ -185,24 +189,40 @@ class SlurmServer:
                 if job is not None and job.state != last:
                     last = job.state
                     self._log_state(job)
+                if job is not None and await self._stopped(job):
+                    how = "did not get ready" if self._requeued else "ended before it was ready"
+                    raise self._failure(how)
                 if job is not None and job.state == "RUNNING":
                     running_since = running_since or time.monotonic()
                     if await self._answers(session, job):
                         return self.base_url or ""
                     if time.monotonic() - running_since > self.spec.ready_timeout:
                         raise self._failure(f"was not ready within {self.spec.ready_timeout:g}s")
-                elif job is not None and job.state not in QUEUED_STATES:
-                    self._ended = (await final_state(self.job_id, job)).describe(self.job_id)
-                    raise self._failure("ended before it was ready")
-                elif job is not None and running_since is not None:
-                    # Requeued (preempted, a node failure): as while serving, the checkpoint
-                    # fails; its next run would report another port, and only later.
-                    self._ended = f"Slurm job {self.job_id} was requeued ({job.reason})"
-                    raise self._failure("did not get ready")
                 elif job is not None and job.reason in NEVER_RUNS:
                     self._ended = f"Slurm job {self.job_id} pending, reason {job.reason}"
                     raise self._failure("can never start; check [slurm]")
                 await asyncio.sleep(POLL)
+
+    async def _stopped(self, job: JobState) -> bool:
+        """Whether the job has stopped running its server, with how in `_ended`; False while it
+        waits for its first run, or runs it. The one judge of a job's end, starting or serving,
+        so that a requeue is a requeue whichever look catches it (COMPLETING, PENDING for the
+        requeue delay with reason BeginTime, RUNNING again): never a job that 'ended PENDING'."""
+        assert self.job_id is not None
+        if not requeued(job, self._seen_running) and job.state not in QUEUED_STATES:
+            if job.state == "RUNNING":
+                self._seen_running = True
+                return False
+            job = await final_state(self.job_id, job)
+        if requeued(job, self._seen_running):
+            why = f", reason {job.reason}" if job.reason not in ("", "None") else ""
+            self._ended = f"Slurm job {self.job_id} was requeued ({job.state}{why})"
+            self._requeued = True
+            return True
+        if job.state in QUEUED_STATES:
+            return False
+        self._ended = job.describe(self.job_id)
+        return True
 
     async def _look(self) -> JobState | None:
         """The job's state; None when Slurm did not answer this time (it may, next time)."""
@@ -280,11 +300,7 @@ class SlurmServer:
         assert self.job_id is not None
         while self._stopping is None:  # else the engine itself is stopping the job
             job = await self._look()
-            if job is not None and job.state != "RUNNING":
-                if job.state in QUEUED_STATES:
-                    self._ended = f"Slurm job {self.job_id} was requeued ({job.reason})"
-                else:
-                    self._ended = (await final_state(self.job_id, job)).describe(self.job_id)
+            if job is not None and await self._stopped(job):
                 return f"stopped: {self._ended}"
             await asyncio.sleep(POLL)
         return "was stopped by the engine"

@@ -1,11 +1,11 @@
 """Slurm's job commands as the engine uses them: submit-free queries, cancellation, reaping.
 
 `engine.serving.slurm` runs model servers as Slurm jobs; this module is how it talks to Slurm about
-a job once it exists: its state (`scontrol show job`), its node's address (`scontrol show node`),
-cancelling it and waiting until no process of it is left (`scancel`), and cancelling one a dead
-engine left behind (`reap_job`). Every command runs with a time limit, and a command that cannot
-run or does not answer is `SlurmUnavailable`, which callers treat as "ask again later", never as
-the job's end.
+a job once it exists: its state (`scontrol show job`), whether Slurm has requeued it (`requeued`),
+its node's address (`scontrol show node`), cancelling it and waiting until no process of it is left
+(`scancel`), and cancelling one a dead engine left behind (`reap_job`). Every command runs with a
+time limit, and a command that cannot run or does not answer is `SlurmUnavailable`, which callers
+treat as "ask again later", never as the job's end.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ __all__ = [
     "last_line",
     "node_address",
     "reap_job",
+    "requeued",
     "run_command",
 ]
 
@@ -45,6 +46,7 @@ LIVE_STATES = frozenset(
     | {"REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT"}
 )
 QUEUED_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"})
+REQUEUE_STATES = frozenset({"REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"})
 GONE = "GONE"  # Slurm has forgotten the job (it ended more than MinJobAge ago)
 _FIELD = re.compile(r"(\w[\w/:]*)=(\S*)")
 
@@ -60,6 +62,7 @@ class JobState:
     host: str = ""  # the node running its batch script
     exit_code: str = ""
     name: str = ""
+    restarts: int = 0  # how often Slurm has requeued it
 
     def describe(self, job_id: str) -> str:
         if self.state == GONE:
@@ -107,12 +110,28 @@ async def job_state(job_id: str) -> JobState:
     fields = dict(_FIELD.findall(out))
     if "JobState" not in fields:  # not an answer about the job: never take it for its end
         raise SlurmUnavailable(f"scontrol show job {job_id} answered {last_line(out)[:200]!r}")
+    restarts = fields.get("Restarts", "")
     return JobState(
         fields["JobState"],
         fields.get("Reason", ""),
         fields.get("BatchHost", ""),
         fields.get("ExitCode", ""),
         fields.get("JobName", ""),
+        int(restarts) if restarts.isdigit() else 0,
+    )
+
+
+def requeued(job: JobState, seen_running: bool) -> bool:
+    """Whether Slurm has put the job back in its queue after it ran (preempted, its node failed,
+    `scontrol requeue`), whichever look catches it: COMPLETING, then PENDING with reason BeginTime
+    for Slurm's requeue delay, then RUNNING again, all with `Restarts` above 0; or pending again
+    after the engine saw it run. Its next run is another server, on another port, and later."""
+    if job.state == GONE:
+        return False
+    return (
+        job.restarts > 0
+        or job.state in REQUEUE_STATES
+        or (seen_running and job.state in QUEUED_STATES)
     )
 
 
