@@ -24,6 +24,7 @@ import atexit
 import contextlib
 import logging
 import re
+import secrets
 import subprocess
 import time
 from collections import deque
@@ -85,6 +86,7 @@ class SlurmServer:
         self._options = options or SlurmOptions()
         self._records = records
         self._directory = directory
+        self._nonce = secrets.token_hex(8)  # in its address file: this job's, not an earlier one's
         self._label = (spec.log_file.stem if spec.log_file is not None else None) or "server"
         self.job_id: str | None = None
         self.base_url: str | None = None
@@ -117,7 +119,7 @@ class SlurmServer:
         script = self._directory / f"{self._label}.slurm.sh"
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
-            script.write_text(job_script(self.spec, self._directory, self._label))
+            script.write_text(job_script(self.spec, self._directory, self._label, self._nonce))
         except OSError as exc:
             raise ServerFailed(
                 f"{self.spec.name}: cannot write its job script {script}: {exc}"
@@ -272,7 +274,9 @@ class SlurmServer:
             words = address_file(self._directory, self._label, self.job_id).read_text().split()
         except OSError:
             return None  # not written yet
-        if len(words) != 2 or not words[1].isdigit() or not 0 < int(words[1]) < 65536:
+        if len(words) != 3 or words[2] != self._nonce:
+            return None  # an earlier job's, of the same id (a cluster's ids begun afresh)
+        if not words[1].isdigit() or not 0 < int(words[1]) < 65536:
             return None
         return int(words[1])
 
