@@ -13,8 +13,9 @@ ran out of time or memory, was cancelled), fails that checkpoint with the tail o
 (`servers/<label>.slurm-<job>.log`), and the sweep goes on. The engine cancels (`scancel`) each job
 when its checkpoint is done, on a failed start, and on Ctrl-C/SIGTERM. A job outlives an engine
 that is SIGKILLed (no kernel signal reaches a cluster), so every job is recorded in the store's
-`servers` table from submission until it is gone, and the next run on the store cancels what a
-crash left (`reap_job`).
+`servers` table from before its submission until it is gone, and the next run on the store cancels
+what a crash left (`reap_job`); a job whose id a crash kept from the record is found by the tag of
+its store in its name (`reap_unrecorded`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import secrets
 import subprocess
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,11 +83,13 @@ class SlurmServer:
         options: SlurmOptions | None,
         records: ServerRecords | None,
         directory: Path,
+        tag: str,
     ) -> None:
         self.spec = spec
         self._options = options or SlurmOptions()
         self._records = records
         self._directory = directory
+        self._tag = tag  # the store's, in the job's name (`store_tag`)
         self._nonce = secrets.token_hex(8)  # in its address file: this job's, not an earlier one's
         self._label = (spec.log_file.stem if spec.log_file is not None else None) or "server"
         self.job_id: str | None = None
@@ -126,10 +130,11 @@ class SlurmServer:
             ) from None
         arguments = sbatch_arguments(
             self._options,
-            job_name=job_name(self._label),
+            job_name=job_name(self._tag, self._label),
             output=output_file(self._directory, self._label),
             gpus_per_server=self.spec.num_gpus,
         )
+        await self._add_record(script)  # first: a crash between sbatch and the id's record
         submitted = asyncio.ensure_future(run_command("sbatch", *arguments, str(script)))
         try:
             code, out, err = await asyncio.shield(submitted)
@@ -144,8 +149,13 @@ class SlurmServer:
             raise
         except SlurmUnavailable as exc:
             raise ServerFailed(f"{self.spec.name}: {exc}; is Slurm installed here?") from None
-        self._accept(script, arguments, code, out, err)
-        await self._add_record(script)
+        try:
+            self._accept(script, arguments, code, out, err)
+        except ServerFailed:
+            if code != 0 and self._records is not None and self._record is not None:
+                await self._records.remove(self._record)  # refused: no job to look for
+            raise
+        await self._record_job_id()
 
     def _accept(self, script: Path, arguments: list[str], code: int, out: str, err: str) -> None:
         if code != 0:
@@ -164,18 +174,18 @@ class SlurmServer:
         log.info("%s: Slurm job %s queued", self.spec.name, self.job_id)
 
     async def _add_record(self, script: Path) -> None:
-        if self._records is None or self.job_id is None:
+        if self._records is None:
             return
+        command = f"sbatch {script}"
         self._record = StartedServer(
-            None,
-            self.spec.name,
-            f"sbatch {script}",
-            self._output,
-            time.time(),
-            launcher="slurm",
-            job_id=self.job_id,
-            host=this_machine().host,
+            None, self.spec.name, command, None, time.time(), "slurm", host=this_machine().host
         )
+        await self._records.add(self._record)
+
+    async def _record_job_id(self) -> None:
+        if self._records is None or self._record is None or self.job_id is None:
+            return
+        self._record = replace(self._record, job_id=self.job_id, log_file=self._output)
         await self._records.add(self._record)
 
     async def _wait_ready(self) -> str:
