@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.serving.slurm import NEVER_RUNS
+from engine.serving.slurm_jobs import GONE, JobState, requeued
 from tests.support.engineproc import ended, start_engine, wait_until
 from tests.support.fakeserver import FakeServer
 from tests.support.runconfig import write_config
@@ -100,3 +102,15 @@ def test_a_job_requeued_while_its_server_starts_fails_its_checkpoint_as_requeued
         assert f"Slurm job {job_id} was requeued (" in message and "did not get ready" in message
         assert "ended PENDING" not in message and "can never start" not in message
     assert slurm.jobs() == [] and job_rows(store) == []
+
+
+def test_a_requeue_is_known_by_restarts_or_pending_after_running_not_by_begin_time() -> None:
+    assert requeued(JobState("COMPLETING", "None", restarts=1), seen_running=False)
+    assert requeued(JobState("PENDING", "BeginTime", restarts=1), seen_running=False)
+    assert requeued(JobState("RUNNING", "None", restarts=1), seen_running=False)
+    assert requeued(JobState("REQUEUED", "None"), seen_running=False)
+    assert requeued(JobState("PENDING", "None"), seen_running=True)
+    assert not requeued(JobState("PENDING", "BeginTime"), seen_running=False)  # --begin
+    assert not requeued(JobState("COMPLETING", "None"), seen_running=True)  # an ordinary end
+    assert not requeued(JobState(GONE), seen_running=True)
+    assert "BeginTime" not in NEVER_RUNS

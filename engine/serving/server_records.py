@@ -150,7 +150,8 @@ Reaper = Callable[[ServerRecord, Machine, float], Awaitable[Outcome]]
 
 
 async def reap_leftover_servers(store: Store, *, grace: float = REAP_GRACE) -> list[Outcome]:
-    """Stop every recorded server a dead engine left running; one log line per record.
+    """Stop every recorded server a dead engine left running; one log line per record (per
+    store tag for Slurm jobs recorded without an id).
 
     Call only while holding the store's writer lock. Returns each record's outcome.
     """
