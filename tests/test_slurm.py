@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import pytest
 
+from engine.serving.slurm_jobs import job_name, store_tag
 from tests.support.engineproc import ended, start_engine, wait_until
 from tests.support.fakeserver import FakeServer
 from tests.support.gpu_server import COMMAND as GPU_SERVER
@@ -195,7 +196,7 @@ def test_a_job_that_ends_while_serving_fails_its_checkpoint_and_the_sweep_goes_o
         store = tmp_path / "store.sqlite"
         wait_until(lambda: job_rows(store) and counts(store, "answers"), timeout=60, interval=0.1)
         [(job_id, name, _)] = slurm.jobs()  # serving: it has answered
-        assert name == "mtbench-step-1"
+        assert name == job_name(store_tag(store, socket.gethostname()), "step-1")
         slurm.run("scancel", job_id)
         out, err = ended(engine, timeout=120)
     finally:

@@ -95,7 +95,8 @@ def test_an_scontrol_answer_without_a_job_state_is_no_answer_and_never_the_jobs_
 ) -> None:
     script = tmp_path / "job.sh"
     script.write_text("#!/bin/bash\nsleep 120\n")
-    submitted = slurm.run("sbatch", "--parsable", "--job-name=mtbench-step-1", str(script))
+    output = f"--output={tmp_path}/job.out"  # not slurm-N.out where the tests run
+    submitted = slurm.run("sbatch", "--parsable", "--job-name=mtbench-step-1", output, str(script))
     job_id = submitted.strip().split(";")[0]
     bin_dir = only_on_path(tmp_path, monkeypatch, ["sbatch", "scancel"])
     (bin_dir / "scontrol").write_text("#!/bin/bash\necho 'No output: the site wrapper is down'\n")

@@ -2,11 +2,13 @@
 forever, against the real one-node cluster of tests/support/slurm_cluster.py.
 
 Slurm keeps such a job pending with a reason that says so (DependencyNeverSatisfied here: it
-depends on a job that failed); a sweep waiting on it would never end.
+depends on a job that failed); a sweep waiting on it would never end. A job pending for a reason
+that passes (BeginTime: not before a given time) waits for it, and is served.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from contextlib import closing
@@ -45,4 +47,17 @@ def test_a_job_that_can_never_leave_the_queue_fails_its_checkpoint_and_the_sweep
     assert counts(store, "answers") == {}
     with closing(sqlite3.connect(store)) as db:
         assert {m for (m,) in db.execute("SELECT DISTINCT model FROM failures")} == {"step-1"}
+    assert slurm.jobs() == []
+
+
+def test_a_job_pending_until_its_begin_time_waits_for_it_and_is_served(
+    tmp_path: Path, fake: FakeServer, slurm: SlurmCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    later = {"time": "2:00", "extra_args": ["--begin=now+3"]}  # reason BeginTime until then
+    config, _ = slurm_sweep(tmp_path, fake, ["step-1"], slurm=later)
+    progress = ("--progress", "plain", "--progress-interval", "0.1")
+    code, out, err = mtbench(capsys, "run", "-c", str(config), *progress)
+    assert code == 0, out + err
+    assert re.search(r"server queued: Slurm job \d+ \(BeginTime\)", err), err
+    assert counts(tmp_path / "store.sqlite", "answers") == {"step-1": 4}
     assert slurm.jobs() == []

@@ -24,7 +24,7 @@ def run_script(tmp_path: Path, command: str) -> tuple[list[str], list[str]]:
     file's words)."""
     spec = ServerSpec(command, path=AWKWARD_PATH, name="step-100", num_gpus=2)
     script = tmp_path / "job.sh"
-    script.write_text(job_script(spec, tmp_path, "step-100"))
+    script.write_text(job_script(spec, tmp_path, "step-100", "n0nce"))
     env = {**os.environ, "SLURM_JOB_ID": "42", "CUDA_VISIBLE_DEVICES": "0,1"}
     done = subprocess.run(
         ["bash", str(script)], env=env, capture_output=True, text=True, timeout=30, check=True
@@ -36,10 +36,10 @@ def run_script(tmp_path: Path, command: str) -> tuple[list[str], list[str]]:
 def test_the_job_runs_the_command_with_its_own_port_and_gpus_and_every_word_intact(
     tmp_path: Path,
 ) -> None:
-    lines, (host, port) = run_script(
+    lines, (host, port, nonce) = run_script(
         tmp_path, "printf '%s\\n' {path} --port={port} x{gpus}y {num_gpus} '{name} two'"
     )
-    assert host == socket.gethostname()
+    assert host == socket.gethostname() and nonce == "n0nce"
     assert lines[0].startswith("mtbench: serving step-100 on ") and "GPUs: 0,1" in lines[0]
     assert lines[1:] == [AWKWARD_PATH, f"--port={port}", "x0,1y", "2", "step-100 two"]
     ephemeral_start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
@@ -66,7 +66,7 @@ def test_a_model_name_with_quotes_backticks_or_newlines_is_echoed_as_text_not_ru
     name = 'step "1 `echo INJECTED` $HOME\nsecond line'
     spec = ServerSpec("printf '%s\\n' {name}", path="/ckpt", name=name, num_gpus=0)
     script = tmp_path / "job.sh"
-    script.write_text(job_script(spec, tmp_path, "step-1"))
+    script.write_text(job_script(spec, tmp_path, "step-1", "n0nce"))
     env = {**os.environ, "SLURM_JOB_ID": "7", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(
         ["bash", str(script)], env=env, capture_output=True, text=True, timeout=30, check=False

@@ -136,8 +136,8 @@ class StartedServer:
 class ServerRecords(Protocol):
     """Where started servers are recorded until they are stopped (the store's `servers` table).
 
-    Neither method raises: a record is a safety net for a crash, not a reason to fail a server.
-    """
+    A batch job is added before its submission, without its id, then again with it. Neither method
+    raises: a record is a safety net for a crash, not a reason to fail a server."""
 
     async def add(self, server: StartedServer) -> None: ...
 

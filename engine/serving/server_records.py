@@ -8,18 +8,22 @@ other engine can be using these servers), reaps what is left: SIGTERM to each re
 grace period, SIGKILL, and one log line per server.
 
 A record is reaped by its launcher's reaper (`REAPERS`): 'local' process groups on this host; a
-launcher whose servers are batch jobs adds one that cancels the record's `job_id`. Recording and
-reaping never fail a run: a record is a safety net, so a store error here is a warning.
+launcher whose servers are batch jobs adds one that cancels the record's `job_id`. A Slurm job is
+recorded before sbatch runs, and its id once sbatch has said it: a record without an id is an
+engine killed in between, whose job is found by the store's tag in its name and cancelled. Recording
+and reaping never fail a run: a record is a safety net, so a store error here is a warning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from engine.errors import StoreWriteError
@@ -31,7 +35,13 @@ from engine.serving.processes import (
     this_machine,
 )
 from engine.serving.serve import StartedServer
-from engine.serving.slurm_jobs import SlurmUnavailable, reap_job
+from engine.serving.slurm_jobs import (
+    SlurmUnavailable,
+    job_name,
+    reap_job,
+    reap_unrecorded,
+    store_tag,
+)
 from engine.store import rows
 from engine.store.rows import JobServerRow, ServerRow
 from engine.store.store import Store
@@ -59,6 +69,7 @@ class ServerRecord:
     launcher: str
     job_id: str | None  # for launchers whose servers are jobs
     name: str
+    host: str  # where it was started (a local server) or submitted (a batch job)
     process: ProcessIdentity | None  # the local launcher's process group
     command: str
     log_file: str | None
@@ -90,7 +101,7 @@ class StoreServerRecords:
         await self._write(rows.INSERT_SERVER, rows.params(row), f"record server pid {process.pid}")
 
     async def _add_job(self, server: StartedServer) -> None:
-        assert server.job_id is not None
+        """A job about to be submitted (no id yet): a new row; one submitted: its row's id."""
         row = JobServerRow(
             launcher=server.launcher,
             job_id=server.job_id,
@@ -100,14 +111,22 @@ class StoreServerRecords:
             log_file=None if server.log_file is None else str(server.log_file),
             started=server.started,
         )
+        if server.job_id is None:
+            what = f"record the {server.launcher} job about to be submitted for {server.name}"
+            await self._write(rows.INSERT_JOB_SERVER, rows.params(row), what)
+            return
         what = f"record {server.launcher} job {server.job_id}"
-        await self._write(rows.INSERT_JOB_SERVER, rows.params(row), what)
+        await self._write(rows.RECORD_JOB_ID, rows.params(row), what)
 
     async def remove(self, server: StartedServer) -> None:
         process = server.process
         if process is None:
-            params: dict[str, object] = {"launcher": server.launcher, "job_id": server.job_id}
-            what = f"forget ended {server.launcher} job {server.job_id}"
+            params: dict[str, object] = {
+                "launcher": server.launcher,
+                "command": server.command,
+                "started": server.started,
+            }
+            what = f"forget ended {server.launcher} job {server.job_id or '(never submitted)'}"
             await self._write(rows.FORGET_JOB_SERVER, params, what)
             return
         machine = process.machine
@@ -131,7 +150,8 @@ Reaper = Callable[[ServerRecord, Machine, float], Awaitable[Outcome]]
 
 
 async def reap_leftover_servers(store: Store, *, grace: float = REAP_GRACE) -> list[Outcome]:
-    """Stop every recorded server a dead engine left running; one log line per record.
+    """Stop every recorded server a dead engine left running; one log line per record (per
+    store tag for Slurm jobs recorded without an id).
 
     Call only while holding the store's writer lock. Returns each record's outcome.
     """
@@ -140,22 +160,51 @@ async def reap_leftover_servers(store: Store, *, grace: float = REAP_GRACE) -> l
     except StoreWriteError as exc:
         log.warning("%s: could not read its servers table (%s)", store.path, exc)
         return []
+    unrecorded = [record for record in records if _unrecorded_job(record)]
+    records = [record for record in records if not _unrecorded_job(record)]
     here = this_machine()
     reapers = [REAPERS.get(record.launcher, _unknown_launcher) for record in records]
     outcomes = await asyncio.gather(
         *(reap(record, here, grace) for reap, record in zip(reapers, records, strict=True))
     )
-    done = []
     for record, outcome in zip(records, outcomes, strict=True):
         _log_outcome(record, outcome, grace)
-        if outcome not in _KEPT:
-            done.append(record.id)
+    owned = frozenset(record.job_id for record in records if record.job_id is not None)
+    outcomes += await _reap_unrecorded_jobs(store.path, unrecorded, owned, grace)
+    records += unrecorded
+    done = [r.id for r, outcome in zip(records, outcomes, strict=True) if outcome not in _KEPT]
     if done:
         try:
             await store.execute(f"{rows.FORGET_SERVERS}({rows.in_list(len(done))})", done)
         except StoreWriteError as exc:
             log.warning("%s: could not clear its servers table (%s)", store.path, exc)
     return list(outcomes)
+
+
+def _unrecorded_job(record: ServerRecord) -> bool:
+    return record.launcher == "slurm" and record.job_id is None
+
+
+async def _reap_unrecorded_jobs(
+    store: Path, records: list[ServerRecord], owned: frozenset[str], grace: float
+) -> list[Outcome]:
+    """Cancel the jobs of engines killed between sbatch and recording their ids: every live job
+    with this store's tag in its name that no record owns. One squeue, and log line, per tag."""
+    outcomes: dict[str, Outcome] = {}
+    for tag in dict.fromkeys(store_tag(store, record.host) for record in records):
+        models = ", ".join(r.name for r in records if store_tag(store, r.host) == tag)
+        jobs: list[str] = []
+        outcome: Outcome = "no-slurm"
+        with contextlib.suppress(SlurmUnavailable):
+            outcome, jobs = await reap_unrecorded(tag, owned, grace)
+        outcomes[tag] = outcome
+        log.log(
+            logging.INFO if outcome == "gone" else logging.WARNING,
+            "Slurm job(s) of %s, submitted by a run killed before it recorded their ids: %s",
+            models,
+            _UNRECORDED_MESSAGES[outcome].format(jobs=" ".join(jobs), tag=job_name(tag, "")),
+        )
+    return [outcomes[store_tag(store, record.host)] for record in records]
 
 
 async def _reap_local(record: ServerRecord, here: Machine, grace: float) -> Outcome:
@@ -214,6 +263,7 @@ def _record(row: Mapping[str, Any]) -> ServerRecord:
         row["launcher"],
         row["job_id"],
         row["name"],
+        row["host"],
         process,
         row["command"],
         row["log_file"],
@@ -236,6 +286,12 @@ _JOB_MESSAGES: dict[Outcome, str] = {
     "gone": "it had already ended",
     "not-ours": "that job id now names a job this engine did not submit: left alone",
     "stuck": "it still runs after scancel; the next run on this store tries again",
+}
+_UNRECORDED_MESSAGES: dict[Outcome, str] = {
+    "reaped": "cancelled {jobs} (scancel), named {tag}...",
+    "gone": "no job named {tag}... was left",
+    "stuck": "{jobs} named {tag}... still run after scancel; the next run on this store retries",
+    "no-slurm": "Slurm does not answer here: cancel the jobs named {tag}... yourself",
 }
 
 

@@ -13,8 +13,9 @@ ran out of time or memory, was cancelled), fails that checkpoint with the tail o
 (`servers/<label>.slurm-<job>.log`), and the sweep goes on. The engine cancels (`scancel`) each job
 when its checkpoint is done, on a failed start, and on Ctrl-C/SIGTERM. A job outlives an engine
 that is SIGKILLed (no kernel signal reaches a cluster), so every job is recorded in the store's
-`servers` table from submission until it is gone, and the next run on the store cancels what a
-crash left (`reap_job`).
+`servers` table from before its submission until it is gone, and the next run on the store cancels
+what a crash left (`reap_job`); a job whose id a crash kept from the record is found by the tag of
+its store in its name (`reap_unrecorded`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ import atexit
 import contextlib
 import logging
 import re
+import secrets
 import subprocess
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +49,7 @@ from engine.serving.slurm_jobs import (
     job_state,
     last_line,
     node_address,
+    requeued,
     run_command,
 )
 from engine.serving.slurm_script import address_file, job_script, output_file, sbatch_arguments
@@ -61,6 +65,7 @@ _PROBE_TIMEOUT = 5.0
 _JOB_ID = re.compile(r"(?P<parsable>\d+)(?:;\S+)?|Submitted batch job (?P<said>\d+)")
 # Why a pending job waits when it waits for nothing that will come: Slurm keeps it queued forever
 # (its dependency failed, no node or partition can ever take it), and a sweep would never end.
+# Never BeginTime: that passes (`--begin`, or Slurm's delay before a requeued job runs again).
 NEVER_RUNS = frozenset(
     {"DependencyNeverSatisfied", "BadConstraints", "PartitionTimeLimit", "PartitionNodeLimit"}
     | {"InvalidAccount", "InvalidQOS"}
@@ -78,11 +83,14 @@ class SlurmServer:
         options: SlurmOptions | None,
         records: ServerRecords | None,
         directory: Path,
+        tag: str,
     ) -> None:
         self.spec = spec
         self._options = options or SlurmOptions()
         self._records = records
         self._directory = directory
+        self._tag = tag  # the store's, in the job's name (`store_tag`)
+        self._nonce = secrets.token_hex(8)  # in its address file: this job's, not an earlier one's
         self._label = (spec.log_file.stem if spec.log_file is not None else None) or "server"
         self.job_id: str | None = None
         self.base_url: str | None = None
@@ -93,6 +101,8 @@ class SlurmServer:
         self._phase = "submitting"  # then queued, starting, serving
         self._where = ""  # why it waits (Slurm's reason), or the node it runs on
         self._unanswered = False  # the last look at the job got no answer from Slurm
+        self._seen_running = False  # a look found it RUNNING: pending again is a requeue
+        self._requeued = False
 
     @property
     def status(self) -> str:
@@ -113,17 +123,18 @@ class SlurmServer:
         script = self._directory / f"{self._label}.slurm.sh"
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
-            script.write_text(job_script(self.spec, self._directory, self._label))
+            script.write_text(job_script(self.spec, self._directory, self._label, self._nonce))
         except OSError as exc:
             raise ServerFailed(
                 f"{self.spec.name}: cannot write its job script {script}: {exc}"
             ) from None
         arguments = sbatch_arguments(
             self._options,
-            job_name=job_name(self._label),
+            job_name=job_name(self._tag, self._label),
             output=output_file(self._directory, self._label),
             gpus_per_server=self.spec.num_gpus,
         )
+        await self._add_record(script)  # first: a crash between sbatch and the id's record
         submitted = asyncio.ensure_future(run_command("sbatch", *arguments, str(script)))
         try:
             code, out, err = await asyncio.shield(submitted)
@@ -138,8 +149,13 @@ class SlurmServer:
             raise
         except SlurmUnavailable as exc:
             raise ServerFailed(f"{self.spec.name}: {exc}; is Slurm installed here?") from None
-        self._accept(script, arguments, code, out, err)
-        await self._add_record(script)
+        try:
+            self._accept(script, arguments, code, out, err)
+        except ServerFailed:
+            if code != 0 and self._records is not None and self._record is not None:
+                await self._records.remove(self._record)  # refused: no job to look for
+            raise
+        await self._record_job_id()
 
     def _accept(self, script: Path, arguments: list[str], code: int, out: str, err: str) -> None:
         if code != 0:
@@ -158,18 +174,18 @@ class SlurmServer:
         log.info("%s: Slurm job %s queued", self.spec.name, self.job_id)
 
     async def _add_record(self, script: Path) -> None:
-        if self._records is None or self.job_id is None:
+        if self._records is None:
             return
+        command = f"sbatch {script}"
         self._record = StartedServer(
-            None,
-            self.spec.name,
-            f"sbatch {script}",
-            self._output,
-            time.time(),
-            launcher="slurm",
-            job_id=self.job_id,
-            host=this_machine().host,
+            None, self.spec.name, command, None, time.time(), "slurm", host=this_machine().host
         )
+        await self._records.add(self._record)
+
+    async def _record_job_id(self) -> None:
+        if self._records is None or self._record is None or self.job_id is None:
+            return
+        self._record = replace(self._record, job_id=self.job_id, log_file=self._output)
         await self._records.add(self._record)
 
     async def _wait_ready(self) -> str:
@@ -185,24 +201,40 @@ class SlurmServer:
                 if job is not None and job.state != last:
                     last = job.state
                     self._log_state(job)
+                if job is not None and await self._stopped(job):
+                    how = "did not get ready" if self._requeued else "ended before it was ready"
+                    raise self._failure(how)
                 if job is not None and job.state == "RUNNING":
                     running_since = running_since or time.monotonic()
                     if await self._answers(session, job):
                         return self.base_url or ""
                     if time.monotonic() - running_since > self.spec.ready_timeout:
                         raise self._failure(f"was not ready within {self.spec.ready_timeout:g}s")
-                elif job is not None and job.state not in QUEUED_STATES:
-                    self._ended = (await final_state(self.job_id, job)).describe(self.job_id)
-                    raise self._failure("ended before it was ready")
-                elif job is not None and running_since is not None:
-                    # Requeued (preempted, a node failure): as while serving, the checkpoint
-                    # fails; its next run would report another port, and only later.
-                    self._ended = f"Slurm job {self.job_id} was requeued ({job.reason})"
-                    raise self._failure("did not get ready")
                 elif job is not None and job.reason in NEVER_RUNS:
                     self._ended = f"Slurm job {self.job_id} pending, reason {job.reason}"
                     raise self._failure("can never start; check [slurm]")
                 await asyncio.sleep(POLL)
+
+    async def _stopped(self, job: JobState) -> bool:
+        """Whether the job has stopped running its server, with how in `_ended`; False while it
+        waits for its first run, or runs it. The one judge of a job's end, starting or serving,
+        so that a requeue is a requeue whichever look catches it (COMPLETING, PENDING for the
+        requeue delay with reason BeginTime, RUNNING again): never a job that 'ended PENDING'."""
+        assert self.job_id is not None
+        if not requeued(job, self._seen_running) and job.state not in QUEUED_STATES:
+            if job.state == "RUNNING":
+                self._seen_running = True
+                return False
+            job = await final_state(self.job_id, job)
+        if requeued(job, self._seen_running):
+            why = f", reason {job.reason}" if job.reason not in ("", "None") else ""
+            self._ended = f"Slurm job {self.job_id} was requeued ({job.state}{why})"
+            self._requeued = True
+            return True
+        if job.state in QUEUED_STATES:
+            return False
+        self._ended = job.describe(self.job_id)
+        return True
 
     async def _look(self) -> JobState | None:
         """The job's state; None when Slurm did not answer this time (it may, next time)."""
@@ -252,7 +284,9 @@ class SlurmServer:
             words = address_file(self._directory, self._label, self.job_id).read_text().split()
         except OSError:
             return None  # not written yet
-        if len(words) != 2 or not words[1].isdigit() or not 0 < int(words[1]) < 65536:
+        if len(words) != 3 or words[2] != self._nonce:
+            return None  # an earlier job's, of the same id (a cluster's ids begun afresh)
+        if not words[1].isdigit() or not 0 < int(words[1]) < 65536:
             return None
         return int(words[1])
 
@@ -280,11 +314,7 @@ class SlurmServer:
         assert self.job_id is not None
         while self._stopping is None:  # else the engine itself is stopping the job
             job = await self._look()
-            if job is not None and job.state != "RUNNING":
-                if job.state in QUEUED_STATES:
-                    self._ended = f"Slurm job {self.job_id} was requeued ({job.reason})"
-                else:
-                    self._ended = (await final_state(self.job_id, job)).describe(self.job_id)
+            if job is not None and await self._stopped(job):
                 return f"stopped: {self._ended}"
             await asyncio.sleep(POLL)
         return "was stopped by the engine"

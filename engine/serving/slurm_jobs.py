@@ -1,20 +1,24 @@
 """Slurm's job commands as the engine uses them: submit-free queries, cancellation, reaping.
 
 `engine.serving.slurm` runs model servers as Slurm jobs; this module is how it talks to Slurm about
-a job once it exists: its state (`scontrol show job`), its node's address (`scontrol show node`),
-cancelling it and waiting until no process of it is left (`scancel`), and cancelling one a dead
-engine left behind (`reap_job`). Every command runs with a time limit, and a command that cannot
-run or does not answer is `SlurmUnavailable`, which callers treat as "ask again later", never as
-the job's end.
+a job once it exists: its state (`scontrol show job`), whether Slurm has requeued it (`requeued`),
+its node's address (`scontrol show node`), cancelling it and waiting until no process of it is left
+(`scancel`), and cancelling one a dead engine left behind: recorded (`reap_job`), or submitted and
+killed before its id was recorded, found by its store's tag in its name (`reap_unrecorded`).
+Every command runs with a time limit, and a command that cannot run or does not answer is
+`SlurmUnavailable`, which callers treat as "ask again later", never as the job's end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import os
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from engine.redact import redact
@@ -34,7 +38,10 @@ __all__ = [
     "last_line",
     "node_address",
     "reap_job",
+    "reap_unrecorded",
+    "requeued",
     "run_command",
+    "store_tag",
 ]
 
 POLL = 0.5  # seconds between looks at a job
@@ -45,6 +52,7 @@ LIVE_STATES = frozenset(
     | {"REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT"}
 )
 QUEUED_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"})
+REQUEUE_STATES = frozenset({"REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED"})
 GONE = "GONE"  # Slurm has forgotten the job (it ended more than MinJobAge ago)
 _FIELD = re.compile(r"(\w[\w/:]*)=(\S*)")
 
@@ -60,6 +68,7 @@ class JobState:
     host: str = ""  # the node running its batch script
     exit_code: str = ""
     name: str = ""
+    restarts: int = 0  # how often Slurm has requeued it
 
     def describe(self, job_id: str) -> str:
         if self.state == GONE:
@@ -107,12 +116,28 @@ async def job_state(job_id: str) -> JobState:
     fields = dict(_FIELD.findall(out))
     if "JobState" not in fields:  # not an answer about the job: never take it for its end
         raise SlurmUnavailable(f"scontrol show job {job_id} answered {last_line(out)[:200]!r}")
+    restarts = fields.get("Restarts", "")
     return JobState(
         fields["JobState"],
         fields.get("Reason", ""),
         fields.get("BatchHost", ""),
         fields.get("ExitCode", ""),
         fields.get("JobName", ""),
+        int(restarts) if restarts.isdigit() else 0,
+    )
+
+
+def requeued(job: JobState, seen_running: bool) -> bool:
+    """Whether Slurm has put the job back in its queue after it ran (preempted, its node failed,
+    `scontrol requeue`), whichever look catches it: COMPLETING, then PENDING with reason BeginTime
+    for Slurm's requeue delay, then RUNNING again, all with `Restarts` above 0; or pending again
+    after the engine saw it run. Its next run is another server, on another port, and later."""
+    if job.state == GONE:
+        return False
+    return (
+        job.restarts > 0
+        or job.state in REQUEUE_STATES
+        or (seen_running and job.state in QUEUED_STATES)
     )
 
 
@@ -150,8 +175,30 @@ async def reap_job(job_id: str, within: float) -> Literal["reaped", "gone", "not
     return "reaped" if await cancel_and_wait(job_id, within) else "stuck"
 
 
-def job_name(label: str) -> str:
-    return JOB_NAME_PREFIX + label
+async def reap_unrecorded(
+    tag: str, owned: frozenset[str], within: float
+) -> tuple[Literal["reaped", "gone", "stuck"], list[str]]:
+    """Cancel this user's live jobs named with the store's `tag` that the store does not own: an
+    engine killed between sbatch and recording the job's id left them; and their ids."""
+    prefix = job_name(tag, "")
+    user = f"--user={os.getuid()}"
+    code, out, err = await run_command("squeue", "--noheader", user, "--format=%i|%j")
+    if code != 0:
+        raise SlurmUnavailable(f"squeue: {last_line(err)}")
+    found = [line.strip().split("|", 1) for line in out.splitlines() if "|" in line]
+    leftovers = [job for job, name in found if name.startswith(prefix) and job not in owned]
+    gone = [await cancel_and_wait(job, within) for job in leftovers]
+    return ("stuck" if not all(gone) else "reaped" if gone else "gone"), leftovers
+
+
+def store_tag(store: Path, host: str) -> str:
+    """The tag in the names of the jobs a store's runs submit from `host`: a store by its path,
+    and by host, as /tmp/store.sqlite on two login nodes is two stores (`reap_unrecorded`)."""
+    return hashlib.sha256(f"{host}\0{store.resolve()}".encode()).hexdigest()[:10]
+
+
+def job_name(tag: str, label: str) -> str:
+    return f"{JOB_NAME_PREFIX}{tag}-{label}"
 
 
 def last_line(text: str) -> str:

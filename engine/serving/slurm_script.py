@@ -3,10 +3,12 @@
 The server's port must be free on the node Slurm picks, which the engine cannot know when it
 submits. So the script picks it there: it tries random ports between 10000 and the start of the
 node's ephemeral range (the kernel gives client sockets no port there, so only a listener can
-hold one) until one has no listener, writes `<host> <port>` to an address file in the store's
-`servers/` directory (a shared filesystem, as a cluster's home or project directories are; the
-rename makes the file appear whole), and then `exec`s the serve command with that port. The
+hold one) until one has no listener, writes `<host> <port> <nonce>` to an address file in the
+store's `servers/` directory (a shared filesystem, as a cluster's home or project directories are;
+the rename makes the file appear whole), and then `exec`s the serve command with that port. The
 engine reads the file once the job runs and probes the node's address (`NodeAddr`) at that port.
+The file is named by the job id, which a cluster whose controller restarted afresh gives again: the
+nonce, new for each submission, tells the engine's own job's file from a file an earlier job left.
 `{gpus}` becomes the job's own `CUDA_VISIBLE_DEVICES`, which Slurm sets from its GPU allocation.
 """
 
@@ -46,7 +48,7 @@ if [ -z "$port" ]; then
     exit 1
 fi
 gpus="${{CUDA_VISIBLE_DEVICES:-}}"
-printf '%s %s\\n' "$(hostname)" "$port" > "$address_file.tmp"
+printf '%s %s %s\\n' "$(hostname)" "$port" {nonce} > "$address_file.tmp"
 mv "$address_file.tmp" "$address_file"
 echo "mtbench: serving "{name}" on $(hostname) port $port, GPUs: ${{gpus:-none}}"
 exec {command}
@@ -63,14 +65,15 @@ def address_file(directory: Path, label: str, job_id: str) -> Path:
     return directory / f"{label}.slurm-{job_id}.address"
 
 
-def job_script(spec: ServerSpec, directory: Path, label: str) -> str:
-    """The batch script that picks a port, reports it and becomes the server."""
+def job_script(spec: ServerSpec, directory: Path, label: str, nonce: str) -> str:
+    """The batch script that picks a port, reports it (with `nonce`) and becomes the server."""
     words = spec.argv(_PORT, gpus=_GPUS)
     address = shlex.quote(str(directory / f"{label}.slurm-")) + '"$SLURM_JOB_ID".address'
     return _TEMPLATE.format(
         comment=" ".join(spec.name.split()),  # one comment line, whatever the name holds
         name=shlex.quote(spec.name),  # a word of its own: quotes or backticks in it stay text
         address=address,
+        nonce=shlex.quote(nonce),
         command=" ".join(_shell_word(word) for word in words),
     )
 

@@ -24,9 +24,11 @@ from typing import Protocol
 
 from engine.config import ModelConfig, RunConfig
 from engine.errors import ServerFailed
+from engine.serving.processes import this_machine
 from engine.serving.serve import ManagedServer, ServerRecords, ServerSpec
 from engine.serving.slots import SlotPool, launcher_of, plan_slots
 from engine.serving.slurm import SlurmServer
+from engine.serving.slurm_jobs import store_tag
 
 __all__ = ["ServerFleet", "ServerLifecycle", "SlotPool", "log_dir_problem", "server_log_dir"]
 
@@ -76,6 +78,7 @@ class ServerFleet:
         plan = plan_slots(config, models)
         self._pools = {"local": SlotPool(plan.local), "slurm": SlotPool(plan.slurm)}
         self._logs = server_log_dir(config.store)
+        self._tag = store_tag(config.store, this_machine().host)
         self._records = records
 
     def lifecycle(self, model: ModelConfig) -> ServerLifecycle:
@@ -88,7 +91,7 @@ class ServerFleet:
         if launcher_of(model) == "slurm":
             shared = model.slurm.directory if model.slurm is not None else None
             directory = self._logs if shared is None else Path(shared)
-            return SlurmServer(spec, model.slurm, self._records, directory)
+            return SlurmServer(spec, model.slurm, self._records, directory, self._tag)
         return ManagedServer(spec, self._records)
 
 

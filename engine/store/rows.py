@@ -203,10 +203,11 @@ class ServerRow:
 
 @dataclass(frozen=True, slots=True)
 class JobServerRow:
-    """A model server run as a batch job (launcher 'slurm') and not yet seen gone."""
+    """A model server run as a batch job (launcher 'slurm') and not yet seen gone; recorded
+    before it is submitted, without its `job_id` until the launcher has said it."""
 
     launcher: str
-    job_id: str
+    job_id: str | None
     name: str
     host: str  # the machine that submitted it
     command: str
@@ -361,5 +362,8 @@ FORGET_LOCAL_SERVER = (
     "DELETE FROM servers WHERE launcher = 'local' AND host = :host AND boot_id IS :boot_id "
     "AND pid = :pid AND start_time IS :start_time"
 )
-FORGET_JOB_SERVER = "DELETE FROM servers WHERE launcher = :launcher AND job_id = :job_id"
+# A batch job's record is its launcher, submit command and time: its id comes later, if at all.
+_JOB_SERVER = "launcher = :launcher AND command = :command AND started = :started"
+RECORD_JOB_ID = f"UPDATE servers SET job_id = :job_id, log_file = :log_file WHERE {_JOB_SERVER}"
+FORGET_JOB_SERVER = f"DELETE FROM servers WHERE {_JOB_SERVER}"
 FORGET_SERVERS = "DELETE FROM servers WHERE id IN "  # + in_list
