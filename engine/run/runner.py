@@ -39,10 +39,10 @@ from engine.run.scope import Command, Scope, command_scope, judged_models, selec
 from engine.run.tally import EndpointCounts, FailureRecord, RunSummary, RunTally
 from engine.serving.server_records import StoreServerRecords, reap_leftover_servers
 from engine.serving.sweep import ServerFleet
-from engine.store.store import Store, open_store
+from engine.store.store import Store, check_store, open_store
 from engine.store.writer import StoreWriter
 
-__all__ = ["RunResult", "execute"]
+__all__ = ["RunResult", "check", "execute"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,9 +99,25 @@ async def execute(
     return await _execute(config, command, data_flag=data_flag, options=options)
 
 
-async def _execute(
-    config: RunConfig, command: Command, *, data_flag: str | None, options: _Options
-) -> RunResult:
+async def check(config: RunConfig, command: Command, *, data_flag: str | None = None) -> None:
+    """Every refusal `execute` makes before it opens the store (config, data, the run as a whole,
+    the store's path and schema), with nothing created, locked or sent: for a caller that runs
+    the config later, as the watcher does when its first checkpoint lands, maybe hours on."""
+    await _prepare(config, command, data_flag)
+    if command != "plan":
+        check_store(config.store, write=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    scope: Scope
+    bench: BenchData
+    judged: list[str]
+    notes: tuple[str, ...]
+
+
+async def _prepare(config: RunConfig, command: Command, data_flag: str | None) -> _Prepared:
+    """The command's scope, its questions, what it judges and its notes, all checked."""
     scope = command_scope(config, command)
     data_dir = resolve_data_dir(data_flag, config.data)
     reference = scope.judge.reference if scope.judge is not None else REFERENCE_MODEL
@@ -113,6 +129,14 @@ async def _execute(
     bench = selected_questions(config, loaded)
     judged = judged_models(config, scope, command)
     notes = preflight(config, bench, generate=scope.generate, judge=scope.judge, judged=judged)
+    return _Prepared(scope, bench, judged, notes)
+
+
+async def _execute(
+    config: RunConfig, command: Command, *, data_flag: str | None, options: _Options
+) -> RunResult:
+    prepared = await _prepare(config, command, data_flag)
+    scope, bench, judged, notes = prepared.scope, prepared.bench, prepared.judged, prepared.notes
     if command == "plan":
         return replace(await _plan(config, scope, bench, judged, options.started), notes=notes)
     store = await open_store(config.store, write=True)

@@ -9,6 +9,9 @@ next one, started as soon as that run ends. A checkpoint whose run failed (its s
 start, its answers or judgments failed) is tried again a poll later, up to its sweep's
 `max_checkpoint_attempts`, and then left failed with its reason.
 
+Whatever the first run would refuse (the data, the questions, GPUs, the store's path) is refused
+before the first poll, as a plain run refuses it before its first request.
+
 The watcher ends when no new checkpoint has appeared and no run has ended for `until_idle`
 seconds, or when `stop_file` exists; a stop through the `RunControl` (the CLI's Ctrl-C) ends a
 run as it ends any run, and the sleep between polls at once. `show` is handed a `WatchStatus`
@@ -30,7 +33,7 @@ from engine.config_tables import reject_duplicates
 from engine.run.control import RunControl
 from engine.run.progress import ProgressView
 from engine.run.readiness import ReadinessTracker
-from engine.run.runner import Command, RunResult, execute
+from engine.run.runner import Command, RunResult, check, execute
 
 __all__ = [
     "CheckpointOutcome",
@@ -151,6 +154,14 @@ class _Watcher:
 
     async def run(self, show: Callable[[WatchStatus], None]) -> WatchResult:
         fixed = list(self.config.models)
+        # What the first run would refuse (data, questions, GPUs, the store), refused now: the
+        # first checkpoint may land hours from now. Each sweep's template stands in for its
+        # checkpoints, named by its glob's last part (`step-*`) in what is refused.
+        templates = tuple(
+            replace(sweep.template, name=Path(sweep.pattern).name) for sweep in self.config.sweeps
+        )
+        stand_ins = replace(self.config, models=(*fixed, *templates))
+        await check(stand_ins, self.command, data_flag=self.data_flag)
         active = time.monotonic()  # when a checkpoint last appeared or a run last ended
         while True:
             if self.options.stop_file is not None and self.options.stop_file.exists():
