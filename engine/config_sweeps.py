@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -86,8 +87,27 @@ class CheckpointSweep:
     max_attempts: int = DEFAULT_CHECKPOINT_ATTEMPTS
 
     def matches(self) -> list[tuple[str, Path]]:
-        """(label, path) of every match now, in natural order; none is not an error here."""
-        return [(self.prefix + label, path) for label, path in checkpoint_matches(self.pattern)]
+        """(label, path) of every match now, in natural order; none is not an error here, two
+        with one label are (see `checkpoint_matches`)."""
+        found, clashes = _labelled_matches(self.pattern, keep=self._not_a_marker)
+        _refuse_clashes(self.pattern, clashes)
+        return [(self.prefix + label, path) for label, path in found]
+
+    def watched_matches(self) -> tuple[list[tuple[str, Path]], dict[str, str]]:
+        """(label, path) of every match now, in natural order, and the labels two matches share,
+        each with why it cannot run yet: a watcher sees a trainer's `step-100.tmp` beside its
+        `step-100.pt` for a moment, and must wait, not stop. A match that is its own marker
+        (`step-100.done` beside `step-100.pt`, with `ready_marker = "{name}.done"`) is none."""
+        found, clashes = _labelled_matches(self.pattern, keep=self._not_a_marker)
+        checkpoints = [(self.prefix + label, path) for label, path in found]
+        waiting = {
+            self.prefix + label: f"{first.name} and {second.name} would share its label"
+            for label, (first, second) in clashes.items()
+        }
+        return checkpoints, waiting
+
+    def _not_a_marker(self, label: str, path: Path) -> bool:
+        return self.marker_path(self.prefix + label, path) != path
 
     def expand(self) -> list[ModelConfig]:
         """A model per match, for a run that takes the sweep as it is now (not `--watch`)."""
@@ -121,20 +141,37 @@ def checkpoint_matches(pattern: str) -> list[tuple[str, Path]]:
     `step-1000`; natural order puts step-200 before step-1000. Two matches with the same label
     would store their answers under one model name, so that is an error.
     """
+    found, clashes = _labelled_matches(pattern)
+    _refuse_clashes(pattern, clashes)
+    return found
+
+
+def _refuse_clashes(pattern: str, clashes: dict[str, tuple[Path, Path]]) -> None:
+    for label, (first, second) in clashes.items():
+        raise ConfigError(
+            f"checkpoints {pattern!r}: {first} and {second} would both be labelled {label!r}; "
+            "use a pattern that tells them apart"
+        )
+
+
+def _labelled_matches(
+    pattern: str, keep: Callable[[str, Path], bool] = lambda label, path: True
+) -> tuple[list[tuple[str, Path]], dict[str, tuple[Path, Path]]]:
+    """(label, path) for every match `keep` keeps, in natural order, the first of each label
+    only; and the labels that more than one match would have, each with two of those matches."""
     matches = sorted(glob.glob(os.path.expanduser(pattern)), key=_natural_key)
     seen: dict[str, Path] = {}
-    checkpoints = []
+    clashes: dict[str, tuple[Path, Path]] = {}
     for match in matches:
         path = Path(match)
         label = path.name if path.is_dir() else path.stem
-        if label in seen:
-            raise ConfigError(
-                f"checkpoints {pattern!r}: {seen[label]} and {path} would both be labelled "
-                f"{label!r}; use a pattern that tells them apart"
-            )
-        seen[label] = path
-        checkpoints.append((label, path))
-    return checkpoints
+        if not keep(label, path):
+            continue
+        if label not in seen:
+            seen[label] = path
+        else:
+            clashes.setdefault(label, (seen[label], path))
+    return list(seen.items()), clashes
 
 
 def _natural_key(text: str) -> list[tuple[int, int, str]]:

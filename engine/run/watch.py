@@ -102,17 +102,25 @@ class _Checkpoint:
     scored: bool = False
     failure: str = ""
     retry_at: float = 0.0
+    refused: bool = False  # its label is another model's: never run, `failure` says why
+
+    @property
+    def label(self) -> str:
+        return self.model.name
 
     @property
     def given_up(self) -> bool:
-        return not self.scored and self.attempts >= self.sweep.max_attempts
+        return not self.scored and (self.refused or self.attempts >= self.sweep.max_attempts)
+
+
+Key = tuple[str, str]  # (the sweep's table, the label): two sweeps may both find a `step-100`
 
 
 @dataclass(slots=True)
 class _State:
-    checkpoints: dict[str, _Checkpoint] = field(default_factory=dict)
-    waiting: dict[str, str] = field(default_factory=dict)  # label -> what it waits for
-    present: set[str] = field(default_factory=set)  # labels the last look matched
+    checkpoints: dict[Key, _Checkpoint] = field(default_factory=dict)
+    waiting: dict[Key, str] = field(default_factory=dict)  # what each waits for
+    present: set[Key] = field(default_factory=set)  # what the last look matched
     runs: list[RunResult] = field(default_factory=list)
     failed_models: set[str] = field(default_factory=set)  # not checkpoints
 
@@ -192,21 +200,49 @@ class _Watcher:
         self.state.waiting.clear()
         self.state.present.clear()
         for sweep in self.config.sweeps:
-            for label, path in sweep.matches():
-                self.state.present.add(label)
-                checkpoint = self.state.checkpoints.get(label)
+            found, clashes = sweep.watched_matches()
+            for label, path in found:
+                key = (sweep.where, label)
+                self.state.present.add(key)
+                checkpoint = self.state.checkpoints.get(key)
                 if checkpoint is None:
                     appeared = True
-                    checkpoint = _Checkpoint(sweep.model_for(label, path), sweep)
-                    self.state.checkpoints[label] = checkpoint
+                    checkpoint = self.state.checkpoints[key] = self._new(sweep, label, path)
                 if checkpoint.scored or checkpoint.given_up:
                     continue
-                reason = self._waiting_for(checkpoint, label, path, now)
+                if checkpoint.model.checkpoint != str(path):  # step-100.tmp gone, step-100.pt
+                    checkpoint.model = sweep.model_for(label, path)
+                reason = clashes.get(label) or self._waiting_for(checkpoint, label, path, now)
                 if reason is None:
                     due.append(checkpoint)
                 else:
-                    self.state.waiting[label] = reason
+                    self.state.waiting[key] = reason
         return due, appeared
+
+    def _new(self, sweep: CheckpointSweep, label: str, path: Path) -> _Checkpoint:
+        """A checkpoint seen for the first time; refused if its label is another model's (a plain
+        run refuses such a config; a watcher must not score one model's answers as another's)."""
+        checkpoint = _Checkpoint(sweep.model_for(label, path), sweep)
+        owner = self._owner(sweep, label)
+        if owner is not None:
+            checkpoint.refused = True
+            checkpoint.failure = (
+                f"not run: {owner} has the same label; labels must be unique (give the "
+                f"{sweep.where} table a name)"
+            )
+        return checkpoint
+
+    def _owner(self, sweep: CheckpointSweep, label: str) -> str | None:
+        """What else is labelled `label`, if anything: a model, the judge, another sweep's."""
+        if any(model.name == label for model in self.config.models):
+            return f"the [[model]] named {label!r}"
+        judge = self.config.judge
+        if judge is not None and judge.label == label:
+            return "the judge"
+        for (where, other), checkpoint in self.state.checkpoints.items():
+            if other == label and where != sweep.where and not checkpoint.refused:
+                return f"{checkpoint.model.checkpoint} (of {where})"
+        return None
 
     def _waiting_for(
         self, checkpoint: _Checkpoint, label: str, path: Path, now: float
@@ -242,26 +278,25 @@ class _Watcher:
             self.readiness.forget(checkpoint.model.name)
 
     def _status(self, idle: float) -> WatchStatus:
-        checkpoints = self.state.checkpoints
+        checkpoints = self.state.checkpoints.values()
         return WatchStatus(
-            scored=tuple(label for label, c in checkpoints.items() if c.scored),
-            failed=tuple(label for label, c in checkpoints.items() if c.given_up),
-            waiting=tuple(Waiting(label, why) for label, why in self.state.waiting.items()),
+            scored=tuple(c.label for c in checkpoints if c.scored),
+            failed=tuple(c.label for c in checkpoints if c.given_up),
+            waiting=tuple(Waiting(label, why) for (_, label), why in self.state.waiting.items()),
             idle=idle,
         )
 
     def _result(self, ended_by: Literal["idle", "stop file"]) -> WatchResult:
         outcomes = [
-            _outcome(label, checkpoint, self.state.waiting.get(label), label in self.state.present)
-            for label, checkpoint in self.state.checkpoints.items()
+            _outcome(checkpoint, self.state.waiting.get(key), key in self.state.present)
+            for key, checkpoint in self.state.checkpoints.items()
         ]
         failed = tuple(sorted(self.state.failed_models))
         return WatchResult(tuple(self.state.runs), tuple(outcomes), ended_by, failed)
 
 
-def _outcome(
-    label: str, checkpoint: _Checkpoint, waiting: str | None, present: bool
-) -> CheckpointOutcome:
+def _outcome(checkpoint: _Checkpoint, waiting: str | None, present: bool) -> CheckpointOutcome:
+    label = checkpoint.label
     if checkpoint.scored:
         return CheckpointOutcome(label, "scored", checkpoint.attempts, "")
     if checkpoint.given_up:
