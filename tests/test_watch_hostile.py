@@ -9,7 +9,11 @@ ran out, signals from a closed terminal.
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,10 +21,14 @@ from pathlib import Path
 import orjson
 import pytest
 
+from engine.run.readiness import ReadinessTracker
+from tests.support.engineproc import ended
 from tests.support.fakeserver import FakeServer
 from tests.support.runconfig import mtbench, write_config
 from tests.support.served_fake import COMMAND as SERVED_FAKE
-from tests.test_watch import watch_config
+from tests.test_watch import watch_config, write_checkpoint
+from tests.test_watch_readiness import Clock
+from tests.test_watch_readiness import sweep as readiness_sweep
 
 WATCH = ("--watch", "--poll", "0.1", "--progress", "plain")
 
@@ -73,17 +81,14 @@ def test_a_marker_beside_its_checkpoint_file_is_no_checkpoint_and_a_passing_twin
         twin.join()
     assert code == 0, err
     assert "step-2 (step-2.pt and step-2.tmp would share its label)" in err
-    assert sorted(Path(path).name for path, _ in server_starts(events)) == [
-        "step-1.pt",
-        "step-2.pt",
-    ]
+    assert sorted(path.name for path in served_paths(events)) == ["step-1.pt", "step-2.pt"]
     assert outcomes(out) == {"step-1": "scored", "step-2": "scored"}
 
     (checkpoints / "step-3.pt").write_text("")
     (checkpoints / "step-3.done").write_text("")
     code, _, err = mtbench(capsys, "run", "-c", str(config))  # a plain run: the same matches
     assert code == 0, err
-    assert len(server_starts(events)) == 3
+    assert len(served_paths(events)) == 3
 
 
 def test_a_checkpoint_labelled_like_another_model_is_failed_unrun_not_scored_as_that_model(
@@ -106,7 +111,7 @@ def test_a_checkpoint_labelled_like_another_model_is_failed_unrun_not_scored_as_
         (tmp_path / folder).mkdir(parents=True)
     code, out, err = mtbench(capsys, "run", "-c", str(config), *WATCH, "--until-idle", "1")
     assert code == 1, err
-    assert [Path(path).parent.name for path, _ in server_starts(events)] == ["a"]
+    assert [path.parent.name for path in served_paths(events)] == ["a"]
     rows = [line.split() for line in out.splitlines() if line.startswith("step-")]
     assert sorted(row for row in rows if len(row) == 3) == [
         ["step-1", "failed", "0"],
@@ -122,9 +127,103 @@ def outcomes(out: str) -> dict[str, str]:
     return {row[0]: row[1] for row in rows if len(row) >= 3 and row[2].isdigit()}
 
 
-def server_starts(events: Path) -> list[tuple[str, float]]:
-    """(checkpoint path, time) of each server start, in order."""
+def served_paths(events: Path) -> list[Path]:
+    """The checkpoint of each server start, in order."""
     if not events.exists():
         return []
     lines = [orjson.loads(line) for line in events.read_bytes().splitlines()]
-    return [(e["checkpoint"], e["t"]) for e in lines if e["event"] == "start"]
+    return [Path(e["checkpoint"]) for e in lines if e["event"] == "start"]
+
+
+def test_a_shard_linked_into_a_blob_store_settles_only_once_its_target_stops_growing(
+    tmp_path: Path,
+) -> None:
+    """A Hugging Face snapshot's shards are symbolic links into `blobs/`: the link never
+    changes while its target grows, so a half-written checkpoint looked settled."""
+    checkpoints = readiness_sweep(tmp_path, settle=10)
+    blob = tmp_path / "blobs" / "abc123"
+    blob.parent.mkdir()
+    blob.write_bytes(b"x")
+    folder = tmp_path / "ckpt" / "step-1"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").symlink_to(blob)
+    (folder / "gone.bin").symlink_to(tmp_path / "nowhere")  # dangling: taken as it is
+    monotonic, wall = Clock(), Clock()
+    wall.now = os.stat(folder).st_ctime
+    tracker = ReadinessTracker(monotonic, wall)
+    assert tracker.waiting_for(checkpoints, "step-1", folder) == "settling, 10 s"
+    monotonic.now += 9
+    with blob.open("ab") as shard:
+        shard.write(b"more")
+    assert tracker.waiting_for(checkpoints, "step-1", folder) == "settling, 10 s"
+    monotonic.now += 10
+    assert tracker.waiting_for(checkpoints, "step-1", folder) is None
+
+
+def test_a_wall_clock_jumping_forward_does_not_complete_a_checkpoint_seen_being_written(
+    tmp_path: Path,
+) -> None:
+    """The change-time rule (for checkpoints written before the watcher started) compared the
+    wall clock with the files' change times: a jump forward (NTP, a resumed VM) made a
+    checkpoint still being written look an hour old."""
+    checkpoints = readiness_sweep(tmp_path, settle=10)
+    folder = tmp_path / "ckpt" / "step-1"
+    folder.mkdir(parents=True)
+    shard = folder / "model.safetensors"
+    shard.write_bytes(b"x")
+    monotonic, wall = Clock(), Clock()
+    wall.now = os.stat(shard).st_ctime
+    tracker = ReadinessTracker(monotonic, wall)
+    assert tracker.waiting_for(checkpoints, "step-1", folder) == "settling, 10 s"
+    monotonic.now += 1
+    shard.write_bytes(b"xy")
+    assert tracker.waiting_for(checkpoints, "step-1", folder) == "settling, 10 s"
+    monotonic.now, wall.now = monotonic.now + 1, wall.now + 3600  # the jump
+    assert tracker.waiting_for(checkpoints, "step-1", folder) == "settling, 9 s"
+    monotonic.now += 9
+    assert tracker.waiting_for(checkpoints, "step-1", folder) is None
+
+
+def test_a_checkpoint_whose_marker_cannot_be_looked_for_waits_saying_why(tmp_path: Path) -> None:
+    """An OSError looking for the marker (a name too long here; permission below) stopped the
+    watcher with an internal error."""
+    checkpoints = readiness_sweep(tmp_path, ready_marker="{name}.done", settle=0)
+    label = "step-1" + "x" * 245  # the file fits in 255 bytes; its marker does not
+    weights = tmp_path / "ckpt" / f"{label}.pt"
+    weights.parent.mkdir()
+    weights.write_bytes(b"w")
+    tracker = ReadinessTracker()
+    assert tracker.waiting_for(checkpoints, label, weights) == "cannot read it: File name too long"
+
+
+def test_a_checkpoint_the_watcher_may_not_read_waits_and_the_others_are_scored(
+    tmp_path: Path, fake: FakeServer
+) -> None:
+    """A trainer writing as another user with mode 700: the watcher stopped with an internal
+    error (PermissionError) and scored nothing more."""
+    config, events = watch_config(tmp_path, fake, settle=0)
+    write_checkpoint(tmp_path / "checkpoints" / "step-1")
+    write_checkpoint(tmp_path / "checkpoints" / "step-2")
+    locked = tmp_path / "checkpoints" / "step-1"
+    locked.chmod(0o700)
+    prefix = unprivileged(locked)
+    argv = [*prefix, sys.executable, "-m", "engine", "run", "-c", str(config), *WATCH]
+    watcher = subprocess.Popen(
+        [*argv, "--until-idle", "1.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    out, err = ended(watcher, timeout=60)
+    assert watcher.returncode == 0, err
+    assert [path.name for path in served_paths(events)] == ["step-2"]
+    assert "step-1      waiting         0  (cannot read it: Permission denied)" in out
+
+
+def unprivileged(path: Path) -> list[str]:
+    """A command prefix under which `path` cannot be read: root without its power to read
+    anything (`path` then belongs to nobody), or as we are."""
+    if os.geteuid() != 0:
+        path.chmod(0)
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv to drop root's power to read any file")
+    os.chown(path, 65534, 65534)
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
