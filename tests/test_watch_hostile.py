@@ -22,6 +22,7 @@ import orjson
 import pytest
 
 from engine.run.readiness import ReadinessTracker
+from engine.store.storefile import take_writer_lock
 from tests.support.engineproc import ended
 from tests.support.fakeserver import FakeServer
 from tests.support.runconfig import mtbench, write_config
@@ -227,3 +228,24 @@ def unprivileged(path: Path) -> list[str]:
         pytest.skip("needs setpriv to drop root's power to read any file")
     os.chown(path, 65534, 65534)
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_a_store_another_command_is_writing_makes_the_watcher_wait_not_stop(
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mtbench judge` with a second judge on the same store while the watcher waited: the next
+    checkpoint's run met the writer lock, and the watcher stopped (exit 2) for the night."""
+    config, events = watch_config(tmp_path, fake, settle=0)
+    write_checkpoint(tmp_path / "checkpoints" / "step-1")
+    lock = take_writer_lock(tmp_path / "store.sqlite")  # as another run holds it
+    releaser = threading.Timer(1.5, lock.release)
+    releaser.start()
+    try:
+        code, out, err = mtbench(capsys, "run", "-c", str(config), *WATCH, "--until-idle", "4")
+    finally:
+        releaser.join()
+    assert code == 0, err
+    busy = f"step-1 (store busy: another mtbench run (pid {os.getpid()}) is writing it)"
+    assert busy in err
+    assert outcomes(out) == {"step-1": "scored"}
+    assert [path.name for path in served_paths(events)] == ["step-1"]

@@ -30,6 +30,7 @@ from typing import Literal
 from engine.config import ModelConfig, RunConfig
 from engine.config_sweeps import CheckpointSweep
 from engine.config_tables import reject_duplicates
+from engine.errors import StoreBusy
 from engine.run.control import RunControl
 from engine.run.progress import ProgressView
 from engine.run.readiness import ReadinessTracker
@@ -102,6 +103,7 @@ class _Checkpoint:
     scored: bool = False
     failure: str = ""
     retry_at: float = 0.0
+    held: str = ""  # why its last run could not start (the store busy): no attempt spent
     refused: bool = False  # its label is another model's: never run, `failure` says why
 
     @property
@@ -177,8 +179,7 @@ class _Watcher:
             due, appeared = self._look()
             if appeared:
                 active = time.monotonic()
-            if due or fixed:
-                await self._score(fixed, due)
+            if (due or fixed) and await self._score(fixed, due):
                 fixed = []
                 active = time.monotonic()
                 continue  # checkpoints may have landed while it ran
@@ -250,19 +251,30 @@ class _Watcher:
         reason = self.readiness.waiting_for(checkpoint.sweep, label, path)
         if reason is not None or checkpoint.retry_at <= now:
             return reason
-        attempts = f"failed {checkpoint.attempts} of {checkpoint.sweep.max_attempts}"
-        return f"{attempts}, retry in {checkpoint.retry_at - now:.0f} s"
+        retry = f"retry in {checkpoint.retry_at - now:.0f} s"
+        if checkpoint.held:
+            return f"{checkpoint.held}, {retry}"
+        return f"failed {checkpoint.attempts} of {checkpoint.sweep.max_attempts}, {retry}"
 
-    async def _score(self, fixed: list[ModelConfig], due: list[_Checkpoint]) -> None:
+    async def _score(self, fixed: list[ModelConfig], due: list[_Checkpoint]) -> bool:
+        """Run `fixed` and `due` together; False if the store was busy (another command writes
+        it): nothing ran, and they are tried again a poll later at no attempt's cost."""
         models = (*fixed, *(checkpoint.model for checkpoint in due))
         reject_duplicates(self.config.source, models, self.config.judge)
-        result = await execute(
-            replace(self.config, models=models),
-            self.command,
-            data_flag=self.data_flag,
-            progress=self.progress,
-            control=self.control,
-        )
+        try:
+            result = await execute(
+                replace(self.config, models=models),
+                self.command,
+                data_flag=self.data_flag,
+                progress=self.progress,
+                control=self.control,
+            )
+        except StoreBusy as busy:
+            retry_at = time.monotonic() + self.options.poll
+            for checkpoint in due:
+                checkpoint.held, checkpoint.retry_at = busy.reason, retry_at
+                self.state.waiting[checkpoint.sweep.where, checkpoint.label] = busy.reason
+            return False
         self.state.runs.append(result)
         failures: dict[str, str] = {}
         for failure in result.failures:
@@ -275,7 +287,9 @@ class _Watcher:
             checkpoint.scored = reason is None
             checkpoint.failure = reason or ""
             checkpoint.retry_at = retry_at
+            checkpoint.held = ""
             self.readiness.forget(checkpoint.model.name)
+        return True
 
     def _status(self, idle: float) -> WatchStatus:
         checkpoints = self.state.checkpoints.values()
