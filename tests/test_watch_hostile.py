@@ -249,3 +249,24 @@ def test_a_store_another_command_is_writing_makes_the_watcher_wait_not_stop(
     assert busy in err
     assert outcomes(out) == {"step-1": "scored"}
     assert [path.name for path in served_paths(events)] == ["step-1"]
+
+
+def test_until_idle_does_not_end_the_watch_while_a_checkpoint_settles_or_awaits_its_retry(
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --until-idle shorter than `settle` (README: `--until-idle 90`; `settle` defaults to
+    60) the last checkpoint, still being written, was left `waiting` and the exit was 0; with
+    --until-idle shorter than --poll a failed checkpoint was never retried."""
+    config, events = watch_config(tmp_path, fake, settle=1.5)
+    write_checkpoint(tmp_path / "checkpoints" / "step-1")  # just written: it settles for 1.5 s
+    flags = ("--watch", "--poll", "0.1", "--until-idle", "0.3")
+    code, out, err = mtbench(capsys, "run", "-c", str(config), *flags)
+    assert code == 0, err
+    assert outcomes(out) == {"step-1": "scored"}
+
+    write_checkpoint(tmp_path / "checkpoints" / "step-2-broken")  # its server never starts
+    flags = ("--watch", "--poll", "1", "--until-idle", "0.3")
+    code, out, err = mtbench(capsys, "run", "-c", str(config), *flags)
+    assert code == 1, err
+    assert "step-2-broken  failed          2" in out  # max_checkpoint_attempts = 2
+    assert [path.name for path in served_paths(events)] == ["step-1"]

@@ -45,9 +45,11 @@ class ReadinessTracker:
     ) -> None:
         self._monotonic, self._wall = monotonic, wall
         self._seen: dict[str, _Seen] = {}
+        self._settling: set[str] = set()  # marker there, waiting for the files to stay unchanged
 
     def waiting_for(self, sweep: CheckpointSweep, label: str, path: Path) -> str | None:
         """None if the checkpoint is complete, else what it is waiting for, in a few words."""
+        self._settling.discard(label)
         try:
             marker = sweep.marker_path(label, path)
             if marker is not None and not marker.exists():
@@ -71,10 +73,17 @@ class ReadinessTracker:
             quiet = max(quiet, self._wall() - newest_change)
         if quiet >= sweep.settle:
             return None
+        self._settling.add(label)
         return f"settling, {math.ceil(sweep.settle - quiet)} s"
+
+    def settling(self, label: str) -> bool:
+        """Whether the last look found the checkpoint whole but for its files' quiet time: it
+        will be complete within `settle` seconds, or it is still being written."""
+        return label in self._settling
 
     def forget(self, label: str) -> None:
         self._seen.pop(label, None)
+        self._settling.discard(label)
 
 
 def _fingerprint(path: Path) -> tuple[Fingerprint, float]:

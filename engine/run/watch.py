@@ -123,6 +123,7 @@ class _State:
     checkpoints: dict[Key, _Checkpoint] = field(default_factory=dict)
     waiting: dict[Key, str] = field(default_factory=dict)  # what each waits for
     present: set[Key] = field(default_factory=set)  # what the last look matched
+    pending: bool = False  # the last look found a checkpoint settling or due for a retry
     runs: list[RunResult] = field(default_factory=list)
     failed_models: set[str] = field(default_factory=set)  # not checkpoints
 
@@ -177,12 +178,12 @@ class _Watcher:
             if self.options.stop_file is not None and self.options.stop_file.exists():
                 return self._result("stop file")
             due, appeared = self._look()
-            if appeared:
-                active = time.monotonic()
             if (due or fixed) and await self._score(fixed, due):
                 fixed = []
                 active = time.monotonic()
                 continue  # checkpoints may have landed while it ran
+            if appeared or due or self.state.pending:  # not idle: one is on its way to a run
+                active = time.monotonic()
             idle = time.monotonic() - active
             show(self._status(idle))
             until_idle = self.options.until_idle
@@ -200,6 +201,7 @@ class _Watcher:
         now = time.monotonic()
         self.state.waiting.clear()
         self.state.present.clear()
+        self.state.pending = False
         for sweep in self.config.sweeps:
             found, clashes = sweep.watched_matches()
             for label, path in found:
@@ -250,7 +252,9 @@ class _Watcher:
     ) -> str | None:
         reason = self.readiness.waiting_for(checkpoint.sweep, label, path)
         if reason is not None or checkpoint.retry_at <= now:
+            self.state.pending |= self.readiness.settling(label)
             return reason
+        self.state.pending = True
         retry = f"retry in {checkpoint.retry_at - now:.0f} s"
         if checkpoint.held:
             return f"{checkpoint.held}, {retry}"
