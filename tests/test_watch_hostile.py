@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ import pytest
 
 from engine.run.readiness import ReadinessTracker
 from engine.store.storefile import take_writer_lock
-from tests.support.engineproc import ended
+from tests.support.engineproc import ended, start_engine, wait_until
 from tests.support.fakeserver import FakeServer
 from tests.support.runconfig import mtbench, write_config
 from tests.support.served_fake import COMMAND as SERVED_FAKE
@@ -270,3 +271,33 @@ def test_until_idle_does_not_end_the_watch_while_a_checkpoint_settles_or_awaits_
     assert code == 1, err
     assert "step-2-broken  failed          2" in out  # max_checkpoint_attempts = 2
     assert [path.name for path in served_paths(events)] == ["step-1"]
+
+
+def test_a_checkpoint_deleted_after_a_failed_run_is_gone_not_retrying(
+    tmp_path: Path, fake: FakeServer
+) -> None:
+    """A trainer keeping its last few checkpoints deleted one whose first run had failed: the
+    watcher said `retrying` (it never could) and exited 1, as if it had failed for good."""
+    config, _ = watch_config(tmp_path, fake, settle=0, max_checkpoint_attempts=3)
+    broken = tmp_path / "checkpoints" / "step-1-broken"
+    write_checkpoint(broken)
+    flags = ("--watch", "--poll", "2", "--until-idle", "1")
+    watcher = start_engine("run", "-c", str(config), *flags)
+    try:
+        wait_until(lambda: failures(tmp_path / "store.sqlite"), timeout=60)
+        shutil.rmtree(broken)
+        out, err = ended(watcher, timeout=60)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert watcher.returncode == 0, err
+    (line,) = [line for line in out.splitlines() if line.startswith("step-1-broken ")]
+    assert line.split()[:3] == ["step-1-broken", "gone", "1"]
+    assert "no longer matches the checkpoints glob, after 1 failed run(s): server: " in line
+
+
+def failures(store: Path) -> int:
+    if not store.exists():
+        return 0
+    with sqlite3.connect(store) as db:
+        return int(db.execute("SELECT COUNT(*) FROM failures").fetchone()[0])

@@ -319,8 +319,11 @@ def _outcome(checkpoint: _Checkpoint, waiting: str | None, present: bool) -> Che
         return CheckpointOutcome(label, "scored", checkpoint.attempts, "")
     if checkpoint.given_up:
         return CheckpointOutcome(label, "failed", checkpoint.attempts, checkpoint.failure)
+    if not present:  # deleted (a trainer keeping its last few): there is nothing to retry
+        gone = "no longer matches the checkpoints glob"
+        if checkpoint.attempts:
+            gone += f", after {checkpoint.attempts} failed run(s): {checkpoint.failure}"
+        return CheckpointOutcome(label, "gone", checkpoint.attempts, gone)
     if checkpoint.attempts:
         return CheckpointOutcome(label, "retrying", checkpoint.attempts, checkpoint.failure)
-    if not present:
-        return CheckpointOutcome(label, "gone", 0, "no longer matches the checkpoints glob")
     return CheckpointOutcome(label, "waiting", 0, waiting or "")
