@@ -301,3 +301,39 @@ def failures(store: Path) -> int:
         return 0
     with sqlite3.connect(store) as db:
         return int(db.execute("SELECT COUNT(*) FROM failures").fetchone()[0])
+
+
+def test_a_stop_file_the_watcher_could_never_see_is_refused_at_start(
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--stop-file ""` (an unset shell variable) is `.`, there already: the watcher stopped
+    before it began, exit 0, nothing scored. A stop file in a directory the watcher may not
+    search stopped it with an internal error at its first poll."""
+    config, _ = watch_config(tmp_path, fake)
+    code, _, err = mtbench(capsys, "run", "-c", str(config), *WATCH, "--stop-file", "")
+    assert code == 2
+    assert "--stop-file needs a path" in err
+    too_long = str(tmp_path / ("D" * 300))
+    code, _, err = mtbench(capsys, "run", "-c", str(config), *WATCH, "--stop-file", too_long)
+    assert code == 2
+    assert "cannot look for it (File name too long)" in err
+    assert not (tmp_path / "store.sqlite").exists()
+
+
+def test_a_stop_file_whose_directory_cannot_be_searched_is_refused_at_start(
+    tmp_path: Path, fake: FakeServer
+) -> None:
+    config, _ = watch_config(tmp_path, fake)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    prefix = unprivileged(locked)
+    argv = [*prefix, sys.executable, "-m", "engine", "run", "-c", str(config), *WATCH]
+    watcher = subprocess.Popen(
+        [*argv, "--stop-file", str(locked / "STOP")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, err = ended(watcher, timeout=60)
+    assert watcher.returncode == 2, err
+    assert "cannot look for it (Permission denied)" in err

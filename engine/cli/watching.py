@@ -97,7 +97,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     options = WatchOptions(
         poll=60.0 if args.poll is None else args.poll,
         until_idle=args.until_idle,
-        stop_file=None if args.stop_file is None else Path(args.stop_file),
+        stop_file=None if args.stop_file is None else _stop_file(args.stop_file),
     )
     control = SignalControl(resume=f"mtbench {args.command} -c {args.config} --watch")
     result = run_result(
@@ -115,6 +115,25 @@ def cmd_watch(args: argparse.Namespace) -> int:
     )
     _print_result(result, config.store, json_output=args.json)
     return 0 if result.ok else 1
+
+
+def _stop_file(text: str) -> Path:
+    """The --stop-file path, refused (exit 2) if the watcher could never see it appear: an empty
+    path (which is `.`, there already: the watcher would stop before it began) or one in a
+    directory it may not search."""
+    if not text:
+        raise InputError("--stop-file needs a path, e.g. --stop-file /ckpts/run-7/DONE")
+    path = Path(text)
+    try:
+        path.stat()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise InputError(
+            f"--stop-file {text}: cannot look for it ({error.strerror}); give a path in a "
+            "directory this user may search"
+        ) from None
+    return path
 
 
 def _status_printer(mode: str) -> Callable[[WatchStatus], None]:

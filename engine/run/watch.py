@@ -175,7 +175,7 @@ class _Watcher:
         await check(stand_ins, self.command, data_flag=self.data_flag)
         active = time.monotonic()  # when a checkpoint last appeared or a run last ended
         while True:
-            if self.options.stop_file is not None and self.options.stop_file.exists():
+            if self.options.stop_file is not None and _exists(self.options.stop_file):
                 return self._result("stop file")
             due, appeared = self._look()
             if (due or fixed) and await self._score(fixed, due):
@@ -311,6 +311,16 @@ class _Watcher:
         ]
         failed = tuple(sorted(self.state.failed_models))
         return WatchResult(tuple(self.state.runs), tuple(outcomes), ended_by, failed)
+
+
+def _exists(path: Path) -> bool:
+    """Whether the stop file is there; one that cannot be looked at (a directory the watcher
+    may not search, refused at the start but changed since) is not."""
+    try:
+        path.stat()
+    except OSError:
+        return False
+    return True
 
 
 def _outcome(checkpoint: _Checkpoint, waiting: str | None, present: bool) -> CheckpointOutcome:
