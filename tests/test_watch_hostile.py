@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -297,10 +298,18 @@ def test_a_checkpoint_deleted_after_a_failed_run_is_gone_not_retrying(
 
 
 def failures(store: Path) -> int:
+    return count(store, "failures")
+
+
+def stored_runs(store: Path) -> int:
+    return count(store, "runs")
+
+
+def count(store: Path, table: str) -> int:
     if not store.exists():
         return 0
     with sqlite3.connect(store) as db:
-        return int(db.execute("SELECT COUNT(*) FROM failures").fetchone()[0])
+        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
 def test_a_stop_file_the_watcher_could_never_see_is_refused_at_start(
@@ -337,3 +346,41 @@ def test_a_stop_file_whose_directory_cannot_be_searched_is_refused_at_start(
     _, err = ended(watcher, timeout=60)
     assert watcher.returncode == 2, err
     assert "cannot look for it (Permission denied)" in err
+
+
+def test_sighup_stops_a_watcher_as_sigterm_does_and_nohup_keeps_it_going(
+    tmp_path: Path, fake: FakeServer
+) -> None:
+    """A watcher started over ssh gets SIGHUP when the connection drops: it died on the spot,
+    the judgments in flight (paid for) thrown away and its run left `running`. Under `nohup`
+    (SIGHUP ignored from the start) it must go on."""
+    config, events = watch_config(tmp_path, fake, settle=0)
+    fake.configure(latency_median=1.0)  # the judge is slow: judgments are in flight
+    write_checkpoint(tmp_path / "checkpoints" / "step-1")
+    watcher = start_engine("run", "-c", str(config), "--watch", "--poll", "0.1")
+    wait_until(lambda: served_paths(events), timeout=60)
+    wait_until(lambda: fake.stats()["by_kind"]["judge"], timeout=60)
+    watcher.send_signal(signal.SIGHUP)
+    _, err = ended(watcher, timeout=60)
+    assert watcher.returncode == 129, err
+    assert "SIGHUP: stopping; finishing the requests in flight" in err
+    assert "resume with: mtbench run -c" in err
+    with sqlite3.connect(tmp_path / "store.sqlite") as db:
+        (status,) = db.execute("SELECT status FROM runs").fetchone()
+        (judged,) = db.execute("SELECT COUNT(*) FROM judgments").fetchone()
+    assert status == "interrupted"
+    assert judged == fake.stats()["by_kind"]["judge"]  # every judgment asked for was kept
+
+    fake.configure(latency_median=0.005)
+    ignored = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", "-c", str(config), *WATCH, "--until-idle", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
+    wait_until(lambda: stored_runs(tmp_path / "store.sqlite") == 2, timeout=60)
+    ignored.send_signal(signal.SIGHUP)
+    out, err = ended(ignored, timeout=60)
+    assert ignored.returncode == 0, err
+    assert outcomes(out) == {"step-1": "scored"}
