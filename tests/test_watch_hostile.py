@@ -384,3 +384,24 @@ def test_sighup_stops_a_watcher_as_sigterm_does_and_nohup_keeps_it_going(
     out, err = ended(ignored, timeout=60)
     assert ignored.returncode == 0, err
     assert outcomes(out) == {"step-1": "scored"}
+
+
+def test_a_thousand_checkpoints_waiting_make_a_status_line_not_a_page(
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each poll's line named every waiting checkpoint: 40 kB a poll for a run that keeps a
+    thousand checkpoints without their marker. The line names ten; --json lists them all."""
+    config, _ = watch_config(tmp_path, fake)
+    for step in range(1, 1001):
+        write_checkpoint(tmp_path / "checkpoints" / f"step-{step}", marker=False)
+    code, out, err = mtbench(capsys, "run", "-c", str(config), *WATCH, "--until-idle", "0.5")
+    assert code == 0, err
+    line = err.splitlines()[-1]
+    assert line.startswith("watch: 0 scored; waiting: step-1 (no config.json yet), step-2 (")
+    assert line.endswith("step-10 (no config.json yet), and 990 more")
+    assert len(outcomes(out)) == 1000  # the outcome table still names each one
+    flags = ("--watch", "--poll", "0.1", "--until-idle", "0.5", "--json")
+    code, _, err = mtbench(capsys, "run", "-c", str(config), *flags)
+    assert code == 0, err
+    (last,) = [line for line in err.splitlines() if '"watch"' in line][-1:]
+    assert len(orjson.loads(last)["watch"]["waiting"]) == 1000

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["add_watch_arguments", "cmd_watch", "status_line", "watched"]
 
 POLL_RANGE = (0.01, 86_400.0)
+WAITING_SHOWN = 10  # checkpoints named in a status line (--json lists them all)
 _DURATION = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*(s|m|h|d)?\s*", re.IGNORECASE)
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
 _WATCH_ONLY = ("poll", "until_idle", "stop_file")
@@ -161,9 +162,13 @@ def status_line(status: WatchStatus) -> str:
         done += f", {len(status.failed)} failed"
     if not status.waiting:
         return f"watch: {done}; waiting for new checkpoints (idle {status.idle:.0f} s)"
+    shown = status.waiting[:WAITING_SHOWN]  # a line per poll, not 40 kB for 1000 checkpoints
     waiting = ", ".join(
-        f"{terminal_text(w.label, name=True)} ({terminal_text(w.reason)})" for w in status.waiting
+        f"{terminal_text(w.label, name=True)} ({terminal_text(w.reason)})" for w in shown
     )
+    more = len(status.waiting) - len(shown)
+    if more:
+        waiting += f", and {more} more"
     return f"watch: {done}; waiting: {waiting}"
 
 
