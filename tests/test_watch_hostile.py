@@ -405,3 +405,20 @@ def test_a_thousand_checkpoints_waiting_make_a_status_line_not_a_page(
     assert code == 0, err
     (last,) = [line for line in err.splitlines() if '"watch"' in line][-1:]
     assert len(orjson.loads(last)["watch"]["waiting"]) == 1000
+
+
+def test_the_trainers_last_checkpoint_is_scored_before_its_stop_file_ends_the_watch(
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trainer writes its last checkpoint, then DONE: the watcher saw DONE at its next poll
+    and ended at once, exit 0, the last checkpoint (still settling) not scored nor listed."""
+    config, events = watch_config(tmp_path, fake, settle=1)
+    write_checkpoint(tmp_path / "checkpoints" / "step-1000")  # the last, just written
+    write_checkpoint(tmp_path / "checkpoints" / "step-1100", marker=False)  # never completed
+    stop = tmp_path / "DONE"
+    stop.touch()
+    code, out, err = mtbench(capsys, "run", "-c", str(config), *WATCH, "--stop-file", str(stop))
+    assert code == 0, err
+    assert "watch ended (stop file); runs: 1" in out
+    assert outcomes(out) == {"step-1000": "scored", "step-1100": "waiting"}
+    assert [path.name for path in served_paths(events)] == ["step-1000"]

@@ -13,9 +13,11 @@ Whatever the first run would refuse (the data, the questions, GPUs, the store's 
 before the first poll, as a plain run refuses it before its first request.
 
 The watcher ends when no new checkpoint has appeared and no run has ended for `until_idle`
-seconds, or when `stop_file` exists; a stop through the `RunControl` (the CLI's Ctrl-C) ends a
-run as it ends any run, and the sleep between polls at once. `show` is handed a `WatchStatus`
-at every poll with nothing to run, to say what the watcher is waiting for.
+seconds, or once `stop_file` exists and the checkpoints it found there are run (a trainer writes
+its last checkpoint, then the stop file: that checkpoint, still settling, must not be left out);
+a stop through the `RunControl` (the CLI's Ctrl-C) ends a run as it ends any run, and the sleep
+between polls at once. `show` is handed a `WatchStatus` at every poll with nothing to run, to say
+what the watcher is waiting for.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ Outcome = Literal["scored", "failed", "retrying", "waiting", "gone"]
 class WatchOptions:
     poll: float = 60.0  # seconds between looks at the globs
     until_idle: float | None = None  # end after this long with no new checkpoint and no run
-    stop_file: Path | None = None  # end once this exists
+    stop_file: Path | None = None  # end once this exists and what is complete has run
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,15 +176,18 @@ class _Watcher:
         stand_ins = replace(self.config, models=(*fixed, *templates))
         await check(stand_ins, self.command, data_flag=self.data_flag)
         active = time.monotonic()  # when a checkpoint last appeared or a run last ended
+        stopping = False  # the stop file is there: finish what the trainer left, then end
         while True:
-            if self.options.stop_file is not None and _exists(self.options.stop_file):
-                return self._result("stop file")
+            stopping = stopping or self._stop_file_there()
             due, appeared = self._look()
             if (due or fixed) and await self._score(fixed, due):
                 fixed = []
                 active = time.monotonic()
                 continue  # checkpoints may have landed while it ran
-            if appeared or due or self.state.pending:  # not idle: one is on its way to a run
+            on_its_way = bool(appeared or due or self.state.pending)  # one will run soon
+            if stopping and not on_its_way:
+                return self._result("stop file")
+            if on_its_way:  # not idle
                 active = time.monotonic()
             idle = time.monotonic() - active
             show(self._status(idle))
@@ -193,6 +198,9 @@ class _Watcher:
             if until_idle is not None:
                 pause = min(pause, until_idle - idle)
             await asyncio.sleep(pause)
+
+    def _stop_file_there(self) -> bool:
+        return self.options.stop_file is not None and _exists(self.options.stop_file)
 
     def _look(self) -> tuple[list[_Checkpoint], bool]:
         """The checkpoints to run now, and whether any match was seen for the first time."""
