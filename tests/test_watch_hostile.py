@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import orjson
@@ -422,3 +423,46 @@ def test_the_trainers_last_checkpoint_is_scored_before_its_stop_file_ends_the_wa
     assert "watch ended (stop file); runs: 1" in out
     assert outcomes(out) == {"step-1000": "scored", "step-1100": "waiting"}
     assert [path.name for path in served_paths(events)] == ["step-1000"]
+
+
+def test_a_restarted_watcher_stops_what_a_killed_one_left_running_before_anything_lands(
+    tmp_path: Path,
+    fake: FakeServer,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Leftover servers (a worker that outlived its leader, a Slurm job) were reaped by the next
+    run, and a restarted watcher runs nothing until a checkpoint lands: hours of a GPU held."""
+    events = tmp_path / "events.jsonl"
+    server = f"{SERVED_FAKE} {shlex.quote(str(events))} {{path}} --port {{port}} --latency-median 5"
+    serve = f"sh -c {shlex.quote(f'sleep 300 & exec {server}')}"  # a worker in its group
+    sweep = {"serve": serve, "checkpoints": "checkpoints/step-*", "ready_marker": "config.json"}
+    judge = {"name": "judge-w", "base_url": fake.base_url}
+    config = write_config(tmp_path, models=[{**sweep, "settle": 0}], judge=judge, questions=[81])
+    write_checkpoint(tmp_path / "checkpoints" / "step-1")
+    killed = start_engine("run", "-c", str(config), "--watch", "--poll", "0.1")
+    try:
+        wait_until(lambda: served_paths(events), timeout=60)
+        with sqlite3.connect(tmp_path / "store.sqlite") as db:
+            (group,) = db.execute("SELECT pgid FROM servers").fetchone()
+    finally:
+        killed.kill()
+        killed.wait()
+    try:
+        wait_until(lambda: group_members(group) == 1, timeout=30)  # the kernel stopped the leader
+        (tmp_path / "checkpoints" / "step-1" / "config.json").unlink()  # nothing to run now
+        code, _, err = mtbench(capsys, "run", "-c", str(config), *WATCH, "--until-idle", "0.3")
+        assert code == 0, err
+        assert "by a run that did not stop it" in caplog.text
+        wait_until(lambda: group_members(group) == 0, timeout=30)
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+
+
+def group_members(group: int) -> int:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return 0
+    return len(subprocess.run(["pgrep", "-g", str(group)], capture_output=True).stdout.split())

@@ -29,7 +29,7 @@ from engine import __version__
 from engine.bench.data import REFERENCE_MODEL, BenchData, load_bench, resolve_data_dir
 from engine.config import EndpointConfig, RunConfig
 from engine.endpoints.pool import EndpointPool
-from engine.errors import MtbenchError
+from engine.errors import MtbenchError, StoreBusy
 from engine.run.control import RunControl, RunStopped, settled, to_the_end
 from engine.run.graph import RunGraph, build_graph
 from engine.run.preflight import preflight
@@ -42,7 +42,7 @@ from engine.serving.sweep import ServerFleet
 from engine.store.store import Store, check_store, open_store
 from engine.store.writer import StoreWriter
 
-__all__ = ["RunResult", "check", "execute"]
+__all__ = ["RunResult", "check", "execute", "reap_leftovers"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -106,6 +106,22 @@ async def check(config: RunConfig, command: Command, *, data_flag: str | None = 
     await _prepare(config, command, data_flag)
     if command != "plan":
         check_store(config.store, write=True)
+
+
+async def reap_leftovers(config: RunConfig) -> None:
+    """Stop the servers (and Slurm jobs) a dead engine left running on the store, as every run
+    does before it starts: a restarted watcher may have nothing to run for hours, while they hold
+    GPUs. A store another command is writing was reaped by that command when it began."""
+    if not config.store.exists():
+        return
+    try:
+        store = await open_store(config.store, write=True)
+    except StoreBusy:
+        return
+    try:
+        await reap_leftover_servers(store)
+    finally:
+        await store.close()
 
 
 @dataclass(frozen=True, slots=True)

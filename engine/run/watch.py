@@ -36,7 +36,7 @@ from engine.errors import StoreBusy
 from engine.run.control import RunControl
 from engine.run.progress import ProgressView
 from engine.run.readiness import ReadinessTracker
-from engine.run.runner import Command, RunResult, check, execute
+from engine.run.runner import Command, RunResult, check, execute, reap_leftovers
 
 __all__ = [
     "CheckpointOutcome",
@@ -175,6 +175,7 @@ class _Watcher:
         )
         stand_ins = replace(self.config, models=(*fixed, *templates))
         await check(stand_ins, self.command, data_flag=self.data_flag)
+        await reap_leftovers(self.config)  # a crashed watcher's servers: not when one lands
         active = time.monotonic()  # when a checkpoint last appeared or a run last ended
         stopping = False  # the stop file is there: finish what the trainer left, then end
         while True:
