@@ -15,7 +15,7 @@ MtbenchError                  anything the user can act on; str() is the one-lin
 │   └── FatalRequestError     400/422 (this request is wrong) or 401/403/404 (the endpoint is)
 ├── ServerFailed              a model server the engine started exited or never got ready
 ├── RunStopped                (engine.run.control) the caller stopped the run: all received kept
-│   (engine.cli.signals.Interrupted, the CLI's: SIGINT/SIGTERM, exit 130/143 after a clean stop)
+│   (engine.cli.signals.Interrupted, the CLI's: SIGINT/SIGTERM/SIGHUP, exit 130/143/129)
 """
 
 from __future__ import annotations
