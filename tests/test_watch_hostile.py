@@ -124,6 +124,14 @@ def test_a_checkpoint_labelled_like_another_model_is_failed_unrun_not_scored_as_
     ]
     assert f"step-1: not run: {tmp_path}/a/step-1 (of {config}: [[model]] #1) has the same" in out
     assert "step-5: not run: the [[model]] named 'step-5' has the same label" in out
+    flags = ("--watch", "--poll", "0.1", "--until-idle", "0.5", "--json")
+    code, out, _ = mtbench(capsys, "run", "-c", str(config), *flags)
+    assert code == 1
+    twins = [c for c in orjson.loads(out)["checkpoints"] if c["checkpoint"] == "step-1"]
+    assert {(c["outcome"], Path(c["path"]).parent.name) for c in twins} == {
+        ("scored", "a"),
+        ("failed", "b"),
+    }  # told apart by their paths
 
 
 def outcomes(out: str) -> dict[str, str]:

@@ -197,7 +197,7 @@ def _print_result(result: WatchResult, store: Path, *, json_output: bool) -> Non
             "ok": result.ok,
             "checkpoints": [
                 {"checkpoint": c.label, "outcome": c.outcome, "attempts": c.attempts}
-                | {"reason": c.reason}
+                | {"reason": c.reason, "path": c.path}
                 for c in result.checkpoints
             ],
             "failed_models": list(result.failed_models),

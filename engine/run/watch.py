@@ -80,6 +80,7 @@ class CheckpointOutcome:
     outcome: Outcome
     attempts: int
     reason: str  # why it failed, or what it waits for; "" once scored
+    path: str = ""  # the checkpoint: two sweeps may each have a `step-100`
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +334,11 @@ def _exists(path: Path) -> bool:
 
 
 def _outcome(checkpoint: _Checkpoint, waiting: str | None, present: bool) -> CheckpointOutcome:
+    outcome = _bare_outcome(checkpoint, waiting, present)
+    return replace(outcome, path=checkpoint.model.checkpoint or "")
+
+
+def _bare_outcome(checkpoint: _Checkpoint, waiting: str | None, present: bool) -> CheckpointOutcome:
     label = checkpoint.label
     if checkpoint.scored:
         return CheckpointOutcome(label, "scored", checkpoint.attempts, "")
