@@ -107,7 +107,10 @@ class CheckpointSweep:
         return checkpoints, waiting
 
     def _not_a_marker(self, label: str, path: Path) -> bool:
-        return self.marker_path(self.prefix + label, path) != path
+        try:
+            return self.marker_path(self.prefix + label, path) != path
+        except OSError:  # cannot tell: a checkpoint, which waits saying why (engine.run.readiness)
+            return True
 
     def expand(self) -> list[ModelConfig]:
         """A model per match, for a run that takes the sweep as it is now (not `--watch`)."""
@@ -164,7 +167,7 @@ def _labelled_matches(
     clashes: dict[str, tuple[Path, Path]] = {}
     for match in matches:
         path = Path(match)
-        label = path.name if path.is_dir() else path.stem
+        label = path.name if os.path.isdir(path) else path.stem  # False where it may not look
         if not keep(label, path):
             continue
         if label not in seen:

@@ -216,9 +216,7 @@ def test_a_checkpoint_the_watcher_may_not_read_waits_and_the_others_are_scored(
     config, events = watch_config(tmp_path, fake, settle=0)
     write_checkpoint(tmp_path / "checkpoints" / "step-1")
     write_checkpoint(tmp_path / "checkpoints" / "step-2")
-    locked = tmp_path / "checkpoints" / "step-1"
-    locked.chmod(0o700)
-    prefix = unprivileged(locked)
+    prefix = unprivileged(tmp_path / "checkpoints" / "step-1", 0o700)
     argv = [*prefix, sys.executable, "-m", "engine", "run", "-c", str(config), *WATCH]
     watcher = subprocess.Popen(
         [*argv, "--until-idle", "1.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -229,12 +227,37 @@ def test_a_checkpoint_the_watcher_may_not_read_waits_and_the_others_are_scored(
     assert "step-1      waiting         0  (cannot read it: Permission denied)" in out
 
 
-def unprivileged(path: Path) -> list[str]:
-    """A command prefix under which `path` cannot be read: root without its power to read
-    anything (`path` then belongs to nobody), or as we are."""
+def test_checkpoints_in_a_folder_listed_but_not_searchable_wait_and_a_plain_run_goes_on(
+    tmp_path: Path, fake: FakeServer
+) -> None:
+    """`chmod -R a+r` leaves a trainer's folders readable but not searchable: the glob lists
+    step-1, and telling whether it is a directory raised PermissionError, an internal error for
+    the watcher and a plain run alike."""
+    config, _ = watch_config(tmp_path, fake, settle=0)
+    write_checkpoint(tmp_path / "checkpoints" / "step-1")
+    prefix = unprivileged(tmp_path / "checkpoints", 0o744)
+    argv = [*prefix, sys.executable, "-m", "engine", "run", "-c", str(config)]
+    watcher = subprocess.Popen(
+        [*argv, *WATCH, "--until-idle", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = ended(watcher, timeout=60)
+    assert watcher.returncode == 0, err
+    assert "step-1      waiting         0  (cannot read it: Permission denied)" in out
+    plain = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert "internal error" not in plain.stderr
+
+
+def unprivileged(path: Path, mode: int = 0) -> list[str]:
+    """A command prefix under which `path` is as accessible as `mode` lets others at it: root
+    without its power to read anything (`path` then belongs to nobody), or, not root, as we are
+    (`path` then ours, with the others' bits of `mode`)."""
     if os.geteuid() != 0:
-        path.chmod(0)
+        path.chmod((mode & 0o7) << 6)
         return []
+    path.chmod(mode)
     if shutil.which("setpriv") is None:
         pytest.skip("needs setpriv to drop root's power to read any file")
     os.chown(path, 65534, 65534)
@@ -343,8 +366,8 @@ def test_a_stop_file_whose_directory_cannot_be_searched_is_refused_at_start(
 ) -> None:
     config, _ = watch_config(tmp_path, fake)
     locked = tmp_path / "locked"
-    locked.mkdir(mode=0o700)
-    prefix = unprivileged(locked)
+    locked.mkdir()
+    prefix = unprivileged(locked, 0o700)
     argv = [*prefix, sys.executable, "-m", "engine", "run", "-c", str(config), *WATCH]
     watcher = subprocess.Popen(
         [*argv, "--stop-file", str(locked / "STOP")],
