@@ -11,6 +11,7 @@ checked here, with the same one-line refusals as every other key.
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
 from collections.abc import Callable
@@ -120,10 +121,19 @@ class CheckpointSweep:
             raise ConfigError(f"{self.where} key 'checkpoints': {error}") from None
         if not found:
             raise ConfigError(
-                f"{self.where} key 'checkpoints': checkpoints {self.pattern!r}: no file or "
-                "directory matches"
+                f"{self.where} key 'checkpoints': checkpoints {self.pattern!r}: "
+                f"{self.folder_problem() or 'no file or directory matches'}"
             )
         return [self.model_for(label, path) for label, path in found]
+
+    def folder_problem(self) -> str | None:
+        """Why the glob can never match: the folder before its first wildcard is there but this
+        user may not list it (a watcher would wait for nothing all night). None otherwise; a
+        folder not there yet is fine, a trainer makes it later."""
+        folder = _fixed_folder(self.pattern)
+        if os.path.isdir(folder) and not os.access(folder, os.R_OK | os.X_OK):
+            return f"cannot list {folder} (permission denied); make it readable to this user"
+        return None
 
     def model_for(self, label: str, path: Path) -> ModelConfig:
         return replace(self.template, name=label, model=self.model or label, checkpoint=str(path))
@@ -175,6 +185,13 @@ def _labelled_matches(
         else:
             clashes.setdefault(label, (seen[label], path))
     return list(seen.items()), clashes
+
+
+def _fixed_folder(pattern: str) -> Path:
+    """The folder a glob lists: its path up to the part with the first wildcard."""
+    parts = Path(os.path.expanduser(pattern)).parts
+    fixed = list(itertools.takewhile(lambda part: not glob.has_magic(part), parts))
+    return Path(*fixed[: len(parts) - 1]) if fixed else Path(".")
 
 
 def _natural_key(text: str) -> list[tuple[int, int, str]]:

@@ -32,7 +32,7 @@ from typing import Literal
 from engine.config import ModelConfig, RunConfig
 from engine.config_sweeps import CheckpointSweep
 from engine.config_tables import reject_duplicates
-from engine.errors import StoreBusy
+from engine.errors import ConfigError, StoreBusy
 from engine.run.control import RunControl
 from engine.run.progress import ProgressView
 from engine.run.readiness import ReadinessTracker
@@ -174,6 +174,10 @@ class _Watcher:
         templates = tuple(
             replace(sweep.template, name=Path(sweep.pattern).name) for sweep in self.config.sweeps
         )
+        for sweep in self.config.sweeps:
+            problem = sweep.folder_problem()
+            if problem is not None:
+                raise ConfigError(f"{sweep.where} key 'checkpoints': {problem}")
         stand_ins = replace(self.config, models=(*fixed, *templates))
         await check(stand_ins, self.command, data_flag=self.data_flag)
         await reap_leftovers(self.config)  # a crashed watcher's servers: not when one lands
