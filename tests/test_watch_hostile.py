@@ -496,3 +496,26 @@ def group_members(group: int) -> int:
     except ProcessLookupError:
         return 0
     return len(subprocess.run(["pgrep", "-g", str(group)], capture_output=True).stdout.split())
+
+
+def test_a_checkpoint_appearing_after_the_first_look_settles_by_the_watchers_own_clock(
+    tmp_path: Path,
+) -> None:
+    """A trainer on another node writes to NFS, whose server stamps change times with its own
+    clock: five minutes behind ours, a checkpoint first seen mid-write looked five minutes
+    old, complete at first sight (settle 60). Only what the first look finds (a restarted
+    watcher's backlog) is judged by its change times."""
+    checkpoints = readiness_sweep(tmp_path, settle=60)
+    monotonic, wall = Clock(), Clock()
+    tracker = ReadinessTracker(monotonic, wall)
+    old = tmp_path / "ckpt" / "step-1"
+    old.mkdir(parents=True)
+    wall.now = os.stat(old).st_ctime + 300
+    assert tracker.waiting_for(checkpoints, "step-1", old) is None  # the backlog: at once
+    tracker.started()
+    new = tmp_path / "ckpt" / "step-2"
+    new.mkdir()
+    wall.now = os.stat(new).st_ctime + 300  # the file server's clock is 5 minutes behind
+    assert tracker.waiting_for(checkpoints, "step-2", new) == "settling, 60 s"
+    monotonic.now += 60
+    assert tracker.waiting_for(checkpoints, "step-2", new) is None

@@ -7,9 +7,10 @@ its sweep's `ready_marker` exists and nothing in it has changed for `settle` sec
 names, sizes, modification and change times (a symbolic link's: its target's, which is what grows)
 are the same as they were `settle` seconds ago, or the newest change time (which no copy tool can
 set back, unlike a modification time) is that old. The second rule lets a restarted watcher take
-checkpoints written long ago at once; it holds only until the watcher sees the checkpoint change,
-since a wall clock that jumps forward (NTP, a VM resumed) would make a checkpoint still being
-written look old, while the monotonic clock does not jump.
+checkpoints written long ago at once: it holds for what its first look finds, and only until the
+watcher sees such a checkpoint change, since a wall clock that jumps forward (NTP, a VM resumed),
+or a file server's clock behind ours, would make a checkpoint still being written look old,
+while the monotonic clock does not jump.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ReadinessTracker:
         self._monotonic, self._wall = monotonic, wall
         self._seen: dict[str, _Seen] = {}
         self._settling: set[str] = set()  # marker there, waiting for the files to stay unchanged
+        self._started = False  # the first look is over: what appears now is watched from birth
 
     def waiting_for(self, sweep: CheckpointSweep, label: str, path: Path) -> str | None:
         """None if the checkpoint is complete, else what it is waiting for, in a few words."""
@@ -65,7 +67,7 @@ class ReadinessTracker:
         now = self._monotonic()
         seen = self._seen.get(label)
         if seen is None:
-            seen = self._seen[label] = _Seen(fingerprint, now)
+            seen = self._seen[label] = _Seen(fingerprint, now, changed=self._started)
         elif seen.fingerprint != fingerprint:
             seen = self._seen[label] = _Seen(fingerprint, now, changed=True)
         quiet = now - seen.since
@@ -75,6 +77,13 @@ class ReadinessTracker:
             return None
         self._settling.add(label)
         return f"settling, {math.ceil(sweep.settle - quiet)} s"
+
+    def started(self) -> None:
+        """The watcher's first look is over. A checkpoint it finds from now on was written while
+        it watched: its quiet time is the watcher's own clock's, never the files' change times,
+        which a trainer on another node stamps with its file server's clock (minutes off, on
+        NFS, would make a checkpoint being written look old at first sight)."""
+        self._started = True
 
     def settling(self, label: str) -> bool:
         """Whether the last look found the checkpoint whole but for its files' quiet time: it

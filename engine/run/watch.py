@@ -186,6 +186,7 @@ class _Watcher:
         while True:
             stopping = stopping or self._stop_file_there()
             due, appeared = self._look()
+            self.readiness.started()
             if (due or fixed) and await self._score(fixed, due):
                 fixed = []
                 active = time.monotonic()
