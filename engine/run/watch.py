@@ -168,18 +168,7 @@ class _Watcher:
 
     async def run(self, show: Callable[[WatchStatus], None]) -> WatchResult:
         fixed = list(self.config.models)
-        # What the first run would refuse (data, questions, GPUs, the store), refused now: the
-        # first checkpoint may land hours from now. Each sweep's template stands in for its
-        # checkpoints, named by its glob's last part (`step-*`) in what is refused.
-        templates = tuple(
-            replace(sweep.template, name=Path(sweep.pattern).name) for sweep in self.config.sweeps
-        )
-        for sweep in self.config.sweeps:
-            problem = sweep.folder_problem()
-            if problem is not None:
-                raise ConfigError(f"{sweep.where} key 'checkpoints': {problem}")
-        stand_ins = replace(self.config, models=(*fixed, *templates))
-        await check(stand_ins, self.command, data_flag=self.data_flag)
+        await self._refuse_at_start()
         await reap_leftovers(self.config)  # a crashed watcher's servers: not when one lands
         active = time.monotonic()  # when a checkpoint last appeared or a run last ended
         stopping = False  # the stop file is there: finish what the trainer left, then end
@@ -205,6 +194,21 @@ class _Watcher:
             if until_idle is not None:
                 pause = min(pause, until_idle - idle)
             await asyncio.sleep(pause)
+
+    async def _refuse_at_start(self) -> None:
+        """What the first run would refuse (data, questions, GPUs, the store), and a folder the
+        globs can never list, refused now: the first checkpoint may land hours from now. Each
+        sweep's template stands in for its checkpoints, named by its glob's last part
+        (`step-*`) in what is refused."""
+        for sweep in self.config.sweeps:
+            problem = sweep.folder_problem()
+            if problem is not None:
+                raise ConfigError(f"{sweep.where} key 'checkpoints': {problem}")
+        templates = tuple(
+            replace(sweep.template, name=Path(sweep.pattern).name) for sweep in self.config.sweeps
+        )
+        stand_ins = replace(self.config, models=(*self.config.models, *templates))
+        await check(stand_ins, self.command, data_flag=self.data_flag)
 
     def _stop_file_there(self) -> bool:
         return self.options.stop_file is not None and _exists(self.options.stop_file)
