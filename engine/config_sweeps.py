@@ -11,8 +11,10 @@ checked here, with the same one-line refusals as every other key.
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -86,8 +88,30 @@ class CheckpointSweep:
     max_attempts: int = DEFAULT_CHECKPOINT_ATTEMPTS
 
     def matches(self) -> list[tuple[str, Path]]:
-        """(label, path) of every match now, in natural order; none is not an error here."""
-        return [(self.prefix + label, path) for label, path in checkpoint_matches(self.pattern)]
+        """(label, path) of every match now, in natural order; none is not an error here, two
+        with one label are (see `checkpoint_matches`)."""
+        found, clashes = _labelled_matches(self.pattern, keep=self._not_a_marker)
+        _refuse_clashes(self.pattern, clashes)
+        return [(self.prefix + label, path) for label, path in found]
+
+    def watched_matches(self) -> tuple[list[tuple[str, Path]], dict[str, str]]:
+        """(label, path) of every match now, in natural order, and the labels two matches share,
+        each with why it cannot run yet: a watcher sees a trainer's `step-100.tmp` beside its
+        `step-100.pt` for a moment, and must wait, not stop. A match that is its own marker
+        (`step-100.done` beside `step-100.pt`, with `ready_marker = "{name}.done"`) is none."""
+        found, clashes = _labelled_matches(self.pattern, keep=self._not_a_marker)
+        checkpoints = [(self.prefix + label, path) for label, path in found]
+        waiting = {
+            self.prefix + label: f"{first.name} and {second.name} would share its label"
+            for label, (first, second) in clashes.items()
+        }
+        return checkpoints, waiting
+
+    def _not_a_marker(self, label: str, path: Path) -> bool:
+        try:
+            return self.marker_path(self.prefix + label, path) != path
+        except OSError:  # cannot tell: a checkpoint, which waits saying why (engine.run.readiness)
+            return True
 
     def expand(self) -> list[ModelConfig]:
         """A model per match, for a run that takes the sweep as it is now (not `--watch`)."""
@@ -97,10 +121,19 @@ class CheckpointSweep:
             raise ConfigError(f"{self.where} key 'checkpoints': {error}") from None
         if not found:
             raise ConfigError(
-                f"{self.where} key 'checkpoints': checkpoints {self.pattern!r}: no file or "
-                "directory matches"
+                f"{self.where} key 'checkpoints': checkpoints {self.pattern!r}: "
+                f"{self.folder_problem() or 'no file or directory matches'}"
             )
         return [self.model_for(label, path) for label, path in found]
+
+    def folder_problem(self) -> str | None:
+        """Why the glob can never match: the folder before its first wildcard is there but this
+        user may not list it (a watcher would wait for nothing all night). None otherwise; a
+        folder not there yet is fine, a trainer makes it later."""
+        folder = _fixed_folder(self.pattern)
+        if os.path.isdir(folder) and not os.access(folder, os.R_OK | os.X_OK):
+            return f"cannot list {folder} (permission denied); make it readable to this user"
+        return None
 
     def model_for(self, label: str, path: Path) -> ModelConfig:
         return replace(self.template, name=label, model=self.model or label, checkpoint=str(path))
@@ -121,20 +154,44 @@ def checkpoint_matches(pattern: str) -> list[tuple[str, Path]]:
     `step-1000`; natural order puts step-200 before step-1000. Two matches with the same label
     would store their answers under one model name, so that is an error.
     """
+    found, clashes = _labelled_matches(pattern)
+    _refuse_clashes(pattern, clashes)
+    return found
+
+
+def _refuse_clashes(pattern: str, clashes: dict[str, tuple[Path, Path]]) -> None:
+    for label, (first, second) in clashes.items():
+        raise ConfigError(
+            f"checkpoints {pattern!r}: {first} and {second} would both be labelled {label!r}; "
+            "use a pattern that tells them apart"
+        )
+
+
+def _labelled_matches(
+    pattern: str, keep: Callable[[str, Path], bool] = lambda label, path: True
+) -> tuple[list[tuple[str, Path]], dict[str, tuple[Path, Path]]]:
+    """(label, path) for every match `keep` keeps, in natural order, the first of each label
+    only; and the labels that more than one match would have, each with two of those matches."""
     matches = sorted(glob.glob(os.path.expanduser(pattern)), key=_natural_key)
     seen: dict[str, Path] = {}
-    checkpoints = []
+    clashes: dict[str, tuple[Path, Path]] = {}
     for match in matches:
         path = Path(match)
-        label = path.name if path.is_dir() else path.stem
-        if label in seen:
-            raise ConfigError(
-                f"checkpoints {pattern!r}: {seen[label]} and {path} would both be labelled "
-                f"{label!r}; use a pattern that tells them apart"
-            )
-        seen[label] = path
-        checkpoints.append((label, path))
-    return checkpoints
+        label = path.name if os.path.isdir(path) else path.stem  # False where it may not look
+        if not keep(label, path):
+            continue
+        if label not in seen:
+            seen[label] = path
+        else:
+            clashes.setdefault(label, (seen[label], path))
+    return list(seen.items()), clashes
+
+
+def _fixed_folder(pattern: str) -> Path:
+    """The folder a glob lists: its path up to the part with the first wildcard."""
+    parts = Path(os.path.expanduser(pattern)).parts
+    fixed = list(itertools.takewhile(lambda part: not glob.has_magic(part), parts))
+    return Path(*fixed[: len(parts) - 1]) if fixed else Path(".")
 
 
 def _natural_key(text: str) -> list[tuple[int, int, str]]:

@@ -5,6 +5,7 @@ MtbenchError                  anything the user can act on; str() is the one-lin
 │   ├── ConfigError           bad TOML, unknown key, wrong type, unset API-key variable
 │   ├── DataError             missing or malformed data file, checksum mismatch
 │   ├── StoreError            not an mtbench store, newer schema, store busy, no access
+│   │   └── StoreBusy         another process holds the writer lock (a watcher waits instead)
 │   └── LocalModelError       (engine.serving.serve_gguf) llama.cpp or SmolLM2 is not installed
 ├── StoreWriteError           exit 3: the store failed during a run (disk full, read-only, I/O,
 │                             lock timeout); everything committed is kept, a rerun resumes
@@ -14,7 +15,7 @@ MtbenchError                  anything the user can act on; str() is the one-lin
 │   └── FatalRequestError     400/422 (this request is wrong) or 401/403/404 (the endpoint is)
 ├── ServerFailed              a model server the engine started exited or never got ready
 ├── RunStopped                (engine.run.control) the caller stopped the run: all received kept
-│   (engine.cli.signals.Interrupted, the CLI's: SIGINT/SIGTERM, exit 130/143 after a clean stop)
+│   (engine.cli.signals.Interrupted, the CLI's: SIGINT/SIGTERM/SIGHUP, exit 130/143/129)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "RequestError",
     "RetryableError",
     "ServerFailed",
+    "StoreBusy",
     "StoreError",
     "StoreWriteError",
 ]
@@ -58,6 +60,17 @@ class DataError(InputError):
 
 class StoreError(InputError):
     """The SQLite store cannot be used."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the store's writer lock; `reason` says so in a few words."""
+
+    def __init__(self, store: object, holder: str) -> None:
+        self.reason = f"store busy: another mtbench run (pid {holder}) is writing it"
+        super().__init__(
+            f"{store}: another mtbench run is writing to this store (pid {holder}); "
+            "wait for it to finish or use another store"
+        )
 
 
 class StoreWriteError(MtbenchError):

@@ -1,4 +1,5 @@
-"""SIGINT and SIGTERM outside a run's graceful stop: one line and exit 130 / 143, at any moment.
+"""SIGINT and SIGTERM (and SIGHUP) outside a run's graceful stop: one line and exit 130 / 143 (129),
+at any moment.
 
 While a run sends requests, a signal stops it gracefully (`engine.cli.signals`). Before that (the
 engine importing, reading config and data, opening the store), after it (teardown, printing) and in
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     import asyncio
 
 __all__ = [
+    "STOP_SIGNALS",
     "SignalExit",
     "critical",
     "exit_with",
@@ -50,7 +52,20 @@ __all__ = [
 
 IMPORT_RETRY_SECONDS = 0.01
 STUCK_SECONDS = 0.5  # a loop this late to run a cancellation is blocked in a system call
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stop_signals() -> tuple[int, ...]:
+    """SIGINT, SIGTERM and SIGHUP: a watcher started over ssh without nohup or tmux gets SIGHUP
+    when the connection drops, and its default is a death without a word, answers in flight and
+    all. One ignored when the engine starts (`nohup mtbench ...`) stays ignored."""
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is None or signal.getsignal(hangup) is signal.SIG_IGN:
+        return (signal.SIGINT, signal.SIGTERM)
+    return (signal.SIGINT, signal.SIGTERM, hangup)
+
+
+STOP_SIGNALS = _stop_signals()
+_SIGNALS = STOP_SIGNALS
 _RETRY_SIGNAL = (signal.SIGALRM,) if hasattr(signal, "setitimer") else ()
 
 

@@ -3,7 +3,7 @@
 Exit codes: 0 every job succeeded; 1 some jobs failed (summary printed), or the engine failed
 internally (one line); 2 bad config, data or store (one line, nothing sent, nothing stored
 touched); 3 the store could not be written during a run (one line; everything committed is kept,
-rerunning resumes); 130/143 interrupted by SIGINT/SIGTERM.
+rerunning resumes); 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP.
 
 A signal ends a command with one line and 130/143 from the first line of `main` on, while the engine
 is still importing (`engine.cli.interrupts`; a run that is sending stops gracefully instead,

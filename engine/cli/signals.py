@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM during a run: the first stops gracefully, the second aborts.
+"""Ctrl-C and SIGTERM (and SIGHUP) during a run: the first stops gracefully, the second aborts.
 
 Graceful: send nothing new, let the requests in flight finish (they may already be paid for) and
 commit everything received, then exit 130 (SIGINT) or 143 (SIGTERM) with a line saying how to
@@ -17,15 +17,16 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 from types import TracebackType
 from typing import Any
 
-from engine.cli.interrupts import take_pending_signal
+from engine.cli.interrupts import STOP_SIGNALS, take_pending_signal
 from engine.errors import MtbenchError
 
 __all__ = ["Interrupted", "StopSignals"]
 
-_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+_NAMES = {signum: signal.Signals(signum).name for signum in STOP_SIGNALS}
 
 
 class Interrupted(MtbenchError):
@@ -81,13 +82,18 @@ class StopSignals:
         self._count += 1
         if self._count == 1:
             self.received = signum
-            print(
+            _say(
                 f"\n{_NAMES[signal.Signals(signum)]}: stopping; finishing the requests in flight "
-                "(press Ctrl-C again to abort them)",
-                file=sys.stderr,
-                flush=True,
+                "(press Ctrl-C again to abort them)"
             )
             self.on_stop()
         else:
-            print("aborting: cancelling the requests in flight", file=sys.stderr, flush=True)
+            _say("aborting: cancelling the requests in flight")
             self.on_abort()
+
+
+def _say(line: str) -> None:
+    """A line on stderr, if it can take one: after SIGHUP the terminal may be gone (EIO), and
+    the stop must happen all the same."""
+    with suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)

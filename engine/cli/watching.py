@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["add_watch_arguments", "cmd_watch", "status_line", "watched"]
 
 POLL_RANGE = (0.01, 86_400.0)
+WAITING_SHOWN = 10  # checkpoints named in a status line (--json lists them all)
 _DURATION = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*(s|m|h|d)?\s*", re.IGNORECASE)
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
 _WATCH_ONLY = ("poll", "until_idle", "stop_file")
@@ -97,7 +98,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     options = WatchOptions(
         poll=60.0 if args.poll is None else args.poll,
         until_idle=args.until_idle,
-        stop_file=None if args.stop_file is None else Path(args.stop_file),
+        stop_file=None if args.stop_file is None else _stop_file(args.stop_file),
     )
     control = SignalControl(resume=f"mtbench {args.command} -c {args.config} --watch")
     result = run_result(
@@ -115,6 +116,25 @@ def cmd_watch(args: argparse.Namespace) -> int:
     )
     _print_result(result, config.store, json_output=args.json)
     return 0 if result.ok else 1
+
+
+def _stop_file(text: str) -> Path:
+    """The --stop-file path, refused (exit 2) if the watcher could never see it appear: an empty
+    path (which is `.`, there already: the watcher would stop before it began) or one in a
+    directory it may not search."""
+    if not text:
+        raise InputError("--stop-file needs a path, e.g. --stop-file /ckpts/run-7/DONE")
+    path = Path(text)
+    try:
+        path.stat()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise InputError(
+            f"--stop-file {text}: cannot look for it ({error.strerror}); give a path in a "
+            "directory this user may search"
+        ) from None
+    return path
 
 
 def _status_printer(mode: str) -> Callable[[WatchStatus], None]:
@@ -142,9 +162,13 @@ def status_line(status: WatchStatus) -> str:
         done += f", {len(status.failed)} failed"
     if not status.waiting:
         return f"watch: {done}; waiting for new checkpoints (idle {status.idle:.0f} s)"
+    shown = status.waiting[:WAITING_SHOWN]  # a line per poll, not 40 kB for 1000 checkpoints
     waiting = ", ".join(
-        f"{terminal_text(w.label, name=True)} ({terminal_text(w.reason)})" for w in status.waiting
+        f"{terminal_text(w.label, name=True)} ({terminal_text(w.reason)})" for w in shown
     )
+    more = len(status.waiting) - len(shown)
+    if more:
+        waiting += f", and {more} more"
     return f"watch: {done}; waiting: {waiting}"
 
 
@@ -173,7 +197,7 @@ def _print_result(result: WatchResult, store: Path, *, json_output: bool) -> Non
             "ok": result.ok,
             "checkpoints": [
                 {"checkpoint": c.label, "outcome": c.outcome, "attempts": c.attempts}
-                | {"reason": c.reason}
+                | {"reason": c.reason, "path": c.path}
                 for c in result.checkpoints
             ],
             "failed_models": list(result.failed_models),

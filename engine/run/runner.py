@@ -29,7 +29,7 @@ from engine import __version__
 from engine.bench.data import BenchData, resolve_data_dir
 from engine.config import EndpointConfig, RunConfig
 from engine.endpoints.pool import EndpointPool
-from engine.errors import MtbenchError
+from engine.errors import MtbenchError, StoreBusy
 from engine.run.control import RunControl, RunStopped, settled, to_the_end
 from engine.run.graph import RunGraph, build_graph
 from engine.run.judge_setups import JudgeSetup, judge_setups, load_benches, preflight_judges
@@ -40,10 +40,10 @@ from engine.run.tally import EndpointCounts, FailureRecord, RunSummary, RunTally
 from engine.serving.server_records import StoreServerRecords, reap_leftover_servers
 from engine.serving.sweep import ServerFleet
 from engine.store.panels import record_panel
-from engine.store.store import Store, open_store
+from engine.store.store import Store, check_store, open_store
 from engine.store.writer import StoreWriter
 
-__all__ = ["RunResult", "execute"]
+__all__ = ["RunResult", "check", "execute", "reap_leftovers"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -100,14 +100,54 @@ async def execute(
     return await _execute(config, command, data_flag=data_flag, options=options)
 
 
-async def _execute(
-    config: RunConfig, command: Command, *, data_flag: str | None, options: _Options
-) -> RunResult:
+async def check(config: RunConfig, command: Command, *, data_flag: str | None = None) -> None:
+    """Every refusal `execute` makes before it opens the store (config, data, the run as a whole,
+    the store's path and schema), with nothing created, locked or sent: for a caller that runs
+    the config later, as the watcher does when its first checkpoint lands, maybe hours on."""
+    await _prepare(config, command, data_flag)
+    if command != "plan":
+        check_store(config.store, write=True)
+
+
+async def reap_leftovers(config: RunConfig) -> None:
+    """Stop the servers (and Slurm jobs) a dead engine left running on the store, as every run
+    does before it starts: a restarted watcher may have nothing to run for hours, while they hold
+    GPUs. A store another command is writing was reaped by that command when it began."""
+    if not config.store.exists():
+        return
+    try:
+        store = await open_store(config.store, write=True)
+    except StoreBusy:
+        return
+    try:
+        await reap_leftover_servers(store)
+    finally:
+        await store.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    scope: Scope
+    bench: BenchData
+    judges: tuple[JudgeSetup, ...]
+    notes: tuple[str, ...]
+
+
+async def _prepare(config: RunConfig, command: Command, data_flag: str | None) -> _Prepared:
+    """The command's scope, its questions, what it judges and its notes, all checked."""
     scope = command_scope(config, command)
     data_dir = resolve_data_dir(data_flag, config.data)
     bench, benches = await _off_loop(lambda: load_benches(data_dir, config, scope.judges))
     judges = judge_setups(config, scope, command, benches)
     notes = preflight_judges(config, bench, scope, judges)
+    return _Prepared(scope, bench, judges, notes)
+
+
+async def _execute(
+    config: RunConfig, command: Command, *, data_flag: str | None, options: _Options
+) -> RunResult:
+    prepared = await _prepare(config, command, data_flag)
+    scope, bench, judges, notes = prepared.scope, prepared.bench, prepared.judges, prepared.notes
     if command == "plan":
         return replace(await _plan(config, scope, bench, judges, options.started), notes=notes)
     store = await open_store(config.store, write=True)

@@ -9,10 +9,15 @@ next one, started as soon as that run ends. A checkpoint whose run failed (its s
 start, its answers or judgments failed) is tried again a poll later, up to its sweep's
 `max_checkpoint_attempts`, and then left failed with its reason.
 
+Whatever the first run would refuse (the data, the questions, GPUs, the store's path) is refused
+before the first poll, as a plain run refuses it before its first request.
+
 The watcher ends when no new checkpoint has appeared and no run has ended for `until_idle`
-seconds, or when `stop_file` exists; a stop through the `RunControl` (the CLI's Ctrl-C) ends a
-run as it ends any run, and the sleep between polls at once. `show` is handed a `WatchStatus`
-at every poll with nothing to run, to say what the watcher is waiting for.
+seconds, or once `stop_file` exists and the checkpoints it found there are run (a trainer writes
+its last checkpoint, then the stop file: that checkpoint, still settling, must not be left out);
+a stop through the `RunControl` (the CLI's Ctrl-C) ends a run as it ends any run, and the sleep
+between polls at once. `show` is handed a `WatchStatus` at every poll with nothing to run, to say
+what the watcher is waiting for.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from typing import Literal
 from engine.config import ModelConfig, RunConfig
 from engine.config_sweeps import CheckpointSweep
 from engine.config_tables import reject_duplicates
+from engine.errors import ConfigError, StoreBusy
 from engine.run.control import RunControl
 from engine.run.progress import ProgressView
 from engine.run.readiness import ReadinessTracker
-from engine.run.runner import Command, RunResult, execute
+from engine.run.runner import Command, RunResult, check, execute, reap_leftovers
 
 __all__ = [
     "CheckpointOutcome",
@@ -49,7 +55,7 @@ Outcome = Literal["scored", "failed", "retrying", "waiting", "gone"]
 class WatchOptions:
     poll: float = 60.0  # seconds between looks at the globs
     until_idle: float | None = None  # end after this long with no new checkpoint and no run
-    stop_file: Path | None = None  # end once this exists
+    stop_file: Path | None = None  # end once this exists and what is complete has run
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,7 @@ class CheckpointOutcome:
     outcome: Outcome
     attempts: int
     reason: str  # why it failed, or what it waits for; "" once scored
+    path: str = ""  # the checkpoint: two sweeps may each have a `step-100`
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +106,27 @@ class _Checkpoint:
     scored: bool = False
     failure: str = ""
     retry_at: float = 0.0
+    held: str = ""  # why its last run could not start (the store busy): no attempt spent
+    refused: bool = False  # its label is another model's: never run, `failure` says why
+
+    @property
+    def label(self) -> str:
+        return self.model.name
 
     @property
     def given_up(self) -> bool:
-        return not self.scored and self.attempts >= self.sweep.max_attempts
+        return not self.scored and (self.refused or self.attempts >= self.sweep.max_attempts)
+
+
+Key = tuple[str, str]  # (the sweep's table, the label): two sweeps may both find a `step-100`
 
 
 @dataclass(slots=True)
 class _State:
-    checkpoints: dict[str, _Checkpoint] = field(default_factory=dict)
-    waiting: dict[str, str] = field(default_factory=dict)  # label -> what it waits for
-    present: set[str] = field(default_factory=set)  # labels the last look matched
+    checkpoints: dict[Key, _Checkpoint] = field(default_factory=dict)
+    waiting: dict[Key, str] = field(default_factory=dict)  # what each waits for
+    present: set[Key] = field(default_factory=set)  # what the last look matched
+    pending: bool = False  # the last look found a checkpoint settling or due for a retry
     runs: list[RunResult] = field(default_factory=list)
     failed_models: set[str] = field(default_factory=set)  # not checkpoints
 
@@ -151,18 +168,23 @@ class _Watcher:
 
     async def run(self, show: Callable[[WatchStatus], None]) -> WatchResult:
         fixed = list(self.config.models)
+        await self._refuse_at_start()
+        await reap_leftovers(self.config)  # a crashed watcher's servers: not when one lands
         active = time.monotonic()  # when a checkpoint last appeared or a run last ended
+        stopping = False  # the stop file is there: finish what the trainer left, then end
         while True:
-            if self.options.stop_file is not None and self.options.stop_file.exists():
-                return self._result("stop file")
+            stopping = stopping or self._stop_file_there()
             due, appeared = self._look()
-            if appeared:
-                active = time.monotonic()
-            if due or fixed:
-                await self._score(fixed, due)
+            self.readiness.started()
+            if (due or fixed) and await self._score(fixed, due):
                 fixed = []
                 active = time.monotonic()
                 continue  # checkpoints may have landed while it ran
+            on_its_way = bool(appeared or due or self.state.pending)  # one will run soon
+            if stopping and not on_its_way:
+                return self._result("stop file")
+            if on_its_way:  # not idle
+                active = time.monotonic()
             idle = time.monotonic() - active
             show(self._status(idle))
             until_idle = self.options.until_idle
@@ -173,6 +195,24 @@ class _Watcher:
                 pause = min(pause, until_idle - idle)
             await asyncio.sleep(pause)
 
+    async def _refuse_at_start(self) -> None:
+        """What the first run would refuse (data, questions, GPUs, the store), and a folder the
+        globs can never list, refused now: the first checkpoint may land hours from now. Each
+        sweep's template stands in for its checkpoints, named by its glob's last part
+        (`step-*`) in what is refused."""
+        for sweep in self.config.sweeps:
+            problem = sweep.folder_problem()
+            if problem is not None:
+                raise ConfigError(f"{sweep.where} key 'checkpoints': {problem}")
+        templates = tuple(
+            replace(sweep.template, name=Path(sweep.pattern).name) for sweep in self.config.sweeps
+        )
+        stand_ins = replace(self.config, models=(*self.config.models, *templates))
+        await check(stand_ins, self.command, data_flag=self.data_flag)
+
+    def _stop_file_there(self) -> bool:
+        return self.options.stop_file is not None and _exists(self.options.stop_file)
+
     def _look(self) -> tuple[list[_Checkpoint], bool]:
         """The checkpoints to run now, and whether any match was seen for the first time."""
         due: list[_Checkpoint] = []
@@ -180,42 +220,84 @@ class _Watcher:
         now = time.monotonic()
         self.state.waiting.clear()
         self.state.present.clear()
+        self.state.pending = False
         for sweep in self.config.sweeps:
-            for label, path in sweep.matches():
-                self.state.present.add(label)
-                checkpoint = self.state.checkpoints.get(label)
+            found, clashes = sweep.watched_matches()
+            for label, path in found:
+                key = (sweep.where, label)
+                self.state.present.add(key)
+                checkpoint = self.state.checkpoints.get(key)
                 if checkpoint is None:
                     appeared = True
-                    checkpoint = _Checkpoint(sweep.model_for(label, path), sweep)
-                    self.state.checkpoints[label] = checkpoint
+                    checkpoint = self.state.checkpoints[key] = self._new(sweep, label, path)
                 if checkpoint.scored or checkpoint.given_up:
                     continue
-                reason = self._waiting_for(checkpoint, label, path, now)
+                if checkpoint.model.checkpoint != str(path):  # step-100.tmp gone, step-100.pt
+                    checkpoint.model = sweep.model_for(label, path)
+                reason = clashes.get(label) or self._waiting_for(checkpoint, label, path, now)
                 if reason is None:
                     due.append(checkpoint)
                 else:
-                    self.state.waiting[label] = reason
+                    self.state.waiting[key] = reason
         return due, appeared
+
+    def _new(self, sweep: CheckpointSweep, label: str, path: Path) -> _Checkpoint:
+        """A checkpoint seen for the first time; refused if its label is another model's (a plain
+        run refuses such a config; a watcher must not score one model's answers as another's)."""
+        checkpoint = _Checkpoint(sweep.model_for(label, path), sweep)
+        owner = self._owner(sweep, label)
+        if owner is not None:
+            checkpoint.refused = True
+            checkpoint.failure = (
+                f"not run: {owner} has the same label; labels must be unique (give the "
+                f"{sweep.where} table a name)"
+            )
+        return checkpoint
+
+    def _owner(self, sweep: CheckpointSweep, label: str) -> str | None:
+        """What else is labelled `label`, if anything: a model, the judge, another sweep's."""
+        if any(model.name == label for model in self.config.models):
+            return f"the [[model]] named {label!r}"
+        judge = self.config.judge
+        if judge is not None and judge.label == label:
+            return "the judge"
+        for (where, other), checkpoint in self.state.checkpoints.items():
+            if other == label and where != sweep.where and not checkpoint.refused:
+                return f"{checkpoint.model.checkpoint} (of {where})"
+        return None
 
     def _waiting_for(
         self, checkpoint: _Checkpoint, label: str, path: Path, now: float
     ) -> str | None:
         reason = self.readiness.waiting_for(checkpoint.sweep, label, path)
         if reason is not None or checkpoint.retry_at <= now:
+            self.state.pending |= self.readiness.settling(label)
             return reason
-        attempts = f"failed {checkpoint.attempts} of {checkpoint.sweep.max_attempts}"
-        return f"{attempts}, retry in {checkpoint.retry_at - now:.0f} s"
+        self.state.pending = True
+        retry = f"retry in {checkpoint.retry_at - now:.0f} s"
+        if checkpoint.held:
+            return f"{checkpoint.held}, {retry}"
+        return f"failed {checkpoint.attempts} of {checkpoint.sweep.max_attempts}, {retry}"
 
-    async def _score(self, fixed: list[ModelConfig], due: list[_Checkpoint]) -> None:
+    async def _score(self, fixed: list[ModelConfig], due: list[_Checkpoint]) -> bool:
+        """Run `fixed` and `due` together; False if the store was busy (another command writes
+        it): nothing ran, and they are tried again a poll later at no attempt's cost."""
         models = (*fixed, *(checkpoint.model for checkpoint in due))
         reject_duplicates(self.config.source, models, self.config.judges)
-        result = await execute(
-            replace(self.config, models=models),
-            self.command,
-            data_flag=self.data_flag,
-            progress=self.progress,
-            control=self.control,
-        )
+        try:
+            result = await execute(
+                replace(self.config, models=models),
+                self.command,
+                data_flag=self.data_flag,
+                progress=self.progress,
+                control=self.control,
+            )
+        except StoreBusy as busy:
+            retry_at = time.monotonic() + self.options.poll
+            for checkpoint in due:
+                checkpoint.held, checkpoint.retry_at = busy.reason, retry_at
+                self.state.waiting[checkpoint.sweep.where, checkpoint.label] = busy.reason
+            return False
         self.state.runs.append(result)
         failures: dict[str, str] = {}
         for failure in result.failures:
@@ -228,35 +310,54 @@ class _Watcher:
             checkpoint.scored = reason is None
             checkpoint.failure = reason or ""
             checkpoint.retry_at = retry_at
+            checkpoint.held = ""
             self.readiness.forget(checkpoint.model.name)
+        return True
 
     def _status(self, idle: float) -> WatchStatus:
-        checkpoints = self.state.checkpoints
+        checkpoints = self.state.checkpoints.values()
         return WatchStatus(
-            scored=tuple(label for label, c in checkpoints.items() if c.scored),
-            failed=tuple(label for label, c in checkpoints.items() if c.given_up),
-            waiting=tuple(Waiting(label, why) for label, why in self.state.waiting.items()),
+            scored=tuple(c.label for c in checkpoints if c.scored),
+            failed=tuple(c.label for c in checkpoints if c.given_up),
+            waiting=tuple(Waiting(label, why) for (_, label), why in self.state.waiting.items()),
             idle=idle,
         )
 
     def _result(self, ended_by: Literal["idle", "stop file"]) -> WatchResult:
         outcomes = [
-            _outcome(label, checkpoint, self.state.waiting.get(label), label in self.state.present)
-            for label, checkpoint in self.state.checkpoints.items()
+            _outcome(checkpoint, self.state.waiting.get(key), key in self.state.present)
+            for key, checkpoint in self.state.checkpoints.items()
         ]
         failed = tuple(sorted(self.state.failed_models))
         return WatchResult(tuple(self.state.runs), tuple(outcomes), ended_by, failed)
 
 
-def _outcome(
-    label: str, checkpoint: _Checkpoint, waiting: str | None, present: bool
-) -> CheckpointOutcome:
+def _exists(path: Path) -> bool:
+    """Whether the stop file is there; one that cannot be looked at (a directory the watcher
+    may not search, refused at the start but changed since) is not."""
+    try:
+        path.stat()
+    except OSError:
+        return False
+    return True
+
+
+def _outcome(checkpoint: _Checkpoint, waiting: str | None, present: bool) -> CheckpointOutcome:
+    outcome = _bare_outcome(checkpoint, waiting, present)
+    return replace(outcome, path=checkpoint.model.checkpoint or "")
+
+
+def _bare_outcome(checkpoint: _Checkpoint, waiting: str | None, present: bool) -> CheckpointOutcome:
+    label = checkpoint.label
     if checkpoint.scored:
         return CheckpointOutcome(label, "scored", checkpoint.attempts, "")
     if checkpoint.given_up:
         return CheckpointOutcome(label, "failed", checkpoint.attempts, checkpoint.failure)
+    if not present:  # deleted (a trainer keeping its last few): there is nothing to retry
+        gone = "no longer matches the checkpoints glob"
+        if checkpoint.attempts:
+            gone += f", after {checkpoint.attempts} failed run(s): {checkpoint.failure}"
+        return CheckpointOutcome(label, "gone", checkpoint.attempts, gone)
     if checkpoint.attempts:
         return CheckpointOutcome(label, "retrying", checkpoint.attempts, checkpoint.failure)
-    if not present:
-        return CheckpointOutcome(label, "gone", 0, "no longer matches the checkpoints glob")
     return CheckpointOutcome(label, "waiting", 0, waiting or "")

@@ -41,7 +41,14 @@ from engine.store.storefile import (
     take_writer_lock,
 )
 
-__all__ = ["CachedResponse", "JudgeIdentity", "Store", "open_store", "stored_models"]
+__all__ = [
+    "CachedResponse",
+    "JudgeIdentity",
+    "Store",
+    "check_store",
+    "open_store",
+    "stored_models",
+]
 
 LOOKUP_BATCH = 500
 WRITER_CHECKPOINT_PAGES = 10000
@@ -233,9 +240,7 @@ async def open_store(path: Path, *, write: bool, lock: bool = True) -> Store:
     path = Path(path)
     if str(path) == ":memory:":
         return await _connect(path, path, write=True, lock=None, created=None)
-    exists = check_store_path(path, write=write)
-    if exists:
-        check_schema(path, inspect_schema(path), write=write)
+    exists = check_store(path, write=write)
     if not write:
         return await _connect(path, f"file:{quote(str(path))}?mode=ro", write=False)
     created = None if exists else _Created(_missing_directories(path))
@@ -249,6 +254,15 @@ async def open_store(path: Path, *, write: bool, lock: bool = True) -> Store:
             raise StoreError(f"{path}: cannot create its directory ({exc.strerror})") from None
         raise
     return await _connect(path, path, write=True, lock=writer_lock, created=created)
+
+
+def check_store(path: Path, *, write: bool) -> bool:
+    """Every refusal `open_store` makes before it creates or locks anything (one line, exit 2);
+    True if the store exists. Nothing is created, locked or written."""
+    exists = check_store_path(path, write=write)
+    if exists:
+        check_schema(path, inspect_schema(path), write=write)
+    return exists
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import quote
 
-from engine.errors import StoreError, StoreWriteError
+from engine.errors import StoreBusy, StoreError, StoreWriteError
 from engine.store.netfs import check_local_filesystem
 from engine.store.schema import SCHEMA_VERSION
 
@@ -250,10 +250,7 @@ def take_writer_lock(store: Path) -> WriterLock:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise StoreError(
-                f"{store}: another mtbench run is writing to this store (pid {holder}); "
-                "wait for it to finish or use another store"
-            ) from None
+            raise StoreBusy(store, holder) from None
         if _is_current(path, handle):
             break
         handle.close()
