@@ -255,12 +255,11 @@ class _Watcher:
         return checkpoint
 
     def _owner(self, sweep: CheckpointSweep, label: str) -> str | None:
-        """What else is labelled `label`, if anything: a model, the judge, another sweep's."""
+        """What else is labelled `label`, if anything: a model, a judge, another sweep's."""
         if any(model.name == label for model in self.config.models):
             return f"the [[model]] named {label!r}"
-        judge = self.config.judge
-        if judge is not None and judge.label == label:
-            return "the judge"
+        if any(judge.label == label for judge in self.config.judges):
+            return f"the judge named {label!r}"
         for (where, other), checkpoint in self.state.checkpoints.items():
             if other == label and where != sweep.where and not checkpoint.refused:
                 return f"{checkpoint.model.checkpoint} (of {where})"
