@@ -68,6 +68,28 @@ def test_krippendorff_alpha_is_undefined_without_variation_or_pairs() -> None:
     assert krippendorff_alpha_interval([[5, None], [None, 3]]).items == 0
 
 
+@pytest.mark.parametrize("rating", [6.3, 7.7, 1.1, 0.1, 2.2])
+@pytest.mark.parametrize("judges", [2, 3])
+def test_krippendorff_alpha_is_undefined_for_one_decimal_rating_throughout(
+    rating: float, judges: int
+) -> None:
+    # A judge that answers [[7.7]] to everything: nothing to agree about, whatever the rounding.
+    for items in (5, 10, 40, 333):
+        assert krippendorff_alpha_interval([[rating] * judges] * items).value is None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_krippendorff_alpha_equals_the_library_on_decimal_ratings_with_little_spread(
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    units = [[rng.choice([7.7, 7.7, 7.7, 7.8]) for _ in range(3)] for _ in range(200)]
+    expected = krippendorff.alpha(
+        reliability_data=np.array(units, dtype=float).T, level_of_measurement="interval"
+    )
+    assert krippendorff_alpha_interval(units).value == pytest.approx(expected, abs=1e-9)
+
+
 def test_perfect_agreement_gives_alpha_one_and_systematic_disagreement_a_negative_alpha() -> None:
     assert krippendorff_alpha_interval([[1, 1], [4, 4], [9, 9]]).value == pytest.approx(1.0)
     assert krippendorff_alpha_interval([[1, 9], [9, 1], [1, 9]]).value < 0

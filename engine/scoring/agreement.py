@@ -65,7 +65,7 @@ def krippendorff_alpha_interval(units: Iterable[Sequence[float | None]]) -> Agre
     `units` holds one sequence per item, one value per judge, None where that judge gave none.
     Only items with at least two values can be compared ("pairable"); `items` counts those. The
     squared differences are summed in closed form: sum over ordered pairs i != j of (v_i - v_j)^2
-    = 2 * (n * sum v^2 - (sum v)^2).
+    = 2n * sum (v - mean)^2 (`_pair_spread`).
     """
     pairable = [values for values in (_present(unit) for unit in units) if len(values) >= 2]
     n = sum(len(values) for values in pairable)
@@ -83,9 +83,16 @@ def _present(unit: Sequence[float | None]) -> list[float]:
 
 
 def _pair_spread(values: Sequence[float]) -> float:
-    """Sum of (a - b)^2 over ordered pairs of distinct positions."""
-    total = math.fsum(values)
-    return 2.0 * (len(values) * math.fsum(v * v for v in values) - total * total)
+    """Sum of (a - b)^2 over ordered pairs of distinct positions, as 2n * sum (v - mean)^2.
+
+    Summed about the mean, and exactly 0 for equal values: the expanded n * sum v^2 - (sum v)^2
+    cancels catastrophically for ratings such as 7.7 or 6.3, which made a pair of judges who gave
+    one rating throughout agree "perfectly" (alpha 1) and three such judges agree beyond 1.
+    """
+    if all(v == values[0] for v in values):
+        return 0.0
+    mean = math.fsum(values) / len(values)
+    return 2.0 * len(values) * math.fsum((v - mean) ** 2 for v in values)
 
 
 def average_ranks(values: Sequence[float]) -> list[float]:
