@@ -270,7 +270,8 @@ def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
     models, sweeps = _model_tables(path, top.get("model", []), base, watch=watch)
     judges = judges_from_toml(str(path), top.get("judge"), JudgeConfig, JUDGE_KEYS)
     reject_duplicates(str(path), models, judges)
-    panel = panel_from_table(str(path), top.get("panel"), [judge.name for judge in judges])
+    grading = {judge.name: _grading(judge) for judge in judges}
+    panel = panel_from_table(str(path), top.get("panel"), list(grading), grading)
     models, sweeps = _with_launchers(path, top, models, sweeps)
     data = top.get("data")
     return RunConfig(
@@ -285,6 +286,13 @@ def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
         sweeps=sweeps,
         panel=panel,
     )
+
+
+def _grading(judge: JudgeConfig) -> str:
+    """How a judge grades, as a panel's members must share it."""
+    if judge.mode == "pairwise-baseline":
+        return f"pairwise-baseline against {judge.baseline!r}"
+    return judge.mode
 
 
 def _with_launchers(
