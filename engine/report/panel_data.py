@@ -13,7 +13,7 @@ command line is refused instead, with the same line `--judge` gets for a label t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.config_panel import AGGREGATES, DEFAULT_PANEL_NAME, PanelConfig, panel_problem
@@ -29,7 +29,7 @@ from engine.scoring.summaries import (
     summarize_single,
 )
 from engine.store.judges import no_such_judge
-from engine.store.panels import stored_panels
+from engine.store.panels import recorded_members, stored_panels
 from engine.store.rows import JudgeIdentity
 from engine.store.store import Store
 
@@ -114,7 +114,8 @@ async def panel_boards(
     panels = [adhoc] if adhoc is not None else await stored_panels(store, bench)
     boards, not_shown = [], []
     for panel in panels:
-        members = _members(panel, views, store_path, bench, strict=adhoc is not None)
+        meant = {} if adhoc is not None else await recorded_members(store, bench, panel.name)
+        members = _members(panel, views, store_path, bench, strict=adhoc is not None, meant=meant)
         view = members if isinstance(members, str) else _shared_view(members, mode, baseline)
         if isinstance(view, str):
             if adhoc is not None:
@@ -127,12 +128,21 @@ async def panel_boards(
 
 
 def _members(
-    panel: PanelConfig, views: Sequence[JudgeViews], store_path: object, bench: str, *, strict: bool
+    panel: PanelConfig,
+    views: Sequence[JudgeViews],
+    store_path: object,
+    bench: str,
+    *,
+    strict: bool,
+    meant: Mapping[str, JudgeIdentity],
 ) -> list[JudgeViews] | str:
-    """Each member's stored judge, or why there is none (with `strict`: the refusal)."""
+    """Each member's stored judge, or why there is none (with `strict`: the refusal). A label
+    naming several judges is the one `meant` gives (the recording run's), when it is stored."""
     members = []
     for label in panel.judges:
         found = [view for view in views if view.name == label]
+        if len(found) > 1 and label in meant:
+            found = [view for view in found if view.judge.identity == meant[label]] or found
         if not found and strict:
             raise no_such_judge(store_path, bench, label, [view.name for view in views])
         if not found:

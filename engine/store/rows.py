@@ -238,6 +238,10 @@ INSERT_SERVER = _insert("INSERT", "servers", ServerRow)
 INSERT_JOB_SERVER = _insert("INSERT", "servers", JobServerRow)
 UPSERT_PANEL = _insert("INSERT OR REPLACE", "panels", PanelRow)
 STORED_PANELS = "SELECT name, judges, aggregate FROM panels WHERE bench = :bench ORDER BY name"
+PANEL_RUN_CONFIG = (  # the config of the run that recorded a panel: who its members were then
+    "SELECT runs.config FROM panels JOIN runs ON runs.id = panels.run_id "
+    "WHERE panels.bench = :bench AND panels.name = :name"
+)
 
 # Runs
 INSERT_RUN = (
