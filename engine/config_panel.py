@@ -24,6 +24,7 @@ __all__ = [
     "PANEL_KEYS",
     "Aggregate",
     "PanelConfig",
+    "grading_of",
     "panel_from_table",
     "panel_problem",
 ]
@@ -97,6 +98,11 @@ def panel_from_table(
     return PanelConfig(
         tuple(judges), check.get("aggregate", "mean"), check.get("name", DEFAULT_PANEL_NAME)
     )
+
+
+def grading_of(mode: str, baseline: str) -> str:
+    """How a judge of `mode` grades, as a panel's members must share it."""
+    return f"pairwise-baseline against {baseline!r}" if mode == "pairwise-baseline" else mode
 
 
 def _mixed_grading(judges: Sequence[str], grading: Mapping[str, str]) -> str | None:
