@@ -208,3 +208,15 @@ def test_oriented_verdict_restates_a_vote_for_the_pair_in_name_order() -> None:
         "tie (bothbad)",
     )
     assert oriented_verdict("alpha", "zeta", "model_a") == (("alpha", "zeta"), "model_a")
+
+
+def test_an_infinite_rating_leaves_alpha_undefined_and_ties_kendall_tau_with_its_equal() -> None:
+    # A judge's reply of [[999...9]] (400 digits) parses as inf: no interval distance, no alpha;
+    # two models both at inf are tied on that board, not a nan comparison counted as 0.
+    inf = math.inf
+    assert krippendorff_alpha_interval([[5, inf], [6, 7], [3, 2]]).value is None
+    assert krippendorff_alpha_interval([[5, inf], [6, 7], [3, 2]]).items == 3
+    assert kendall_tau_b([(inf, 6.0), (inf, 7.0)]).value is None
+    assert kendall_tau_b([(inf, 6.0), (5.0, 7.0), (4.0, 8.0)]).value == pytest.approx(
+        stats.kendalltau([1e300, 5, 4], [6, 7, 8]).statistic
+    )

@@ -69,8 +69,8 @@ def krippendorff_alpha_interval(units: Iterable[Sequence[float | None]]) -> Agre
     """
     pairable = [values for values in (_present(unit) for unit in units) if len(values) >= 2]
     n = sum(len(values) for values in pairable)
-    if n < 2:
-        return Agreement(None, len(pairable))
+    if n < 2 or not all(math.isfinite(v) for values in pairable for v in values):
+        return Agreement(None, len(pairable))  # an infinite rating has no interval distance
     observed = math.fsum(_pair_spread(values) / (len(values) - 1) for values in pairable) / n
     expected = _pair_spread([v for values in pairable for v in values]) / (n * (n - 1))
     if expected == 0:  # every value the same: nothing to agree or disagree about
@@ -130,20 +130,20 @@ def kendall_tau_b(pairs: Iterable[tuple[float | None, float | None]]) -> Agreeme
     both = [(float(x), float(y)) for x, y in pairs if x is not None and y is not None]
     concordant = discordant = tied_x = tied_y = 0
     for (x1, y1), (x2, y2) in combinations(both, 2):
-        dx, dy = x1 - x2, y1 - y2
-        if dx == 0:
-            tied_x += 1
-        if dy == 0:
-            tied_y += 1
-        if dx * dy > 0:
-            concordant += 1
-        elif dx * dy < 0:
-            discordant += 1
+        dx, dy = _sign(x1, x2), _sign(y1, y2)  # compared, not subtracted: inf - inf is nan
+        tied_x += dx == 0
+        tied_y += dy == 0
+        concordant += dx * dy > 0
+        discordant += dx * dy < 0
     total = len(both) * (len(both) - 1) // 2
     denominator = math.sqrt((total - tied_x) * (total - tied_y))
     if denominator == 0:
         return Agreement(None, len(both))
     return Agreement((concordant - discordant) / denominator, len(both))
+
+
+def _sign(a: float, b: float) -> int:
+    return (a > b) - (a < b)
 
 
 def cohen_kappa(pairs: Iterable[tuple[str, str]]) -> Agreement:

@@ -319,11 +319,16 @@ def resample_indices(size: int, resamples: int, seed: int) -> tuple[tuple[int, .
 
 
 def percentile(ordered: Sequence[float], fraction: float) -> float:
-    """Linear interpolation between order statistics (numpy's default method)."""
+    """Linear interpolation between order statistics (numpy's default method). On an order
+    statistic itself, or between equal ones, that value as it is: an infinite rating (a judge's
+    400-digit `[[999...]]`) must not turn the interval's bound into inf * 0 = nan."""
     position = fraction * (len(ordered) - 1)
     below = math.floor(position)
     above = min(below + 1, len(ordered) - 1)
-    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+    weight = position - below
+    if weight == 0 or ordered[above] == ordered[below]:
+        return ordered[below]
+    return ordered[below] + (ordered[above] - ordered[below]) * weight
 
 
 def _mean(values: Iterable[float]) -> float | None:
