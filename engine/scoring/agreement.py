@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from itertools import combinations, product
 from typing import TypeVar
 
+from engine.scoring.floats import float_sum
 from engine.scoring.reliability import pearson
 
 __all__ = [
@@ -71,11 +72,12 @@ def krippendorff_alpha_interval(units: Iterable[Sequence[float | None]]) -> Agre
     n = sum(len(values) for values in pairable)
     if n < 2 or not all(math.isfinite(v) for values in pairable for v in values):
         return Agreement(None, len(pairable))  # an infinite rating has no interval distance
-    observed = math.fsum(_pair_spread(values) / (len(values) - 1) for values in pairable) / n
+    observed = float_sum(_pair_spread(values) / (len(values) - 1) for values in pairable) / n
     expected = _pair_spread([v for values in pairable for v in values]) / (n * (n - 1))
     if expected == 0:  # every value the same: nothing to agree or disagree about
         return Agreement(None, len(pairable))
-    return Agreement(1.0 - observed / expected, len(pairable))
+    alpha = 1.0 - observed / expected
+    return Agreement(alpha if math.isfinite(alpha) else None, len(pairable))  # nan: overflowed
 
 
 def _present(unit: Sequence[float | None]) -> list[float]:
@@ -91,8 +93,8 @@ def _pair_spread(values: Sequence[float]) -> float:
     """
     if all(v == values[0] for v in values):
         return 0.0
-    mean = math.fsum(values) / len(values)
-    return 2.0 * len(values) * math.fsum((v - mean) ** 2 for v in values)
+    mean = float_sum(values) / len(values)
+    return 2.0 * len(values) * float_sum((v - mean) * (v - mean) for v in values)
 
 
 def average_ranks(values: Sequence[float]) -> list[float]:
