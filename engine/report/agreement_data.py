@@ -75,6 +75,7 @@ class JudgeJudgments:
     label: str
     ratings: tuple[SingleScore, ...] = ()  # one per item: the median over samples
     matches: tuple[PairMatch, ...] = ()  # per match: each game's majority, or (imported) votes
+    votes: bool = False  # an imported set: every match of `matches` is a vote of its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +172,7 @@ def _leaderboard(ratings: Sequence[SingleScore]) -> dict[str, float]:
 
 
 def _verdict_agreement(first: JudgeJudgments, second: JudgeJudgments) -> VerdictAgreementRow:
-    pairs = verdict_pairs(_verdicts(first.matches), _verdicts(second.matches))
+    pairs = verdict_pairs(_verdicts(first), _verdicts(second))
     return VerdictAgreementRow(
         first.label,
         second.label,
@@ -181,16 +182,17 @@ def _verdict_agreement(first: JudgeJudgments, second: JudgeJudgments) -> Verdict
     )
 
 
-def _verdicts(matches: Sequence[PairMatch]) -> dict[MatchKey, list[str]]:
-    """Each match's verdicts (one, or an imported set's votes), restated for its models in name
-    order (FastChat's vote key)."""
+def _verdicts(judge: JudgeJudgments) -> dict[MatchKey, list[str]]:
+    """Each match's verdict (an imported set: its votes), restated for its models in name order
+    (FastChat's vote key); a judge's match played both ways round counts once."""
     verdicts: dict[MatchKey, list[str]] = {}
-    for match in matches:
+    for match in judge.matches:
         result = match_result(match)
         if result not in MATCH_WINNERS:
             continue  # a game without verdict: FastChat leaves the match out
         (low, high), winner = oriented_verdict(match.model_1, match.model_2, MATCH_WINNERS[result])
-        verdicts.setdefault((match.question_id, low, high, match.turn), []).append(winner)
+        key = (match.question_id, low, high, match.turn)
+        verdicts[key] = [*verdicts.get(key, []), winner] if judge.votes else [winner]
     return verdicts
 
 
@@ -204,7 +206,8 @@ async def gather_agreement(
         identity, kinds = view.judge.identity, view.judge.kinds
         ratings = await load_single_scores(store, bench, identity) if "single" in kinds else []
         matches = await _pair_verdicts(store, bench, identity) if "pair" in kinds else []
-        judges.append(JudgeJudgments(label, tuple(ratings), tuple(matches)))
+        votes = identity.api == IMPORT_API
+        judges.append(JudgeJudgments(label, tuple(ratings), tuple(matches), votes))
     return compare_judges(judges, against=against)
 
 
