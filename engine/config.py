@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import orjson
 
 from engine.config_judges import both_judge_forms, judges_from_toml
-from engine.config_panel import PanelConfig, panel_from_table
+from engine.config_panel import PanelConfig, grading_of, panel_from_table
 from engine.config_schema import (
     DEFAULT_REFERENCE,
     FASTCHAT_BASELINE,
@@ -270,7 +270,8 @@ def load_config(path: Path | str, *, watch: bool = False) -> RunConfig:
     models, sweeps = _model_tables(path, top.get("model", []), base, watch=watch)
     judges = judges_from_toml(str(path), top.get("judge"), JudgeConfig, JUDGE_KEYS)
     reject_duplicates(str(path), models, judges)
-    panel = panel_from_table(str(path), top.get("panel"), [judge.name for judge in judges])
+    grading = {judge.name: grading_of(judge.mode, judge.baseline) for judge in judges}
+    panel = panel_from_table(str(path), top.get("panel"), list(grading), grading)
     models, sweeps = _with_launchers(path, top, models, sweeps)
     data = top.get("data")
     return RunConfig(

@@ -10,7 +10,7 @@ store's judges instead (`panel_problem`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -24,6 +24,7 @@ __all__ = [
     "PANEL_KEYS",
     "Aggregate",
     "PanelConfig",
+    "grading_of",
     "panel_from_table",
     "panel_problem",
 ]
@@ -71,9 +72,13 @@ PANEL_KEYS: dict[str, KeySpec] = {
 }
 
 
-def panel_from_table(source: str, table: Any, known: Sequence[str]) -> PanelConfig | None:
+def panel_from_table(
+    source: str, table: Any, known: Sequence[str], grading: Mapping[str, str] | None = None
+) -> PanelConfig | None:
     """The `[panel]` of the config at `source` (None without one); `known` are the labels of the
-    judges the config has, which every member must be."""
+    judges the config has, which every member must be, and `grading` says how each judges
+    (`single`, `pairwise-all`, `pairwise-baseline against X`): members that judge differently
+    could never be pooled, so such a panel is refused before anything is paid for."""
     if table is None:
         return None
     where = f"{source}: [panel]"
@@ -87,6 +92,26 @@ def panel_from_table(source: str, table: Any, known: Sequence[str]) -> PanelConf
     if unknown:
         names = ", ".join(repr(label) for label in known) or "none"
         check.fail("judges", judges, f"no judge {unknown[0]!r} in this config (judges: {names})")
+    mixed = _mixed_grading(judges, grading or {})
+    if mixed is not None:
+        check.fail("judges", judges, mixed)
     return PanelConfig(
         tuple(judges), check.get("aggregate", "mean"), check.get("name", DEFAULT_PANEL_NAME)
     )
+
+
+def grading_of(mode: str, baseline: str) -> str:
+    """How a judge of `mode` grades, as a panel's members must share it."""
+    return f"pairwise-baseline against {baseline!r}" if mode == "pairwise-baseline" else mode
+
+
+def _mixed_grading(judges: Sequence[str], grading: Mapping[str, str]) -> str | None:
+    """Why members grading in different modes (or against different baselines) make no panel."""
+    first = judges[0]
+    for label in judges[1:]:
+        if grading.get(label) != grading.get(first):
+            return (
+                f"judge {first!r} grades {grading.get(first)}, judge {label!r} "
+                f"{grading.get(label)}; a panel pools judges that grade the same way"
+            )
+    return None

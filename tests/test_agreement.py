@@ -68,6 +68,28 @@ def test_krippendorff_alpha_is_undefined_without_variation_or_pairs() -> None:
     assert krippendorff_alpha_interval([[5, None], [None, 3]]).items == 0
 
 
+@pytest.mark.parametrize("rating", [6.3, 7.7, 1.1, 0.1, 2.2])
+@pytest.mark.parametrize("judges", [2, 3])
+def test_krippendorff_alpha_is_undefined_for_one_decimal_rating_throughout(
+    rating: float, judges: int
+) -> None:
+    # A judge that answers [[7.7]] to everything: nothing to agree about, whatever the rounding.
+    for items in (5, 10, 40, 333):
+        assert krippendorff_alpha_interval([[rating] * judges] * items).value is None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_krippendorff_alpha_equals_the_library_on_decimal_ratings_with_little_spread(
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    units = [[rng.choice([7.7, 7.7, 7.7, 7.8]) for _ in range(3)] for _ in range(200)]
+    expected = krippendorff.alpha(
+        reliability_data=np.array(units, dtype=float).T, level_of_measurement="interval"
+    )
+    assert krippendorff_alpha_interval(units).value == pytest.approx(expected, abs=1e-9)
+
+
 def test_perfect_agreement_gives_alpha_one_and_systematic_disagreement_a_negative_alpha() -> None:
     assert krippendorff_alpha_interval([[1, 1], [4, 4], [9, 9]]).value == pytest.approx(1.0)
     assert krippendorff_alpha_interval([[1, 9], [9, 1], [1, 9]]).value < 0
@@ -186,3 +208,15 @@ def test_oriented_verdict_restates_a_vote_for_the_pair_in_name_order() -> None:
         "tie (bothbad)",
     )
     assert oriented_verdict("alpha", "zeta", "model_a") == (("alpha", "zeta"), "model_a")
+
+
+def test_an_infinite_rating_leaves_alpha_undefined_and_ties_kendall_tau_with_its_equal() -> None:
+    # A judge's reply of [[999...9]] (400 digits) parses as inf: no interval distance, no alpha;
+    # two models both at inf are tied on that board, not a nan comparison counted as 0.
+    inf = math.inf
+    assert krippendorff_alpha_interval([[5, inf], [6, 7], [3, 2]]).value is None
+    assert krippendorff_alpha_interval([[5, inf], [6, 7], [3, 2]]).items == 3
+    assert kendall_tau_b([(inf, 6.0), (inf, 7.0)]).value is None
+    assert kendall_tau_b([(inf, 6.0), (5.0, 7.0), (4.0, 8.0)]).value == pytest.approx(
+        stats.kendalltau([1e300, 5, 4], [6, 7, 8]).statistic
+    )

@@ -81,3 +81,41 @@ def test_the_readme_panel_example_is_a_valid_panel(tmp_path: Path) -> None:
     table = read_config_toml(tmp_path / "panel.toml")["panel"]
     panel = panel_from_table("README.md", table, table["judges"])
     assert panel == PanelConfig(("gpt-4o", "claude", "llama"), "median", "jury")
+
+
+@pytest.mark.parametrize(
+    ("second", "problem"),
+    [
+        ({"mode": "pairwise-baseline", "baseline": "m"},
+         "judge 'a' grades single, judge 'b' pairwise-baseline against 'm'"),
+        ({"mode": "pairwise-all"}, "judge 'a' grades single, judge 'b' pairwise-all"),
+    ],
+)  # fmt: skip
+def test_a_panel_of_judges_grading_in_different_modes_is_refused_before_anything_is_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], second: dict[str, str], problem: str
+) -> None:
+    # Paid for all night, such a panel could never be shown: single ratings and pairwise
+    # verdicts (or verdicts against different baselines) do not pool.
+    judges = [{**JUDGE, "base_url": "http://127.0.0.1:9/v1"},
+              {**JUDGE, "name": "b", "base_url": "http://127.0.0.1:9/v1", **second}]  # fmt: skip
+    config = write_config(tmp_path, models=[{"name": "m", "base_url": "http://127.0.0.1:9/v1"}],
+                          judges=judges, questions=[81])  # fmt: skip
+    config.write_text(config.read_text() + '\n[panel]\njudges = ["a", "b"]\n')
+    code, out, err = mtbench(capsys, "run", "-c", str(config), "--quiet")
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        f"mtbench: error: {config}: [panel] key 'judges' = ['a', 'b']: {problem}; a panel pools "
+        "judges that grade the same way"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.toml"]
+
+
+def test_a_panel_of_pairwise_judges_against_different_baselines_is_refused(tmp_path: Path) -> None:
+    judges = [{**JUDGE, "mode": "pairwise-baseline", "baseline": "m"},
+              {**JUDGE, "name": "b", "mode": "pairwise-baseline", "baseline": "n"}]  # fmt: skip
+    config = write_config(tmp_path, judges=judges, panel={"judges": ["a", "b"]})
+    with pytest.raises(ConfigError, match="grades pairwise-baseline against 'm', judge 'b' "):
+        load_config(config)
+    same = [judges[0], {**judges[1], "baseline": "m"}]
+    config = write_config(tmp_path, judges=same, panel={"judges": ["a", "b"]})
+    assert load_config(config).panel == PanelConfig(("a", "b"))

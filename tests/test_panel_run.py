@@ -87,3 +87,29 @@ def test_a_run_with_three_judges_records_its_panel_and_show_pools_and_compares_t
     items = len(MODELS) * len(QUESTIONS) * 2
     assert all(row["krippendorff_alpha"]["items"] == items for row in agreement["single"])
     assert agreement["not_compared"] == []
+
+
+def test_a_panel_whose_judge_was_upgraded_under_its_name_pools_the_judge_the_run_used(
+    tmp_path: Path, fake: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A team moves judge-two to a newer model string and keeps its name: the store then holds
+    # two judges labelled judge-two, and the panel the new run recorded means the new one.
+    fake.configure(judge_noise=True)
+    config = _config(tmp_path, fake, "mean")
+    assert mtbench(capsys, "run", "-c", str(config), "--quiet")[0] == 0
+    config.write_text(config.read_text().replace('"judge-model-1"', '"judge-model-1-new"'))
+    code, out, err = mtbench(capsys, "run", "-c", str(config), "--json", "--quiet")
+    assert code == 0, err
+    assert orjson.loads(out)["judges"]["judge-two"]["done"] == len(MODELS) * len(QUESTIONS) * 2
+
+    code, out, err = mtbench(capsys, "show", "--store", str(tmp_path / "store.sqlite"), "--json")
+    assert code == 0, err
+    shown = orjson.loads(out)
+    assert shown["not_shown"] == []
+    (panel,) = shown["panels"]
+    assert [judge["model"] for judge in panel["judges"]] == [
+        "judge-model-0",
+        "judge-model-1-new",
+        "judge-model-2",
+    ]
+    assert all(row["items"] == len(QUESTIONS) * 2 for row in panel["models"])

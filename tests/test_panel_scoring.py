@@ -4,6 +4,8 @@ and FastChat's win rates and bootstrap intervals computed from the panel's match
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from engine.scoring.panel import (
@@ -99,3 +101,13 @@ def test_pairwise_majority_per_game_then_fastchats_rates() -> None:
     assert (x.win, x.loss, x.tie, x.errors) == (1, 1, 1, 0)
     assert (y.win, y.loss, y.tie) == (1, 1, 1)
     assert x.win_rate_adjusted == pytest.approx(0.5)
+
+
+def test_a_panel_pooling_an_infinite_rating_has_an_infinite_interval_bound_not_nan() -> None:
+    # A judge's 400-digit [[999...9]] is inf and averaged as given (FastChat's rule): the
+    # bootstrap interval's upper bound is then inf, never inf * 0 = nan.
+    rows = [SingleScore("x", q, "writing", 1, 5.0 + q % 3) for q in range(81, 91)]
+    huge = [SingleScore("x", 81, "writing", 1, math.inf), *rows[1:]]
+    (x,) = summarize_single(panel_scores([rows, huge], "mean").scores)
+    assert x.ci is not None
+    assert math.isfinite(x.ci.low) and x.ci.high == math.inf

@@ -190,6 +190,10 @@ def test_show_panel_refuses_an_unknown_label_as_judge_does(
         (["--panel", "a,a"], "judge 'a' is named twice"),
         (["--aggregate", "median"], "--aggregate goes with --panel"),
         (["--panel", "a,b", "--sweep"], "drop --panel"),
+        (["--panel", ","], "--panel ',': an empty judge label"),
+        (["--panel", "a,b,"], "--panel 'a,b,': an empty judge label"),
+        (["--agreement", "--panel", "a,b"], "drop --panel/--aggregate"),
+        (["--agreement", "--aggregate", "median"], "drop --panel/--aggregate"),
     ],
 )
 def test_a_bad_panel_request_is_one_line_and_exit_2(
@@ -253,6 +257,16 @@ def test_the_python_api_gives_the_panel_board_show_prints(
     assert board.as_dict() == shown
 
 
+@pytest.mark.parametrize("panel", [[1, 2], ["a", None], b"a,b", 5])
+def test_the_python_api_refuses_panel_labels_that_are_not_strings_with_an_input_error(
+    store: Path, panel: object
+) -> None:
+    import engine
+
+    with pytest.raises(engine.InputError, match=r"panel = .*: expected judge labels"):
+        engine.scores(store, panel=panel)  # type: ignore[arg-type]
+
+
 def test_a_panel_of_judges_with_no_leaderboard_in_common_is_refused_or_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -263,7 +277,8 @@ def test_a_panel_of_judges_with_no_leaderboard_in_common_is_refused_or_named(
     asyncio.run(import_fastchat(store, pairs.parent))
     code, out, err = mtbench(capsys, "show", "--store", str(store), "--panel", "a,p")
     assert (code, out) == (2, "")
-    assert "no leaderboard for --panel" in err and "judge 'p' has pairwise" in err
+    assert "no leaderboard for --panel: no leaderboard in a mode they all share; " in err
+    assert "judge 'p' has pairwise" in err
     _record(store, PanelConfig(("a", "p"), "mean", "mixed"))
     shown = _show_json(capsys, "--store", str(store))
     assert shown["panels"] == []

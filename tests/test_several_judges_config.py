@@ -98,6 +98,27 @@ def test_a_bad_judge_table_is_one_line_naming_file_table_and_value_and_nothing_i
     assert list(tmp_path.iterdir()) == [config]
 
 
+@pytest.mark.parametrize("missing", [0, 1])
+def test_a_missing_reference_set_names_the_config_and_the_judge_that_asked_for_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], missing: int
+) -> None:
+    # Three judges overnight, one with a typo in its reference: the line says which judge.
+    data = data_with_corrected_set(tmp_path)
+    judges = [{"name": name, "base_url": URL} for name in ("a", "b", "c")]
+    judges[missing]["reference"] = "corected"
+    judges[2]["reference"] = "corrected"
+    config = judges_config(tmp_path, judges, data=str(data))
+    for command in ("plan", "run", "judge"):
+        code, out, err = mtbench(capsys, command, "-c", str(config))
+        assert code == 2 and out == ""
+        (line,) = err.strip().splitlines()
+        name = "ab"[missing]
+        assert line.startswith(
+            f"mtbench: error: {config}: [[judge]] '{name}' key 'reference' = 'corected': no file "
+        )
+    assert not (tmp_path / "store.sqlite").exists()
+
+
 def test_a_judge_table_and_judge_tables_together_are_one_line_naming_the_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -204,7 +204,7 @@ def load_reference_set(data_dir: Path, bench: str, reference: str) -> dict[int, 
     path = reference_file(data_dir, bench, reference)
     if reference != REFERENCE_MODEL and not path.is_file():
         raise ConfigError(
-            f"judge key 'reference' = {reference!r}: no file {path}; put that reference set "
+            f"key 'reference' = {reference!r}: no file {path}; put that reference set "
             f"there (FastChat's answer format), or remove the key to use {REFERENCE_MODEL}'s"
         )
     return load_references(path)

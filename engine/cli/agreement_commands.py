@@ -42,6 +42,11 @@ def cmd_show_agreement(args: argparse.Namespace) -> int:
         raise InputError(
             "mtbench show: --agreement compares every mode the judges share; drop --mode/--baseline"
         )
+    if args.panel is not None or args.aggregate is not None:
+        raise InputError(
+            "mtbench show: --agreement compares judges one pair at a time; drop --panel/--aggregate"
+            " (name the judges with --judge A --judge B)"
+        )
     if args.sweep or args.csv or args.config:
         raise InputError("mtbench show: --agreement does not go with --sweep, --csv or -c")
     agreement = run_result(

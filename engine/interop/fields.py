@@ -15,10 +15,9 @@ from typing import Any
 import orjson
 
 from engine.errors import DataError
+from engine.store.rows import IMPORT_API
 
 __all__ = ["IMPORT_API", "judge_model_field", "judge_settings_field", "sample_field"]
-
-IMPORT_API = "import"
 
 
 def sample_field(path: Path, number: int, obj: dict[str, Any]) -> int:

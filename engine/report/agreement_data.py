@@ -12,7 +12,10 @@ label). Every pair of labels that judged the same items is compared with
 - pairwise verdicts: an item is a match (the two models, question, turn) and its verdict the
   match's result as FastChat counts it (games that disagree, or a tie in game 1, are a tie; a
   match with a game without verdict is left out). Cohen's kappa, and FastChat's
-  `compute_agreement` ratios with and without ties.
+  `compute_agreement` ratios with and without ties. An imported set (a human one) may hold
+  several votes per match, one per sample (FastChat's human judgments have several raters per
+  item): each is a vote of its own, compared with every vote of the other side as FastChat does,
+  where a judge of a run gives its majority over its samples.
 
 A pair with nothing in common in a mode is named, not dropped. With `against`, every judge is
 compared with that one label only (a reference set).
@@ -28,7 +31,7 @@ from pathlib import Path
 from engine.errors import InputError
 from engine.report.judged_views import JudgeViews, judges_named, select_judges
 from engine.report.notes import judge_details
-from engine.report.results import load_pair_matches, load_single_scores
+from engine.report.results import load_pair_matches, load_pair_votes, load_single_scores
 from engine.scoring.agreement import (
     Agreement,
     VerdictAgreement,
@@ -47,6 +50,7 @@ from engine.scoring.summaries import (
     match_result,
     summarize_single,
 )
+from engine.store.rows import IMPORT_API, JudgeIdentity
 from engine.store.store import Store, open_store
 
 __all__ = [
@@ -70,7 +74,8 @@ class JudgeJudgments:
 
     label: str
     ratings: tuple[SingleScore, ...] = ()  # one per item: the median over samples
-    matches: tuple[PairMatch, ...] = ()  # one per match: each game's majority verdict
+    matches: tuple[PairMatch, ...] = ()  # per match: each game's majority, or (imported) votes
+    votes: bool = False  # an imported set: every match of `matches` is a vote of its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +172,7 @@ def _leaderboard(ratings: Sequence[SingleScore]) -> dict[str, float]:
 
 
 def _verdict_agreement(first: JudgeJudgments, second: JudgeJudgments) -> VerdictAgreementRow:
-    pairs = verdict_pairs(_verdicts(first.matches), _verdicts(second.matches))
+    pairs = verdict_pairs(_verdicts(first), _verdicts(second))
     return VerdictAgreementRow(
         first.label,
         second.label,
@@ -177,15 +182,17 @@ def _verdict_agreement(first: JudgeJudgments, second: JudgeJudgments) -> Verdict
     )
 
 
-def _verdicts(matches: Sequence[PairMatch]) -> dict[MatchKey, list[str]]:
-    """Each match's verdict, restated for its models in name order (FastChat's vote key)."""
+def _verdicts(judge: JudgeJudgments) -> dict[MatchKey, list[str]]:
+    """Each match's verdict (an imported set: its votes), restated for its models in name order
+    (FastChat's vote key); a judge's match played both ways round counts once."""
     verdicts: dict[MatchKey, list[str]] = {}
-    for match in matches:
+    for match in judge.matches:
         result = match_result(match)
         if result not in MATCH_WINNERS:
             continue  # a game without verdict: FastChat leaves the match out
         (low, high), winner = oriented_verdict(match.model_1, match.model_2, MATCH_WINNERS[result])
-        verdicts[(match.question_id, low, high, match.turn)] = [winner]
+        key = (match.question_id, low, high, match.turn)
+        verdicts[key] = [*verdicts.get(key, []), winner] if judge.votes else [winner]
     return verdicts
 
 
@@ -198,9 +205,17 @@ async def gather_agreement(
     for view, label in zip(views, labels, strict=True):
         identity, kinds = view.judge.identity, view.judge.kinds
         ratings = await load_single_scores(store, bench, identity) if "single" in kinds else []
-        matches = await load_pair_matches(store, bench, identity) if "pair" in kinds else []
-        judges.append(JudgeJudgments(label, tuple(ratings), tuple(matches)))
+        matches = await _pair_verdicts(store, bench, identity) if "pair" in kinds else []
+        votes = identity.api == IMPORT_API
+        judges.append(JudgeJudgments(label, tuple(ratings), tuple(matches), votes))
     return compare_judges(judges, against=against)
+
+
+async def _pair_verdicts(store: Store, bench: str, identity: JudgeIdentity) -> list[PairMatch]:
+    """A run judge's matches (its majority over samples), or an imported set's every vote."""
+    if identity.api == IMPORT_API:
+        return await load_pair_votes(store, bench, identity)
+    return await load_pair_matches(store, bench, identity)
 
 
 def _labels(views: Sequence[JudgeViews]) -> list[str]:

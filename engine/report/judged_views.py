@@ -204,4 +204,5 @@ def unavailable(views: Sequence[JudgeViews], mode: str | None, baseline: str | N
     )
     if mode == "pairwise-baseline" and baseline is None:
         asked += " without --baseline"
-    return f"no {asked} leaderboard; " + "; ".join(view.describe() for view in views)
+    what = f"no {asked} leaderboard" if asked else "no leaderboard in a mode they all share"
+    return f"{what}; " + "; ".join(view.describe() for view in views)

@@ -13,10 +13,11 @@ command line is refused instead, with the same line `--judge` gets for a label t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.config_panel import AGGREGATES, DEFAULT_PANEL_NAME, PanelConfig, panel_problem
+from engine.config_tables import shown
 from engine.errors import InputError
 from engine.report.judged_views import JudgeViews, View, judge_views, unavailable
 from engine.report.results import load_pair_matches, load_single_scores
@@ -28,7 +29,7 @@ from engine.scoring.summaries import (
     summarize_single,
 )
 from engine.store.judges import no_such_judge
-from engine.store.panels import stored_panels
+from engine.store.panels import recorded_members, stored_panels
 from engine.store.rows import JudgeIdentity
 from engine.store.store import Store
 
@@ -70,16 +71,29 @@ def adhoc_panel(labels: str | Sequence[str] | None, aggregate: str | None) -> Pa
         if aggregate is not None:
             raise InputError("mtbench show: --aggregate goes with --panel a,b,...")
         return None
-    parts = labels.split(",") if isinstance(labels, str) else labels
+    parts = labels.split(",") if isinstance(labels, str) else _label_list(labels)
     judges = tuple(label.strip() for label in parts)
-    problem = panel_problem(judges)
-    if problem is None and "" in judges:
-        problem = "an empty judge label"
+    problem = "an empty judge label" if "" in judges else panel_problem(judges)
     if aggregate not in (None, *AGGREGATES):
         problem = f"--aggregate {aggregate!r}: give one of {', '.join(AGGREGATES)}"
     if problem is not None:
         raise InputError(f"mtbench show: --panel {','.join(parts)!r}: {problem}")
     return PanelConfig(judges, "median" if aggregate == "median" else "mean", DEFAULT_PANEL_NAME)
+
+
+def _label_list(labels: object) -> list[str]:
+    """The labels of a panel given from Python (`engine.scores(panel=[...])`): strings only."""
+    parts: list[object] = []
+    if isinstance(labels, Iterable) and not isinstance(labels, bytes):
+        parts = list(labels)
+    if not parts and not isinstance(labels, (list, tuple)):
+        parts = [labels]  # not a list of labels at all: refused below
+    if not all(isinstance(label, str) for label in parts):
+        raise InputError(
+            f"engine.scores: panel = {shown(labels)}: expected judge labels, a list of strings "
+            "such as ['a', 'b'] or one string 'a,b'"
+        )
+    return [str(label) for label in parts]
 
 
 async def panel_boards(
@@ -100,7 +114,8 @@ async def panel_boards(
     panels = [adhoc] if adhoc is not None else await stored_panels(store, bench)
     boards, not_shown = [], []
     for panel in panels:
-        members = _members(panel, views, store_path, bench, strict=adhoc is not None)
+        meant = {} if adhoc is not None else await recorded_members(store, bench, panel.name)
+        members = _members(panel, views, store_path, bench, strict=adhoc is not None, meant=meant)
         view = members if isinstance(members, str) else _shared_view(members, mode, baseline)
         if isinstance(view, str):
             if adhoc is not None:
@@ -113,12 +128,21 @@ async def panel_boards(
 
 
 def _members(
-    panel: PanelConfig, views: Sequence[JudgeViews], store_path: object, bench: str, *, strict: bool
+    panel: PanelConfig,
+    views: Sequence[JudgeViews],
+    store_path: object,
+    bench: str,
+    *,
+    strict: bool,
+    meant: Mapping[str, JudgeIdentity],
 ) -> list[JudgeViews] | str:
-    """Each member's stored judge, or why there is none (with `strict`: the refusal)."""
+    """Each member's stored judge, or why there is none (with `strict`: the refusal). A label
+    naming several judges is the one `meant` gives (the recording run's), when it is stored."""
     members = []
     for label in panel.judges:
         found = [view for view in views if view.name == label]
+        if len(found) > 1 and label in meant:
+            found = [view for view in found if view.judge.identity == meant[label]] or found
         if not found and strict:
             raise no_such_judge(store_path, bench, label, [view.name for view in views])
         if not found:

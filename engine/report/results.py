@@ -28,6 +28,7 @@ __all__ = [
     "judge_reasoning_tokens",
     "last_run",
     "load_pair_matches",
+    "load_pair_votes",
     "load_single_samples",
     "load_single_scores",
     "stored_judges",
@@ -127,6 +128,21 @@ async def load_pair_matches(store: Store, bench: str, judge: JudgeIdentity) -> l
             majority_winner(g.get(2, ["error"])),
         )
         for (m1, m2, qid, turn), g in games.items()
+    ]
+
+
+async def load_pair_votes(store: Store, bench: str, judge: JudgeIdentity) -> list[PairMatch]:
+    """Each sample's match on its own, as a vote (an imported human set keeps each rater's vote
+    on an item as a sample of its own); a sample missing a game has an 'error' game."""
+    found = await store.fetch(rows.PAIR_SAMPLE_GAMES, _of_kind(judge, bench, "pair"))
+    games: dict[tuple[int, str, str, int, int], dict[int, str]] = defaultdict(dict)
+    categories: dict[int, str] = {}
+    for sample, model_1, model_2, qid, turn, game, winner, category in found:
+        games[(sample, model_1, model_2, qid, turn)][game] = winner
+        categories[qid] = category
+    return [
+        PairMatch(m1, m2, qid, categories[qid], turn, g.get(1, "error"), g.get(2, "error"))
+        for (_, m1, m2, qid, turn), g in sorted(games.items())
     ]
 
 

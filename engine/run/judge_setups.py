@@ -10,12 +10,14 @@ anything is sent. Out comes one `JudgeSetup` per judge: the graph gives each jud
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.bench.data import REFERENCE_MODEL, BenchData, load_bench, load_reference_set
 from engine.config import JudgeConfig, RunConfig
+from engine.errors import ConfigError
 from engine.run.preflight import preflight
 from engine.run.scope import Command, Scope, judged_models, selected_questions
 
@@ -38,16 +40,30 @@ def load_benches(
     """The command's bench (its questions; judge prompts when judging), and per judge the same
     bench holding that judge's reference set. Blocking file reads: run it off the event loop."""
     first = judges[0].reference if judges else REFERENCE_MODEL
-    loaded = load_bench(data_dir, config.bench, need_judging=bool(judges), reference=first)
+    with _naming(config, judges[0] if judges else None):
+        loaded = load_bench(data_dir, config.bench, need_judging=bool(judges), reference=first)
     bench = selected_questions(config, loaded)
     by_set = {first: bench}
     for judge in judges:
         if judge.reference not in by_set:
-            references = load_reference_set(data_dir, config.bench, judge.reference)
+            with _naming(config, judge):
+                references = load_reference_set(data_dir, config.bench, judge.reference)
             by_set[judge.reference] = replace(
                 bench, references=references, reference_set=judge.reference
             )
     return bench, tuple(by_set[judge.reference] for judge in judges)
+
+
+@contextmanager
+def _naming(config: RunConfig, judge: JudgeConfig | None) -> Iterator[None]:
+    """A missing reference set named with the config and the judge table that asked for it
+    (with several judges, which one), as every other config error is."""
+    try:
+        yield
+    except ConfigError as exc:
+        if judge is None or not str(exc).startswith("key 'reference'"):
+            raise
+        raise ConfigError(f"{config.source}: {judge.table()} {exc}") from None
 
 
 def judge_setups(

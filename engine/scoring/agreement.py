@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from itertools import combinations, product
 from typing import TypeVar
 
+from engine.scoring.floats import float_sum
 from engine.scoring.reliability import pearson
 
 __all__ = [
@@ -65,17 +66,18 @@ def krippendorff_alpha_interval(units: Iterable[Sequence[float | None]]) -> Agre
     `units` holds one sequence per item, one value per judge, None where that judge gave none.
     Only items with at least two values can be compared ("pairable"); `items` counts those. The
     squared differences are summed in closed form: sum over ordered pairs i != j of (v_i - v_j)^2
-    = 2 * (n * sum v^2 - (sum v)^2).
+    = 2n * sum (v - mean)^2 (`_pair_spread`).
     """
     pairable = [values for values in (_present(unit) for unit in units) if len(values) >= 2]
     n = sum(len(values) for values in pairable)
-    if n < 2:
-        return Agreement(None, len(pairable))
-    observed = math.fsum(_pair_spread(values) / (len(values) - 1) for values in pairable) / n
+    if n < 2 or not all(math.isfinite(v) for values in pairable for v in values):
+        return Agreement(None, len(pairable))  # an infinite rating has no interval distance
+    observed = float_sum(_pair_spread(values) / (len(values) - 1) for values in pairable) / n
     expected = _pair_spread([v for values in pairable for v in values]) / (n * (n - 1))
     if expected == 0:  # every value the same: nothing to agree or disagree about
         return Agreement(None, len(pairable))
-    return Agreement(1.0 - observed / expected, len(pairable))
+    alpha = 1.0 - observed / expected
+    return Agreement(alpha if math.isfinite(alpha) else None, len(pairable))  # nan: overflowed
 
 
 def _present(unit: Sequence[float | None]) -> list[float]:
@@ -83,9 +85,16 @@ def _present(unit: Sequence[float | None]) -> list[float]:
 
 
 def _pair_spread(values: Sequence[float]) -> float:
-    """Sum of (a - b)^2 over ordered pairs of distinct positions."""
-    total = math.fsum(values)
-    return 2.0 * (len(values) * math.fsum(v * v for v in values) - total * total)
+    """Sum of (a - b)^2 over ordered pairs of distinct positions, as 2n * sum (v - mean)^2.
+
+    Summed about the mean, and exactly 0 for equal values: the expanded n * sum v^2 - (sum v)^2
+    cancels catastrophically for ratings such as 7.7 or 6.3, which made a pair of judges who gave
+    one rating throughout agree "perfectly" (alpha 1) and three such judges agree beyond 1.
+    """
+    if all(v == values[0] for v in values):
+        return 0.0
+    mean = float_sum(values) / len(values)
+    return 2.0 * len(values) * float_sum((v - mean) * (v - mean) for v in values)
 
 
 def average_ranks(values: Sequence[float]) -> list[float]:
@@ -123,20 +132,20 @@ def kendall_tau_b(pairs: Iterable[tuple[float | None, float | None]]) -> Agreeme
     both = [(float(x), float(y)) for x, y in pairs if x is not None and y is not None]
     concordant = discordant = tied_x = tied_y = 0
     for (x1, y1), (x2, y2) in combinations(both, 2):
-        dx, dy = x1 - x2, y1 - y2
-        if dx == 0:
-            tied_x += 1
-        if dy == 0:
-            tied_y += 1
-        if dx * dy > 0:
-            concordant += 1
-        elif dx * dy < 0:
-            discordant += 1
+        dx, dy = _sign(x1, x2), _sign(y1, y2)  # compared, not subtracted: inf - inf is nan
+        tied_x += dx == 0
+        tied_y += dy == 0
+        concordant += dx * dy > 0
+        discordant += dx * dy < 0
     total = len(both) * (len(both) - 1) // 2
     denominator = math.sqrt((total - tied_x) * (total - tied_y))
     if denominator == 0:
         return Agreement(None, len(both))
     return Agreement((concordant - discordant) / denominator, len(both))
+
+
+def _sign(a: float, b: float) -> int:
+    return (a > b) - (a < b)
 
 
 def cohen_kappa(pairs: Iterable[tuple[str, str]]) -> Agreement:

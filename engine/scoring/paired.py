@@ -11,11 +11,11 @@ the draws come from a seeded `random.Random`, or are given, so tests can compute
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from engine.scoring.floats import float_sum
 from engine.scoring.summaries import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
@@ -133,10 +133,10 @@ class _Columns:
     def difference(self, draw: Iterable[int]) -> float:
         """Mean of A minus mean of B over the questions `draw` picks (repeats count again)."""
         chosen = tuple(draw)
-        mean_a = math.fsum(map(self.sum_a.__getitem__, chosen)) / sum(
+        mean_a = float_sum(map(self.sum_a.__getitem__, chosen)) / sum(
             map(self.count_a.__getitem__, chosen)
         )
-        mean_b = math.fsum(map(self.sum_b.__getitem__, chosen)) / sum(
+        mean_b = float_sum(map(self.sum_b.__getitem__, chosen)) / sum(
             map(self.count_b.__getitem__, chosen)
         )
         return mean_a - mean_b

@@ -19,12 +19,12 @@ win rates score a match from its two games. Pure functions over frozen rows.
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.config_panel import AGGREGATES, Aggregate
+from engine.scoring.floats import float_sum
 from engine.scoring.summaries import MISSING_SCORE, PairMatch, SingleScore, median_score
 
 __all__ = [
@@ -66,7 +66,7 @@ def aggregate_ratings(ratings: Sequence[float], aggregate: Aggregate) -> float:
     if not ratings:
         raise ValueError("a panel rating needs at least one member's rating")
     if aggregate == "mean":
-        return math.fsum(ratings) / len(ratings)
+        return float_sum(ratings) / len(ratings)
     return median_score(ratings)
 
 

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from engine.scoring.floats import float_sum
 from engine.scoring.summaries import MISSING_SCORE, PairMatch
 
 __all__ = [
@@ -152,15 +153,15 @@ def length_correlation(points: Iterable[tuple[float, int]]) -> LengthCorrelation
 
 
 def pearson(points: Iterable[tuple[float, float]]) -> float | None:
-    """Pearson's r, or None when it is undefined (under 3 points, or a variable is constant)."""
+    """Pearson's r, or None when it is undefined (under 3 points, a variable is constant, or a
+    value is infinite: a judge's 400-digit `[[999...]]` parses as inf)."""
     pairs = list(points)
-    if len(pairs) < 3:
+    if len(pairs) < 3 or not all(math.isfinite(x) and math.isfinite(y) for x, y in pairs):
         return None
-    mean_x = math.fsum(x for x, _ in pairs) / len(pairs)
-    mean_y = math.fsum(y for _, y in pairs) / len(pairs)
-    cov = math.fsum((x - mean_x) * (y - mean_y) for x, y in pairs)
-    var_x = math.fsum((x - mean_x) ** 2 for x, _ in pairs)
-    var_y = math.fsum((y - mean_y) ** 2 for _, y in pairs)
-    if var_x == 0 or var_y == 0:
-        return None
-    return max(-1.0, min(1.0, cov / math.sqrt(var_x * var_y)))
+    mean_x = float_sum(x for x, _ in pairs) / len(pairs)
+    mean_y = float_sum(y for _, y in pairs) / len(pairs)
+    cov = float_sum((x - mean_x) * (y - mean_y) for x, y in pairs)
+    var_x = float_sum((x - mean_x) * (x - mean_x) for x, _ in pairs)
+    var_y = float_sum((y - mean_y) * (y - mean_y) for _, y in pairs)
+    r = cov / math.sqrt(var_x * var_y) if var_x and var_y else math.nan
+    return max(-1.0, min(1.0, r)) if math.isfinite(r) else None  # nan: overflowed, say 1e300

@@ -18,6 +18,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from engine.scoring.floats import float_sum
+
 __all__ = [
     "DEFAULT_CONFIDENCE",
     "DEFAULT_RESAMPLES",
@@ -229,7 +231,7 @@ def _category_scores(rows: Sequence[SingleScore]) -> tuple[CategoryScore, ...]:
     for row in rows:
         by_category[row.category].append(row.score)
     return tuple(
-        CategoryScore(category, math.fsum(scores) / len(scores), len(scores))
+        CategoryScore(category, float_sum(scores) / len(scores), len(scores))
         for category, scores in sorted(by_category.items())
     )
 
@@ -294,7 +296,7 @@ def bootstrap_ratio(
     parts = [part for part, _ in groups]
     wholes = [whole for _, whole in groups]
     statistics = sorted(
-        math.fsum(map(parts.__getitem__, draw)) / math.fsum(map(wholes.__getitem__, draw))
+        float_sum(map(parts.__getitem__, draw)) / float_sum(map(wholes.__getitem__, draw))
         for draw in resample_indices(len(groups), resamples, seed)
     )
     tail = (1.0 - confidence) / 2.0
@@ -319,16 +321,21 @@ def resample_indices(size: int, resamples: int, seed: int) -> tuple[tuple[int, .
 
 
 def percentile(ordered: Sequence[float], fraction: float) -> float:
-    """Linear interpolation between order statistics (numpy's default method)."""
+    """Linear interpolation between order statistics (numpy's default method). On an order
+    statistic itself, or between equal ones, that value as it is: an infinite rating (a judge's
+    400-digit `[[999...]]`) must not turn the interval's bound into inf * 0 = nan."""
     position = fraction * (len(ordered) - 1)
     below = math.floor(position)
     above = min(below + 1, len(ordered) - 1)
-    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+    weight = position - below
+    if weight == 0 or ordered[above] == ordered[below]:
+        return ordered[below]
+    return ordered[below] + (ordered[above] - ordered[below]) * weight
 
 
 def _mean(values: Iterable[float]) -> float | None:
     collected = list(values)
-    return math.fsum(collected) / len(collected) if collected else None
+    return float_sum(collected) / len(collected) if collected else None
 
 
 def _descending(model: str, value: float | None) -> tuple[bool, float, str]:
@@ -389,5 +396,5 @@ def sample_spread(samples: Mapping[int, Sequence[SingleScore]]) -> tuple[SampleS
 def _stdev(values: Sequence[float]) -> float | None:
     if len(values) < 2:
         return None
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    mean = float_sum(values) / len(values)
+    return math.sqrt(float_sum((v - mean) * (v - mean) for v in values) / (len(values) - 1))

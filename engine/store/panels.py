@@ -4,6 +4,10 @@ A run or `judge` with a `[panel]` records the panel's definition (its judge labe
 when it starts; a later run with the same panel name replaces it, since the latest definition is
 the one the user meant. Only the definition is stored: the panel's grades are always computed from
 its members' stored judgments, so they follow every judgment added later.
+
+A member is named by its label, and a label can name several judges over time (a judge whose
+model string was upgraded under the same name). The run that recorded the panel knew which judge
+each label meant: `recorded_members` reads that from the run's stored config.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ import orjson
 
 from engine.config_panel import AGGREGATES, PanelConfig, panel_problem
 from engine.store import rows
-from engine.store.rows import PanelRow
+from engine.store.rows import JudgeIdentity, PanelRow
 from engine.store.store import Store
 
-__all__ = ["record_panel", "stored_panels"]
+__all__ = ["record_panel", "recorded_members", "stored_panels"]
 
 
 async def record_panel(store: Store, bench: str, panel: PanelConfig, run_id: int | None) -> None:
@@ -46,3 +50,32 @@ def _labels(column: str) -> tuple[str, ...] | None:
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         return None
     return tuple(labels)
+
+
+async def recorded_members(store: Store, bench: str, name: str) -> dict[str, JudgeIdentity]:
+    """Label -> judge identity, as the run that recorded panel `name` configured its judges
+    (empty when that run or its config is gone)."""
+    found = await store.fetch(rows.PANEL_RUN_CONFIG, {"bench": bench, "name": name})
+    if not found:
+        return {}
+    try:
+        snapshot = orjson.loads(found[0][0] or "null")
+    except orjson.JSONDecodeError:
+        return {}
+    judges = snapshot.get("judges") if isinstance(snapshot, dict) else None
+    members: dict[str, JudgeIdentity] = {}
+    for judge in judges if isinstance(judges, list) else []:
+        identity = _identity(judge)
+        if identity is not None:
+            members.setdefault(identity.name, identity)
+    return members
+
+
+def _identity(judge: object) -> JudgeIdentity | None:
+    """A judge of a run's stored config as an identity; None for a table no engine wrote."""
+    if not isinstance(judge, dict):
+        return None
+    name, model, api = judge.get("name"), judge.get("model"), judge.get("api")
+    if not (isinstance(name, str) and isinstance(model, str) and isinstance(api, str)):
+        return None
+    return JudgeIdentity(name, model, api)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 __all__ = [
+    "IMPORT_API",
     "AnswerRow",
     "CompletionEstimate",
     "FailureRow",
@@ -48,6 +49,9 @@ def params(row: Any) -> dict[str, Any]:
 def in_list(count: int) -> str:
     """`?,?,?` for an `IN (...)` of `count` values."""
     return ",".join("?" * count)
+
+
+IMPORT_API = "import"  # the api of judgments imported from FastChat files (a human set, say)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +243,10 @@ INSERT_SERVER = _insert("INSERT", "servers", ServerRow)
 INSERT_JOB_SERVER = _insert("INSERT", "servers", JobServerRow)
 UPSERT_PANEL = _insert("INSERT OR REPLACE", "panels", PanelRow)
 STORED_PANELS = "SELECT name, judges, aggregate FROM panels WHERE bench = :bench ORDER BY name"
+PANEL_RUN_CONFIG = (  # the config of the run that recorded a panel: who its members were then
+    "SELECT runs.config FROM panels JOIN runs ON runs.id = panels.run_id "
+    "WHERE panels.bench = :bench AND panels.name = :name"
+)
 
 # Runs
 INSERT_RUN = (
@@ -293,6 +301,7 @@ SINGLE_SAMPLES = f"SELECT j.sample, j.model, j.question_id, j.turn, j.score, {_W
 PAIR_GAMES = (
     f"SELECT j.model, j.opponent, j.question_id, j.turn, j.game, j.winner, {_WITH_CATEGORY}"
 )
+PAIR_SAMPLE_GAMES = f"SELECT j.sample, {PAIR_GAMES.removeprefix('SELECT ')}"
 # Totals use TOTAL (a float), not SUM: a server may report token counts up to 2**62 each
 # (engine.endpoints.providers.wire), and SQLite's SUM of two of them fails with "integer overflow".
 GENERATION_TOTALS = (  # {column}: cost or reasoning_tokens
