@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.engineproc import integrity, start_engine, wait_until
+from tests.support.engineproc import ended, integrity, start_engine, wait_until
 from tests.support.fakeserver import FakeServer
 from tests.support.runconfig import model, write_config
 
@@ -77,3 +77,42 @@ def test_a_second_ctrl_c_aborts_at_once_without_corrupting_the_store(
     assert integrity(store) == "ok"
     assert responses_stored(store) == fake.stats(arrivals=False)["ok"]
     assert run_status(store) == "interrupted"
+
+
+def test_a_graceful_stop_aborts_what_is_still_in_flight_after_the_stop_grace(
+    tmp_path: Path, fake: FakeServer
+) -> None:
+    """A scheduler's SIGTERM is followed by SIGKILL (Slurm: 30 s): requests that would take
+    minutes are cancelled after MTBENCH_STOP_GRACE, and the run still ends cleanly."""
+    # Every answer would take two minutes, from a server that has never answered: the stall
+    # watchdog (which cuts a request far slower than the server's usual) has nothing to go by.
+    fake.configure(latency_median=120.0)
+    models = [model(name, fake.base_url, concurrency=4) for name in ("alpha", "beta")]
+    config = write_config(tmp_path, models=models)
+    process = start_engine("generate", "-c", str(config), env={"MTBENCH_STOP_GRACE": "1.5"})
+    wait_until(lambda: fake.stats(arrivals=False)["in_flight"] >= 8)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, err = ended(process, timeout=30)
+    assert time.monotonic() - started < 15
+    assert process.returncode == 143, err
+    assert "for up to 1.5 s" in err and "still in flight after 1.5 s" in err
+    store = tmp_path / "store.sqlite"
+    assert integrity(store) == "ok"
+    assert responses_stored(store) == fake.stats(arrivals=False)["ok"]
+    assert run_status(store) == "interrupted"
+
+
+@pytest.mark.parametrize("grace", ["soon", "-1", "nan"])
+def test_a_stop_grace_that_is_no_number_of_seconds_is_refused_before_anything_is_sent(
+    tmp_path: Path, fake: FakeServer, grace: str
+) -> None:
+    config = write_config(tmp_path, models=[model("alpha", fake.base_url)])
+    process = start_engine("generate", "-c", str(config), env={"MTBENCH_STOP_GRACE": grace})
+    _, err = ended(process, timeout=30)
+    assert process.returncode == 2, err
+    assert err.strip().splitlines() == [
+        f"mtbench: error: MTBENCH_STOP_GRACE={grace!r} is not a number of seconds; give one "
+        "such as 20, or inf to let a stop wait for every request in flight"
+    ]
+    assert fake.stats(arrivals=False)["ok"] == 0

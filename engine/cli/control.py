@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from engine.cli.signals import Interrupted, StopSignals
+from engine.cli.signals import Interrupted, StopSignals, stop_grace
 from engine.run.control import RunControl, RunStopped
 
 __all__ = ["GC_THRESHOLD", "SignalControl", "long_lived"]
@@ -30,7 +30,7 @@ class SignalControl(RunControl):
         """`resume` is the command a stopped run is resumed with, for the last line."""
         super().__init__()
         self.resume = resume
-        self.signals = StopSignals()
+        self.signals = StopSignals(stop_grace())
         self.signals.on_stop = self.stop
         self.signals.on_abort = self.abort
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -13,12 +14,14 @@ from typing import Any
 __all__ = ["ended", "integrity", "start_engine", "wait_until"]
 
 
-def start_engine(*argv: str) -> subprocess.Popen[str]:
+def start_engine(*argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`mtbench argv` in a process of its own; `env` adds to (or overrides) this one's."""
     return subprocess.Popen(
         [sys.executable, "-m", "engine", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
