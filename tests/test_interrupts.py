@@ -200,8 +200,8 @@ def test_a_signal_that_came_while_a_run_was_prepared_stops_it_as_it_starts(
         print(steps)
         """,
         tmp_path,
-        stderr="\nSIGTERM: stopping; finishing the requests in flight (press Ctrl-C again to "
-        "abort them)\n",
+        stderr="\nSIGTERM: stopping; finishing the requests in flight for up to 20 s (press "
+        "Ctrl-C again to abort them)\n",
     )
     assert output == "['stopped before sending', 'run received 15']"
 
