@@ -95,7 +95,7 @@ def test_generate_records_no_panel(tmp_path: Path, fake: FakeServer) -> None:
 def test_a_store_from_before_panels_is_upgraded_keeping_every_row(tmp_path: Path) -> None:
     store = tmp_path / "old.sqlite"
     with sqlite3.connect(store) as db:
-        for number in range(SCHEMA_VERSION - 1):
+        for number in range(4):  # migrations 1 to 4: before panels
             db.executescript(
                 f"BEGIN; {MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;"
             )

@@ -160,6 +160,8 @@ def status_line(status: WatchStatus) -> str:
     done = f"{len(status.scored)} scored"
     if status.failed:
         done += f", {len(status.failed)} failed"
+    if status.changed:
+        done += f", {len(status.changed)} changed after scoring"
     if not status.waiting:
         return f"watch: {done}; waiting for new checkpoints (idle {status.idle:.0f} s)"
     shown = status.waiting[:WAITING_SHOWN]  # a line per poll, not 40 kB for 1000 checkpoints
@@ -176,6 +178,7 @@ def _status_json(status: WatchStatus) -> dict[str, Any]:
     return {
         "scored": list(status.scored),
         "failed": list(status.failed),
+        "changed": list(status.changed),
         "waiting": [{"checkpoint": w.label, "reason": w.reason} for w in status.waiting],
         "idle": round(status.idle, 3),
     }
@@ -214,9 +217,12 @@ def _print_result(result: WatchResult, store: Path, *, json_output: bool) -> Non
         said = checkpoint.outcome in ("waiting", "gone") and checkpoint.reason
         print(f"{line}  ({terminal_text(checkpoint.reason)})" if said else line)
     for checkpoint in result.checkpoints:
-        if checkpoint.outcome in ("failed", "retrying"):
+        if checkpoint.outcome in ("failed", "retrying", "changed"):
             reason = "\n".join(terminal_text(line) for line in checkpoint.reason.splitlines())
-            print(f"{terminal_text(checkpoint.label, name=True)}: {reason}")
+            if checkpoint.outcome == "changed":  # its reason names it
+                print(reason)
+            else:
+                print(f"{terminal_text(checkpoint.label, name=True)}: {reason}")
     for model in result.failed_models:
         print(f"{terminal_text(model, name=True)}: failed (see `mtbench show`)")
     print(f"store: {terminal_text(store)}")

@@ -30,6 +30,7 @@ from engine.bench.data import BenchData, resolve_data_dir
 from engine.config import EndpointConfig, RunConfig
 from engine.endpoints.pool import EndpointPool
 from engine.errors import MtbenchError, StoreBusy
+from engine.run.checkpoint_contents import check_contents
 from engine.run.control import RunControl, RunStopped, settled, to_the_end
 from engine.run.graph import RunGraph, build_graph
 from engine.run.judge_setups import JudgeSetup, judge_setups, load_benches, preflight_judges
@@ -241,6 +242,7 @@ async def _run(
         try:
             if config.panel is not None and scope.judges:
                 await record_panel(store, bench.bench, config.panel, run_id)
+            await check_contents(store, scope.generate, run_id)  # a checkpoint rewritten since
             pools = _endpoints(scope, config, StoreServerRecords(store))
             tally = await _drive(store, graph, run_id, pools, options)
         except MtbenchError as error:

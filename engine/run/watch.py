@@ -7,7 +7,9 @@ so an already-scored checkpoint costs nothing but a look at the store, and a res
 picks up where the last one stopped. Checkpoints that complete while a run goes are taken by the
 next one, started as soon as that run ends. A checkpoint whose run failed (its server would not
 start, its answers or judgments failed) is tried again a poll later, up to its sweep's
-`max_checkpoint_attempts`, and then left failed with its reason.
+`max_checkpoint_attempts`, and then left failed with its reason. A scored checkpoint whose files
+change (`engine.run.checkpoint_contents`) is reported once as changed after scoring and never run
+again: its label's answers are the old content's.
 
 Whatever the first run would refuse (the data, the questions, GPUs, the store's path) is refused
 before the first poll, as a plain run refuses it before its first request.
@@ -23,6 +25,7 @@ what the watcher is waiting for.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -33,6 +36,7 @@ from engine.config import ModelConfig, RunConfig
 from engine.config_sweeps import CheckpointSweep
 from engine.config_tables import reject_duplicates
 from engine.errors import ConfigError, StoreBusy
+from engine.run.checkpoint_contents import changed_after_scoring
 from engine.run.control import RunControl
 from engine.run.progress import ProgressView
 from engine.run.readiness import ReadinessTracker
@@ -47,8 +51,11 @@ __all__ = [
     "watch",
 ]
 
-# "gone": no longer matched (a trainer deleting old checkpoints) before it could be scored
-Outcome = Literal["scored", "failed", "retrying", "waiting", "gone"]
+log = logging.getLogger(__name__)
+
+# "gone": no longer matched (a trainer deleting old checkpoints) before it could be scored;
+# "changed": its files changed after it was scored (the reason says what to do)
+Outcome = Literal["scored", "failed", "retrying", "waiting", "gone", "changed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,7 @@ class WatchStatus:
     failed: tuple[str, ...]  # failed for good
     waiting: tuple[Waiting, ...]
     idle: float  # seconds with no new checkpoint and no run
+    changed: tuple[str, ...] = ()  # changed after scoring: their scores are the old content's
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,7 @@ class _Checkpoint:
     retry_at: float = 0.0
     held: str = ""  # why its last run could not start (the store busy): no attempt spent
     refused: bool = False  # its label is another model's: never run, `failure` says why
+    changed: str = ""  # changed after scoring (what the user was told): never run again
 
     @property
     def label(self) -> str:
@@ -175,6 +184,7 @@ class _Watcher:
         while True:
             stopping = stopping or self._stop_file_there()
             due, appeared = self._look()
+            due = self._unchanged(due)
             self.readiness.started()
             if (due or fixed) and await self._score(fixed, due):
                 fixed = []
@@ -230,7 +240,7 @@ class _Watcher:
                 if checkpoint is None:
                     appeared = True
                     checkpoint = self.state.checkpoints[key] = self._new(sweep, label, path)
-                if checkpoint.scored or checkpoint.given_up:
+                if checkpoint.scored or checkpoint.given_up or checkpoint.changed:
                     continue
                 if checkpoint.model.checkpoint != str(path):  # step-100.tmp gone, step-100.pt
                     checkpoint.model = sweep.model_for(label, path)
@@ -240,6 +250,26 @@ class _Watcher:
                 else:
                     self.state.waiting[key] = reason
         return due, appeared
+
+    def _unchanged(self, due: list[_Checkpoint]) -> list[_Checkpoint]:
+        """`due` but for checkpoints changed since their stored answers were generated (a
+        restarted watcher's); a scored checkpoint whose files changed is marked too. Each is
+        reported once, with what to do, and never run again under its label."""
+        scored = [
+            checkpoint
+            for key, checkpoint in self.state.checkpoints.items()
+            if checkpoint.scored and not checkpoint.changed and key in self.state.present
+        ]
+        looked = [*scored, *due]
+        if not looked:
+            return due
+        changed = changed_after_scoring(self.config.store, (c.model for c in looked))
+        for checkpoint in looked:
+            line = changed.get(checkpoint.label)
+            if line is not None:
+                checkpoint.changed = line
+                log.warning(line)
+        return [checkpoint for checkpoint in due if not checkpoint.changed]
 
     def _new(self, sweep: CheckpointSweep, label: str, path: Path) -> _Checkpoint:
         """A checkpoint seen for the first time; refused if its label is another model's (a plain
@@ -316,10 +346,11 @@ class _Watcher:
     def _status(self, idle: float) -> WatchStatus:
         checkpoints = self.state.checkpoints.values()
         return WatchStatus(
-            scored=tuple(c.label for c in checkpoints if c.scored),
+            scored=tuple(c.label for c in checkpoints if c.scored and not c.changed),
             failed=tuple(c.label for c in checkpoints if c.given_up),
             waiting=tuple(Waiting(label, why) for (_, label), why in self.state.waiting.items()),
             idle=idle,
+            changed=tuple(c.label for c in checkpoints if c.changed),
         )
 
     def _result(self, ended_by: Literal["idle", "stop file"]) -> WatchResult:
@@ -348,6 +379,8 @@ def _outcome(checkpoint: _Checkpoint, waiting: str | None, present: bool) -> Che
 
 def _bare_outcome(checkpoint: _Checkpoint, waiting: str | None, present: bool) -> CheckpointOutcome:
     label = checkpoint.label
+    if checkpoint.changed:
+        return CheckpointOutcome(label, "changed", checkpoint.attempts, checkpoint.changed)
     if checkpoint.scored:
         return CheckpointOutcome(label, "scored", checkpoint.attempts, "")
     if checkpoint.given_up:

@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "IMPORT_API",
     "AnswerRow",
+    "CheckpointFilesRow",
     "CompletionEstimate",
     "FailureRow",
     "JobServerRow",
@@ -234,6 +235,20 @@ class PanelRow:
         return UPSERT_PANEL, params(self)
 
 
+@dataclass(frozen=True, slots=True)
+class CheckpointFilesRow:
+    """A checkpoint's files (JSON [[path, size, mtime_ns], ...]) as a run first served it."""
+
+    label: str
+    path: str
+    files: str
+    run_id: int | None
+    created: float
+
+    def write(self) -> Write:
+        return UPSERT_CHECKPOINT_FILES, params(self)
+
+
 INSERT_RESPONSE = _insert("INSERT OR IGNORE", "responses", ResponseRow)
 UPSERT_ANSWER = _insert("INSERT OR REPLACE", "answers", AnswerRow)
 UPSERT_JUDGMENT = _insert("INSERT OR REPLACE", "judgments", JudgmentRow)
@@ -246,6 +261,11 @@ STORED_PANELS = "SELECT name, judges, aggregate FROM panels WHERE bench = :bench
 PANEL_RUN_CONFIG = (  # the config of the run that recorded a panel: who its members were then
     "SELECT runs.config FROM panels JOIN runs ON runs.id = panels.run_id "
     "WHERE panels.bench = :bench AND panels.name = :name"
+)
+UPSERT_CHECKPOINT_FILES = _insert("INSERT OR REPLACE", "checkpoint_files", CheckpointFilesRow)
+CHECKPOINT_FILES = (  # and whether any answer is stored under the label
+    "SELECT label, files, EXISTS (SELECT 1 FROM answers WHERE answers.model = label) "
+    "FROM checkpoint_files"
 )
 
 # Runs

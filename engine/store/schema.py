@@ -134,6 +134,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (bench, name)
     ) WITHOUT ROWID;
     """,
+    # 6: what each checkpoint's files were when a run first served it, so a checkpoint rewritten
+    # after it was scored (its answers are cached under its label, not its content) is reported
+    """
+    CREATE TABLE checkpoint_files (
+        label TEXT PRIMARY KEY,         -- the model label its answers are stored under
+        path TEXT NOT NULL,             -- the checkpoint, as served
+        files TEXT NOT NULL,            -- JSON [[relative path, size, mtime_ns], ...], sorted
+        run_id INTEGER,
+        created REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
