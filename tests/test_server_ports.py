@@ -22,6 +22,7 @@ import pytest
 from engine.errors import ServerFailed
 from engine.serving.ports import PORT_FLOOR, ephemeral_start, free_port
 from engine.serving.serve import ManagedServer, ServerSpec
+from tests.support.llamacpp import smollm2_spec
 from tests.support.runconfig import mtbench, write_config
 from tests.support.served_fake import COMMAND as SERVED_FAKE
 
@@ -89,6 +90,27 @@ def test_a_server_whose_port_is_taken_before_it_binds_is_started_again_on_anothe
         assert asyncio.run(scenario(taken)) == 200
     assert len(picks) == 2 and picks[0] == taken and picks[1] != taken
     assert "Address already in use" in log.read_text()  # the first attempt's own words
+
+
+def test_llama_cpp_losing_its_port_is_started_again_on_another(tmp_path: Path) -> None:
+    # llama.cpp's server words it its own way: "couldn't bind HTTP server socket".
+    log = tmp_path / "server.log"
+    picks: list[int] = []
+
+    async def scenario(taken: int) -> int:
+        server = ManagedServer(smollm2_spec(log_file=log), pick_port=first_then_free(taken, picks))
+        base_url = await server.start()
+        try:
+            return await answers(base_url + "/models")
+        finally:
+            await server.stop()
+
+    with held_port() as taken:
+        assert asyncio.run(scenario(taken)) == 200
+    assert len(picks) == 2 and picks[0] == taken and picks[1] != taken
+    assert (
+        f"couldn't bind HTTP server socket, hostname: 127.0.0.1, port: {taken}" in log.read_text()
+    )
 
 
 def test_a_picked_port_that_has_a_listener_is_passed_over_before_starting_the_server() -> None:
