@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from engine.serving.serve import ManagedServer
+from engine.serving.sweep import server_log_stem
 from tests.support.llamacpp import JUDGE_GRAMMAR, JUDGE_MAX_TOKENS, ServerThread, smollm2_spec
 from tests.support.runconfig import model, mtbench, write_config
 
@@ -178,4 +179,5 @@ def test_a_two_checkpoint_sweep_serves_each_checkpoint_in_turn(
     ]
     assert all(text.strip() for *_, text in rows)
     logs = sorted(p.name for p in (tmp_path / "servers").iterdir())
-    assert logs == ["smol-a.log", "smol-b.log"]  # each checkpoint had a server of its own
+    # each checkpoint had a server of its own
+    assert logs == [f"{server_log_stem('smol-a')}.log", f"{server_log_stem('smol-b')}.log"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from engine.serving.sweep import server_log_stem
 from tests.support.runconfig import mtbench, write_config
 from tests.support.served_fake import COMMAND as SERVED_FAKE
 
@@ -44,12 +45,13 @@ def test_a_file_where_the_server_logs_belong_is_refused_before_anything_is_sent(
 def test_a_server_log_that_cannot_be_opened_fails_that_model_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "servers" / "blocked.log").mkdir(parents=True)  # a directory where its log goes
+    blocked = f"{server_log_stem('blocked')}.log"
+    (tmp_path / "servers" / blocked).mkdir(parents=True)  # a directory where its log goes
     models = [served(tmp_path, "blocked"), served(tmp_path, "fine")]
     config = write_config(tmp_path, models=models, questions=[81], server_slots=2)
     code, out, err = mtbench(capsys, "generate", "-c", str(config))
     assert code == 1, out + err
-    assert "cannot write its log" in out and "blocked.log" in out
+    assert "cannot write its log" in out and blocked in out
     assert "internal error" not in out + err and "Traceback" not in err
     with sqlite3.connect(tmp_path / "store.sqlite") as db:
         answered = dict(db.execute("SELECT model, COUNT(*) FROM answers GROUP BY model"))

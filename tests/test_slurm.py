@@ -21,6 +21,7 @@ import orjson
 import pytest
 
 from engine.serving.slurm_jobs import job_name, store_tag
+from engine.serving.sweep import server_log_stem
 from tests.support.engineproc import ended, start_engine, wait_until
 from tests.support.fakeserver import FakeServer
 from tests.support.gpu_server import COMMAND as GPU_SERVER
@@ -133,7 +134,9 @@ def test_a_job_that_fails_to_start_fails_only_its_checkpoint_with_its_output_tai
         failed = {model for (model,) in db.execute("SELECT DISTINCT model FROM failures")}
     assert failed == {"step-2-broken"}
     assert slurm.jobs() == []
-    broken = list((tmp_path / "shared 100%j").glob("step-2-broken.slurm-*.log"))
+    broken = list(
+        (tmp_path / "shared 100%j").glob(f"{server_log_stem('step-2-broken')}.slurm-*.log")
+    )
     assert len(broken) == 1 and str(broken[0]) in out
     assert not list((tmp_path / "servers").glob("*.slurm-*"))
 
@@ -196,7 +199,7 @@ def test_a_job_that_ends_while_serving_fails_its_checkpoint_and_the_sweep_goes_o
         store = tmp_path / "store.sqlite"
         wait_until(lambda: job_rows(store) and counts(store, "answers"), timeout=60, interval=0.1)
         [(job_id, name, _)] = slurm.jobs()  # serving: it has answered
-        assert name == job_name(store_tag(store, socket.gethostname()), "step-1")
+        assert name == job_name(store_tag(store, socket.gethostname()), server_log_stem("step-1"))
         slurm.run("scancel", job_id)
         out, err = ended(engine, timeout=120)
     finally:

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from engine.serving.slurm_jobs import job_name, store_tag
+from engine.serving.sweep import server_log_stem
 from tests.support.engineproc import start_engine, wait_until
 from tests.support.fakeserver import FakeServer
 from tests.support.runconfig import mtbench
@@ -73,7 +74,7 @@ def test_an_engine_killed_between_sbatch_and_recording_the_job_id_leaves_no_job_
         os.kill(int(submitted.read_text()), signal.SIGKILL)  # the wrapper that never answers
     monkeypatch.setenv("PATH", path)
     host = socket.gethostname()
-    assert name == job_name(store_tag(store, host), "step-1")
+    assert name == job_name(store_tag(store, host), server_log_stem("step-1"))
     others = [
         sleeping_job(slurm, tmp_path, job_name(store_tag(tmp_path / "other.sqlite", host), "s")),
         sleeping_job(slurm, tmp_path, "mtbench-step-1"),
@@ -114,7 +115,7 @@ def test_an_address_file_an_earlier_job_of_the_same_id_left_is_not_trusted(
     with FakeServer() as decoy:
         for job in range(int(probe) + 1, int(probe) + 4):  # the ids the cluster gives next
             stale = f"{socket.gethostname()} {decoy.port} 0123456789abcdef\n"
-            (servers / f"step-1.slurm-{job}.address").write_text(stale)
+            (servers / f"{server_log_stem('step-1')}.slurm-{job}.address").write_text(stale)
         code, out, err = mtbench(capsys, "run", "-c", str(config))
         assert code == 0, out + err
         assert decoy.stats()["by_kind"]["generation"] == 0

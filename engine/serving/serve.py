@@ -23,10 +23,10 @@ import logging
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +34,7 @@ from typing import IO, TYPE_CHECKING, Protocol
 
 from engine.errors import ConfigError, ServerFailed
 from engine.redact import redact
+from engine.serving.ports import PortTaken, free_port, listening, retry_lost_ports
 from engine.serving.processes import (
     ProcessIdentity,
     exit_with_parent,
@@ -144,19 +145,18 @@ class ServerRecords(Protocol):
     async def remove(self, server: StartedServer) -> None: ...
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (the server binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
 class ManagedServer:
     """One server process: `start()` returns its base URL once ready; `stop()` ends its group."""
 
-    def __init__(self, spec: ServerSpec, records: ServerRecords | None = None) -> None:
+    def __init__(
+        self,
+        spec: ServerSpec,
+        records: ServerRecords | None = None,
+        pick_port: Callable[[str], int] = free_port,
+    ) -> None:
         self.spec = spec
         self._records = records
+        self._pick_port = pick_port  # for a spec without a port: given the host
         self._started: StartedServer | None = None
         self.port: int | None = spec.port
         self._argv: list[str] = []
@@ -188,14 +188,20 @@ class ManagedServer:
         return list(self._tail)
 
     async def start(self) -> str:
-        """Spawn the server and wait until its probe answers 200; stop it if that never happens."""
+        """Spawn the server and wait until its probe answers 200; stop it if that never happens.
+        Started again on another port if a port picked here is taken first (`serving.ports`)."""
         if self._process is not None:
             raise RuntimeError("ManagedServer.start() called twice")
-        self.port = self.spec.port if self.spec.port is not None else free_port(self.spec.host)
+        return await retry_lost_ports(self._start_once, self.log_tail, self.spec.port is None)
+
+    async def _start_once(self) -> str:
+        self._process, self._reader = None, None  # the last attempt's, stopped
+        self._tail.clear()
+        self.port = self._pick_port(self.spec.host) if self.spec.port is None else self.spec.port
         self._argv = self.spec.argv(self.port)
-        if _listening(self.spec.host, self.port):
+        if listening(self.spec.host, self.port):
             # Else the probe would find that other server ready while ours fails to bind.
-            raise ServerFailed(
+            raise PortTaken(
                 f"server `{self._command()}`: port {self.port} is already in use on "
                 f"{self.spec.host}; pick another port or leave it unset"
             )
@@ -373,12 +379,6 @@ async def _answers_ok(session: aiohttp.ClientSession, url: str) -> bool:
             return response.status == 200
     except (aiohttp.ClientError, asyncio.TimeoutError):
         return False
-
-
-def _listening(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        return probe.connect_ex((host, port)) == 0
 
 
 async def _group_gone(process: asyncio.subprocess.Process, group: int, deadline: float) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -30,9 +31,18 @@ from engine.serving.slots import SlotPool, launcher_of, plan_slots
 from engine.serving.slurm import SlurmServer
 from engine.serving.slurm_jobs import store_tag
 
-__all__ = ["ServerFleet", "ServerLifecycle", "SlotPool", "log_dir_problem", "server_log_dir"]
+__all__ = [
+    "ServerFleet",
+    "ServerLifecycle",
+    "SlotPool",
+    "log_dir_problem",
+    "server_log_dir",
+    "server_log_stem",
+]
 
 log = logging.getLogger(__name__)
+
+_READABLE_BYTES = 100  # of a label in its log's name: file names end at 255 bytes
 
 
 def server_log_dir(store: Path) -> Path:
@@ -144,7 +154,7 @@ class ServerLifecycle:
             name=model.name,
             ready_path=model.ready_path,
             ready_timeout=model.ready_timeout,
-            log_file=self._log_dir / f"{_file_safe(model.name)}{suffix}.log",
+            log_file=self._log_dir / f"{server_log_stem(model.name, suffix)}.log",
             gpus=gpus,
             num_gpus=len(gpus) if gpus else wanted,
         )
@@ -220,5 +230,13 @@ class ServerLifecycle:
         )
 
 
-def _file_safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+def server_log_stem(label: str, replica: str = "") -> str:
+    """The name of a served model's log, `.log` aside: its label in the characters a file name
+    can hold (at most 100 bytes of them), the `replica` suffix, then the first 8 hex digits of the
+    label's sha256. Labels that differ only where a file name cannot (`step-1 a`, `step-1_a`), in
+    case, or beyond their 100th byte, never share a log, which would interleave their
+    output and show one server's lines under the other's failure."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+    readable = safe.encode()[:_READABLE_BYTES].decode(errors="ignore")  # no character cut in two
+    digest = hashlib.sha256(label.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{readable}{replica}.{digest}"
