@@ -174,3 +174,27 @@ def test_a_new_or_rewritten_file_is_a_change_and_a_removed_one_is_not(tmp_path: 
     rewrite(checkpoint, "config.json")
     assert changed_file(recorded, checkpoint_files(checkpoint) or ()) == "config.json"
     assert checkpoint_files(tmp_path / "missing") is None
+
+
+def test_a_checkpoint_holding_a_file_named_in_no_utf8_is_recorded_and_its_rewrite_reported(
+    tmp_path: Path, fake: FakeServer
+) -> None:
+    """A file name is bytes on Linux (one copied from an old Latin-1 system: `r\\xe9sum\\xe9`):
+    its record once failed every run that served the checkpoint with an internal error."""
+    config, _ = watch_config(tmp_path, fake, settle=0)
+    checkpoint = tmp_path / "checkpoints" / "step-100"
+    write_checkpoint(checkpoint)
+    odd = os.path.join(os.fsencode(checkpoint), b"notes-\xe9.txt")
+    with open(odd, "wb") as file:
+        file.write(b"latin-1")
+    code, _, err = run(config)
+    assert code == 0, err
+    code, _, err = run(config)
+    assert code == 0, err
+    assert not warnings(err)
+    before = os.stat(odd).st_mtime_ns
+    os.utime(odd, ns=(before + 5_000_000_000, before + 5_000_000_000))
+    code, _, err = run(config)
+    assert code == 0, err
+    (warning,) = warnings(err)
+    assert "(notes-\\xe9.txt is not the file" in warning

@@ -41,12 +41,12 @@ def checkpoint_files(path: Path) -> tuple[FileEntry, ...] | None:
     if it cannot be looked at now (gone, unreadable, a file removed while it was walked)."""
     try:
         if not path.is_dir():
-            return (_entry(path, path.name),)
+            return (_entry(path, _text(path.name)),)
         found = []
         for folder, _, files in os.walk(path, onerror=_raise):
             for name in files:
                 full = Path(folder, name)
-                found.append(_entry(full, full.relative_to(path).as_posix()))
+                found.append(_entry(full, _text(full.relative_to(path).as_posix())))
     except OSError:
         return None
     return tuple(sorted(found))
@@ -60,6 +60,12 @@ def _entry(path: Path, name: str) -> FileEntry:
             raise
         status = path.lstat()  # a dangling link: itself
     return name, status.st_size, status.st_mtime_ns
+
+
+def _text(name: str) -> str:
+    """`name` as text the store's JSON can hold: a byte that is no UTF-8 (Python's lone
+    surrogate for it) as `\\xff`, the same at every look, so the name still compares equal."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _raise(error: OSError) -> None:
