@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -116,3 +117,61 @@ def test_a_stop_grace_that_is_no_number_of_seconds_is_refused_before_anything_is
         "such as 20, or inf to let a stop wait for every request in flight"
     ]
     assert fake.stats(arrivals=False)["ok"] == 0
+
+
+def servers_recorded(store: Path) -> int:
+    try:
+        with sqlite3.connect(store) as db:
+            return int(db.execute("SELECT COUNT(*) FROM servers").fetchone()[0])
+    except sqlite3.OperationalError:  # not there yet, or not yet migrated
+        return 0
+
+
+# A server that takes its time to stop: SIGTERM ignored (as by a graceful shutdown that waits for
+# requests still running), ready at once, never answering a chat request.
+LINGERING_SERVER = """
+import http.server, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b'{"data": []}')
+    def do_POST(self):
+        time.sleep(600)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def test_an_aborted_stop_kills_a_served_model_that_lingers_instead_of_waiting_its_stop_timeout(
+    tmp_path: Path,
+) -> None:
+    """The stop grace is over (or a second Ctrl-C): a server of the engine's own still up two
+    seconds after its SIGTERM is killed. One that finishes its requests before it exits (as
+    aiohttp's and uvicorn's graceful shutdowns do) held the engine 30 s more, past the SIGKILL a
+    scheduler sends 30 s after its SIGTERM; a second Ctrl-C did not hurry it either."""
+    script = tmp_path / "lingering.py"
+    script.write_text(LINGERING_SERVER)
+    (tmp_path / "checkpoints" / "step-1").mkdir(parents=True)
+    sweep = {
+        "serve": f"{sys.executable} {script} {{port}} {{path}}",
+        "checkpoints": "checkpoints/*",
+    }
+    config = write_config(tmp_path, models=[sweep], questions=[81, 101])
+    store = tmp_path / "store.sqlite"
+    for second_signal in (False, True):
+        env = {"MTBENCH_STOP_GRACE": "inf" if second_signal else "0.5"}
+        process = start_engine("generate", "-c", str(config), env=env)
+        wait_until(lambda: servers_recorded(store) == 1, timeout=30)
+        time.sleep(2.0)  # its server ready, its requests sent
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        if second_signal:
+            time.sleep(0.5)
+            process.send_signal(signal.SIGINT)
+        _, err = ended(process, timeout=60)
+        assert process.returncode == 143, err
+        assert time.monotonic() - started < 10, err
+        assert "ignored SIGTERM; killing its group" in err
+        assert servers_recorded(store) == 0  # stopped, not left to the next command
+        assert run_status(store) == "interrupted"

@@ -29,6 +29,10 @@ class ServerLease(Protocol):
         """Stop the servers and free their slots (every caller waits until that is done)."""
         ...
 
+    def hurry(self) -> None:
+        """The run is aborted: stopping its servers waits seconds for them, not a minute."""
+        ...
+
     @property
     def status(self) -> str | None:
         """What its servers are doing while they hold slots (queued, starting, serving)."""
@@ -72,6 +76,11 @@ class ServerStart:
             return None
         self._releasing = True
         return self._lease.release()
+
+    def hurry(self) -> None:
+        """The run is aborted: the server's stop, under way or to come, kills it soon."""
+        if self._lease is not None:
+            self._lease.hurry()
 
     async def close(self) -> None:
         """Make sure the server is stopped (releasing again only waits for the first release)."""

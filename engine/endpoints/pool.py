@@ -153,6 +153,11 @@ class EndpointPool:
         for task in self._tasks:
             task.cancel()
 
+    def hurry_server(self) -> None:
+        """The run is aborted: a server it started is killed if it has not ended seconds after
+        its SIGTERM (a scheduler's SIGKILL follows soon), not after `stop_timeout`."""
+        self._server.hurry()
+
     async def close(self) -> None:
         """Stop, cancel whatever is still in flight, close the transport, stop the server."""
         self.stop_dispatching()

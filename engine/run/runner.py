@@ -325,6 +325,7 @@ def _stop(pipeline: Pipeline, endpoints: Iterable[EndpointPool]) -> None:
 def _abort(endpoints: Iterable[EndpointPool]) -> None:
     for pool in endpoints:
         pool.abort()
+        pool.hurry_server()
 
 
 def _status(summary: RunSummary | None, control: RunControl, failure: MtbenchError | None) -> str:

@@ -17,11 +17,14 @@ stays a zombie forever, yet it holds nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,7 @@ __all__ = [
     "ProcessIdentity",
     "exit_with_parent",
     "group_alive",
+    "group_gone",
     "identify",
     "live_group_members",
     "signal_group",
@@ -118,6 +122,22 @@ def group_alive(group: int) -> bool:
     if not PROC.is_dir():
         return signal_group(group, 0)
     return any(stat.group == group and stat.state != "Z" for _, stat in _all_stats())
+
+
+async def group_gone(
+    process: asyncio.subprocess.Process, group: int, deadline: Callable[[], float]
+) -> bool:
+    """Wait until the leader is reaped and no process of the group remains, or `deadline()` (a
+    monotonic time, asked again at each look: an aborted run brings it closer)."""
+    while time.monotonic() < deadline():
+        if process.returncode is None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(process.wait(), timeout=0.05)
+            continue
+        if not group_alive(group):
+            return True
+        await asyncio.sleep(0.05)
+    return process.returncode is not None and not group_alive(group)
 
 
 def signal_group(group: int, signum: int) -> bool:

@@ -38,7 +38,7 @@ from engine.serving.ports import PortTaken, free_port, listening, retry_lost_por
 from engine.serving.processes import (
     ProcessIdentity,
     exit_with_parent,
-    group_alive,
+    group_gone,
     identify,
     signal_group,
 )
@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 50
 _PROBE_INTERVAL = 0.1
+ABORT_STOP_TIMEOUT = 2.0  # seconds an aborted run's server has to end after SIGTERM
 _PROBE_TIMEOUT = 5.0
 _PLACEHOLDERS = ("path", "name", "port", "gpus", "num_gpus")
 # Process groups still running; killed at interpreter exit so a crash of the sweep does not leave
@@ -164,6 +165,7 @@ class ManagedServer:
         self._reader: asyncio.Task[None] | None = None
         self._tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self._log: IO[str] | None = None
+        self._stop_timeout = spec.stop_timeout
 
     @property
     def base_url(self) -> str:
@@ -331,6 +333,11 @@ class ManagedServer:
         """Until the process exits; how it ended, for a message."""
         return f"exited with code {await self.wait()}"
 
+    def hurry(self) -> None:
+        """The run is aborted (a second signal, the stop grace over): a stop under way or to come
+        kills the group `ABORT_STOP_TIMEOUT` s after its SIGTERM, not `stop_timeout` s."""
+        self._stop_timeout = min(self._stop_timeout, ABORT_STOP_TIMEOUT)
+
     async def stop(self) -> None:
         """SIGTERM the process group, wait `stop_timeout`, then SIGKILL it. Safe to call twice."""
         process = self._process
@@ -338,11 +345,12 @@ class ManagedServer:
             group = process.pid
             gone = True
             if signal_group(group, signal.SIGTERM):
-                deadline = time.monotonic() + self.spec.stop_timeout
-                if not await _group_gone(process, group, deadline):
+                sent = time.monotonic()  # the deadline moves closer if the run is aborted
+                if not await group_gone(process, group, lambda: sent + self._stop_timeout):
                     logger.warning("server pid %d ignored SIGTERM; killing its group", group)
                     signal_group(group, signal.SIGKILL)
-                    gone = await _group_gone(process, group, time.monotonic() + 5.0)
+                    killed = time.monotonic() + 5.0
+                    gone = await group_gone(process, group, lambda: killed)
             await process.wait()
             _LIVE_GROUPS.discard(group)
             await self._record_stop(gone)
@@ -379,19 +387,6 @@ async def _answers_ok(session: aiohttp.ClientSession, url: str) -> bool:
             return response.status == 200
     except (aiohttp.ClientError, asyncio.TimeoutError):
         return False
-
-
-async def _group_gone(process: asyncio.subprocess.Process, group: int, deadline: float) -> bool:
-    """Wait until the leader is reaped and no process of the group remains, or the deadline."""
-    while time.monotonic() < deadline:
-        if process.returncode is None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(process.wait(), timeout=0.05)
-            continue
-        if not group_alive(group):
-            return True
-        await asyncio.sleep(0.05)
-    return process.returncode is not None and not group_alive(group)
 
 
 @atexit.register

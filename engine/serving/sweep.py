@@ -68,6 +68,8 @@ class Server(Protocol):
 
     async def stop(self) -> None: ...
 
+    def hurry(self) -> None: ...
+
     async def ended(self) -> str: ...
 
     def log_tail(self) -> list[str]: ...
@@ -200,6 +202,11 @@ class ServerLifecycle:
         if self._releasing is None:
             self._releasing = asyncio.ensure_future(self._stop())
         await asyncio.shield(self._releasing)
+
+    def hurry(self) -> None:
+        """The run is aborted: its servers' stops do not wait `stop_timeout` for them."""
+        for server in self._servers:
+            server.hurry()
 
     async def _stop(self) -> None:
         for watch in self._watches:
