@@ -128,10 +128,12 @@ def servers_recorded(store: Path) -> int:
 
 
 # A server that takes its time to stop: SIGTERM ignored (as by a graceful shutdown that waits for
-# requests still running), ready at once, never answering a chat request.
+# requests still running), ready at once (or never), never answering a chat request.
 LINGERING_SERVER = """
 import http.server, signal, sys, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if sys.argv[2] == "never-ready":
+    time.sleep(600)
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200)
@@ -149,21 +151,22 @@ def test_an_aborted_stop_kills_a_served_model_that_lingers_instead_of_waiting_it
     """The stop grace is over (or a second Ctrl-C): a server of the engine's own still up two
     seconds after its SIGTERM is killed. One that finishes its requests before it exits (as
     aiohttp's and uvicorn's graceful shutdowns do) held the engine 30 s more, past the SIGKILL a
-    scheduler sends 30 s after its SIGTERM; a second Ctrl-C did not hurry it either."""
+    scheduler sends 30 s after its SIGTERM; a second Ctrl-C did not hurry it either, nor the
+    grace one still starting (stopped as the run closed, after the grace could reach it)."""
     script = tmp_path / "lingering.py"
     script.write_text(LINGERING_SERVER)
     (tmp_path / "checkpoints" / "step-1").mkdir(parents=True)
-    sweep = {
-        "serve": f"{sys.executable} {script} {{port}} {{path}}",
-        "checkpoints": "checkpoints/*",
-    }
-    config = write_config(tmp_path, models=[sweep], questions=[81, 101])
     store = tmp_path / "store.sqlite"
-    for second_signal in (False, True):
+    for second_signal, ready in ((False, "ready"), (True, "ready"), (False, "never-ready")):
+        sweep = {
+            "serve": f"{sys.executable} {script} {{port}} {ready} {{path}}",
+            "checkpoints": "checkpoints/*",
+        }
+        config = write_config(tmp_path, models=[sweep], questions=[81, 101])
         env = {"MTBENCH_STOP_GRACE": "inf" if second_signal else "0.5"}
         process = start_engine("generate", "-c", str(config), env=env)
         wait_until(lambda: servers_recorded(store) == 1, timeout=30)
-        time.sleep(2.0)  # its server ready, its requests sent
+        time.sleep(2.0)  # its server ready (or still starting), its requests sent
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         if second_signal:

@@ -290,7 +290,12 @@ async def _drive(
         detach()
         finished.set()
         waited = [] if reporter is None else [lambda: settled(reporter)]
-        await to_the_end(*waited, *(p.close for p in endpoints.values()), writer.close)
+        # Closing stops the servers: an abort meanwhile (the stop grace over) hurries them.
+        detach = options.control.attach(_nothing, lambda: _hurry(endpoints.values()))
+        try:
+            await to_the_end(*waited, *(p.close for p in endpoints.values()), writer.close)
+        finally:
+            detach()
     supervisor.check()  # a commit callback that failed while the writer drained its queue
     return tally
 
@@ -325,7 +330,16 @@ def _stop(pipeline: Pipeline, endpoints: Iterable[EndpointPool]) -> None:
 def _abort(endpoints: Iterable[EndpointPool]) -> None:
     for pool in endpoints:
         pool.abort()
+    _hurry(endpoints)
+
+
+def _hurry(endpoints: Iterable[EndpointPool]) -> None:
+    for pool in endpoints:
         pool.hurry_server()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _status(summary: RunSummary | None, control: RunControl, failure: MtbenchError | None) -> str:
