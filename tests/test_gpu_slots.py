@@ -22,6 +22,7 @@ from engine.serving.gpus import carve_slots, local_slot_gpus, visible_gpus
 from engine.serving.slots import SlotPool
 from tests.support.gpu_server import COMMAND as GPU_SERVER
 from tests.support.runconfig import mtbench, write_config
+from tests.support.served_fake import checkpoint_folder
 
 OUTER_GPUS = "3,5,6,7"
 
@@ -29,10 +30,7 @@ OUTER_GPUS = "3,5,6,7"
 def served_model(
     tmp_path: Path, checkpoints: list[str], **keys: Any
 ) -> tuple[dict[str, Any], Path]:
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    for name in checkpoints:
-        (folder / f"{name}.bin").write_bytes(b"weights")
+    checkpoint_folder(tmp_path, checkpoints)
     events = tmp_path / "events.jsonl"
     serve = (
         f"{GPU_SERVER} {shlex.quote(str(events))} {{path}} --gpus {{gpus}} "

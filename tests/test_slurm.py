@@ -26,6 +26,7 @@ from tests.support.engineproc import ended, start_engine, wait_until
 from tests.support.fakeserver import FakeServer
 from tests.support.gpu_server import COMMAND as GPU_SERVER
 from tests.support.runconfig import mtbench, write_config
+from tests.support.served_fake import checkpoint_folder
 from tests.support.slurm_cluster import SlurmCluster
 
 QUESTIONS = [81, 82]
@@ -40,10 +41,7 @@ def slurm_sweep(
     slurm: dict[str, Any] | None = None,
     **top: Any,
 ) -> tuple[Path, Path]:
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    for name in checkpoints:
-        (folder / f"{name}.bin").write_bytes(b"weights")
+    checkpoint_folder(tmp_path, checkpoints)
     events = tmp_path / "events.jsonl"
     serve = (
         f"{GPU_SERVER} {shlex.quote(str(events))} {{path}} --gpus {{gpus}} "

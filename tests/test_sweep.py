@@ -14,13 +14,11 @@ from tests.support.fakeserver import FakeServer
 from tests.support.llamacpp import process_running
 from tests.support.runconfig import mtbench, write_config
 from tests.support.served_fake import COMMAND as SERVED_FAKE
+from tests.support.served_fake import checkpoint_folder
 
 
 def sweep_config(tmp_path: Path, fake: FakeServer, checkpoints: list[str]) -> tuple[Path, Path]:
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    for name in checkpoints:
-        (folder / f"{name}.bin").write_bytes(b"weights")
+    checkpoint_folder(tmp_path, checkpoints)
     events = tmp_path / "events.jsonl"
     serve = (
         f"{SERVED_FAKE} {shlex.quote(str(events))} {{path}} --port {{port}} --latency-median 0.005"

@@ -25,6 +25,16 @@ COMMAND = (
 )
 
 
+def checkpoint_folder(directory: Path, names: list[str]) -> Path:
+    """`directory/checkpoints` holding one `NAME.bin` per name: a sweep's checkpoints as files,
+    their content never read (the served fake only logs which one it serves)."""
+    folder = directory / "checkpoints"
+    folder.mkdir()
+    for name in names:
+        (folder / f"{name}.bin").write_bytes(b"weights")
+    return folder
+
+
 def record(events: Path, event: str, checkpoint: str) -> None:
     record_event(events, event, checkpoint)
 
